@@ -1,0 +1,39 @@
+# sweeptrainer: every entry point is a make target (`make help` lists them).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# make install uses .venv; set VENV to another folder to install elsewhere.
+
+.PHONY: help install test test-all lint format docs bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install:  ## create .venv with CPU torch 2.13.0 and sweeptrainer (editable) + dev tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+
+test:  ## the test suite (fast tests and the few slow end-to-end ones)
+	$(BIN)/pytest
+
+test-fast:  ## only the fast tests
+	$(BIN)/pytest -m "not slow"
+
+lint:  ## ruff format check + ruff check
+	$(BIN)/ruff format --check src tests benches
+	$(BIN)/ruff check src tests benches
+
+format:  ## apply ruff format and autofixes
+	$(BIN)/ruff format src tests benches
+	$(BIN)/ruff check --fix src tests benches
+
+docs:  ## check the docs folder (a Sphinx/MkDocs build comes with the docs issue)
+	@ls docs/*.md
+
+bench:  ## benchmark: trainer vs a hand-written loop, prints a table
+	$(BIN)/python benches/bench_digits.py
+
+clean:  ## remove build and test leftovers
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache results benches/_work

@@ -1,0 +1,1 @@
+"""Components shipped with the package: datasets, models, criteria, metrics, loggers."""

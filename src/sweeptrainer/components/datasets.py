@@ -1,0 +1,218 @@
+"""Datasets: real data bundled with scikit-learn (no download) and the user's own tables.
+
+What the trainer needs from a dataset (any class offering these works):
+
+- ``train``, ``dev``, ``test``: ``torch.utils.data.Dataset`` of ``(features, target)``;
+  a ``TensorDataset`` is batched by indexing, without per-sample collation;
+- ``task``: ``"classification"``, ``"regression"`` or ``"multilabel"``;
+- ``input_shape`` (tuple) and ``output_dim`` (int): passed to the model;
+- ``class_names``: label names (classification and multi-label), else None;
+- ``target_mean``/``target_std``: regression targets were standardised with these
+  (metrics and outputs are reported in the original units), else None.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from sweeptrainer.errors import ConfigError
+
+TASKS = ("classification", "regression", "multilabel")
+
+
+def split_indices(
+    n: int, split_seed: int, dev_fraction: float, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fixed, seeded train/dev/test split of ``n`` samples."""
+    if not (0 < dev_fraction < 1 and 0 < test_fraction < 1 and dev_fraction + test_fraction < 1):
+        raise ConfigError("dev_fraction and test_fraction must be in (0, 1) and sum to less than 1")
+    order = np.random.default_rng(split_seed).permutation(n)
+    n_dev, n_test = round(n * dev_fraction), round(n * test_fraction)
+    return order[n_dev + n_test :], order[:n_dev], order[n_dev : n_dev + n_test]
+
+
+class ArrayDataset:
+    """Three in-memory splits with features standardised on the training split."""
+
+    def __init__(
+        self,
+        splits: dict[str, tuple[np.ndarray, np.ndarray]],
+        task: str,
+        class_names: list[str] | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        scale_target: bool = False,
+    ) -> None:
+        if task not in TASKS:
+            raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+        self.task = task
+        self.class_names = class_names
+        x_train = splits["train"][0].astype(np.float32)
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+        std[std == 0] = 1.0  # constant features (e.g. always-black pixels)
+        self.target_mean: float | None = None
+        self.target_std: float | None = None
+        if task == "regression" and scale_target:
+            y_train = splits["train"][1].astype(np.float64)
+            self.target_mean, self.target_std = float(y_train.mean()), float(y_train.std() or 1.0)
+        n_features = x_train.shape[1]
+        self.input_shape = tuple(input_shape or (n_features,))
+        for name, (x, y) in splits.items():
+            features = torch.from_numpy(((x - mean) / std).astype(np.float32))
+            features = features.reshape(len(x), *self.input_shape)
+            setattr(self, name, TensorDataset(features, self._targets(y)))
+        if task == "classification":
+            assert class_names is not None
+            self.output_dim = len(class_names)
+        elif task == "multilabel":
+            self.output_dim = splits["train"][1].shape[1]
+        else:
+            self.output_dim = 1
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        if self.task == "classification":
+            return torch.from_numpy(y.astype(np.int64))
+        if self.task == "multilabel":
+            return torch.from_numpy(y.astype(np.float32))
+        values = y.astype(np.float64).reshape(-1, 1)
+        if self.target_mean is not None:
+            values = (values - self.target_mean) / self.target_std
+        return torch.from_numpy(values.astype(np.float32))
+
+    def class_counts(self) -> list[int]:
+        """Training samples per class (for balanced class weights)."""
+        targets = self.train.tensors[1]  # type: ignore[attr-defined]
+        return torch.bincount(targets, minlength=self.output_dim).tolist()
+
+
+def _sklearn(
+    loader_name: str,
+    task: str,
+    split_seed: int,
+    dev_fraction: float,
+    test_fraction: float,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, loader_name)()
+    x, y = np.asarray(bunch.data), np.asarray(bunch.target)
+    train, dev, test = split_indices(len(x), split_seed, dev_fraction, test_fraction)
+    splits = {"train": (x[train], y[train]), "dev": (x[dev], y[dev]), "test": (x[test], y[test])}
+    names = [str(n) for n in bunch.target_names] if task == "classification" else None
+    return {"splits": splits, "task": task, "class_names": names, **kwargs}
+
+
+class Digits(ArrayDataset):
+    """scikit-learn's 8x8 handwritten digits, as 1x8x8 images (FFNN flattens them)."""
+
+    def __init__(self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15):
+        super().__init__(
+            **_sklearn("load_digits", "classification", split_seed, dev_fraction, test_fraction),
+            input_shape=(1, 8, 8),
+        )
+
+
+class Wine(ArrayDataset):
+    """scikit-learn's wine recognition data: 13 features, 3 cultivars."""
+
+    def __init__(self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15):
+        super().__init__(
+            **_sklearn("load_wine", "classification", split_seed, dev_fraction, test_fraction)
+        )
+
+
+class BreastCancer(ArrayDataset):
+    """scikit-learn's Wisconsin breast cancer data: 30 features, malignant or benign."""
+
+    def __init__(self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15):
+        super().__init__(
+            **_sklearn("load_breast_cancer", "classification", split_seed, dev_fraction, test_fraction)
+        )
+
+
+class Diabetes(ArrayDataset):
+    """scikit-learn's diabetes progression data: 10 features, a continuous target."""
+
+    def __init__(
+        self,
+        split_seed: int = 0,
+        dev_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        scale_target: bool = True,
+    ):
+        super().__init__(
+            **_sklearn("load_diabetes", "regression", split_seed, dev_fraction, test_fraction),
+            scale_target=scale_target,
+        )
+
+
+def _read_table(path: str, key: str) -> Any:
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"dataset.{key}: file {path!r} does not exist (cwd: {Path.cwd()})")
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(file)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(file)
+    except ImportError as err:
+        raise ConfigError(f"dataset.{key}: reading {path!r} needs pyarrow: {err}") from None
+    except Exception as err:
+        raise ConfigError(f"dataset.{key}: cannot read {path!r}: {err}") from None
+    raise ConfigError(f"dataset.{key}: {path!r} is not a .csv or .parquet file")
+
+
+class Table(ArrayDataset):
+    """The user's own CSV/Parquet files: feature columns and a target column.
+
+    String class labels are encoded (sorted names, from all three splits);
+    ``features: null`` takes every column except the target.
+    """
+
+    def __init__(
+        self,
+        train: str,
+        dev: str,
+        test: str,
+        target: str,
+        features: list[str] | None = None,
+        task: str = "classification",
+        scale_target: bool = False,
+    ) -> None:
+        if task not in ("classification", "regression"):
+            raise ConfigError(f"dataset.task: expected classification or regression, got {task!r}")
+        paths = {"train": train, "dev": dev, "test": test}
+        frames = {split: _read_table(path, split) for split, path in paths.items()}
+        columns = features if features is not None else [
+            c for c in frames["train"].columns if c != target
+        ]
+        for split, frame in frames.items():
+            missing = [c for c in [target, *columns] if c not in frame.columns]
+            if missing:
+                raise ConfigError(
+                    f"dataset.{'target' if target in missing else 'features'}: column(s) "
+                    f"{missing} not in the {split} file {paths[split]!r} "
+                    f"(columns: {', '.join(map(str, frame.columns))})"
+                )
+        class_names = None
+        if task == "classification":
+            class_names = sorted({str(v) for f in frames.values() for v in f[target]})
+            index = {name: i for i, name in enumerate(class_names)}
+        splits = {}
+        for split, frame in frames.items():
+            try:
+                x = frame[columns].to_numpy(dtype=np.float32)
+            except ValueError as err:
+                raise ConfigError(f"dataset.features: non-numeric feature values in {split}: {err}")
+            y = frame[target]
+            y = np.array([index[str(v)] for v in y]) if class_names else y.to_numpy(np.float64)
+            splits[split] = (x, y)
+        super().__init__(splits, task, class_names, scale_target=scale_target)

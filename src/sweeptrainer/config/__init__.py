@@ -1,0 +1,1 @@
+"""Config: where the config library lives, composing it, checking it, building from it."""

@@ -1,0 +1,144 @@
+"""Composing the config: the packaged library, the user's ./conf, and the overrides.
+
+Search order: the user's config folder (``./conf`` or ``--config-dir``) first, so
+its ``config.yaml`` replaces the packaged one and its group options add to ours;
+then the packaged library (``sweeptrainer.conf``). The training command composes
+every run of a sweep here *before* Hydra launches anything, so a bad option in
+run 7 of 8 fails before run 1 trains.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeptrainer.errors import ConfigError
+
+CONFIG_NAME = "config"
+MAX_PREFLIGHT = 256  # beyond this many combinations, check each value once
+
+
+def packaged_conf_dir() -> Path:
+    """The folder of the packaged config library (works installed and editable)."""
+    spec = importlib.util.find_spec("sweeptrainer.conf")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass
+class ConfigSources:
+    """Where configs are searched: the primary folder and, when it is the user's, ours."""
+
+    user_dir: Path | None = None
+    config_name: str = CONFIG_NAME
+    packaged: Path = field(default_factory=packaged_conf_dir)
+
+    @classmethod
+    def find(cls, config_dir: str | None, config_name: str | None, cwd: Path) -> ConfigSources:
+        """``--config-dir`` when given, else ``./conf`` when the current folder has one."""
+        if config_dir is not None:
+            user = (cwd / config_dir).resolve()
+            if not user.is_dir():
+                raise ConfigError(f"--config-dir: folder {config_dir!r} does not exist")
+        else:
+            user = (cwd / "conf").resolve() if (cwd / "conf").is_dir() else None
+        return cls(user_dir=user, config_name=config_name or CONFIG_NAME)
+
+    @property
+    def primary(self) -> Path:
+        return self.user_dir or self.packaged
+
+    def hydra_overrides(self) -> list[str]:
+        """Overrides that put the packaged library behind the user's folder."""
+        if self.user_dir is None:
+            return []
+        return [f"hydra.searchpath=[file://{self.packaged}]"]
+
+
+def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
+    """Compose one config (hydra node included) or raise a readable ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(sources.primary), version_base="1.3"):
+            return hydra_compose(
+                sources.config_name,
+                overrides=[*overrides, *sources.hydra_overrides()],
+                return_hydra_config=True,
+            )
+    except Exception as err:
+        raise ConfigError(composition_message(err)) from None
+
+
+def composition_message(err: BaseException) -> str:
+    """Hydra's message without the search-path dump, plus the root cause when useful."""
+    text = str(err).split("\nConfig search path:")[0].strip()
+    cause = err.__cause__ or err.__context__
+    if cause is not None:
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        if first and first not in text:
+            text = f"{text}\n{first}"
+    if "is not in struct mode" in text or "Could not override" in text:
+        text += "\n(unknown config key: check the spelling, or prefix the override with + to add it)"
+    return text
+
+
+def _sweep_values(overrides: Sequence[str], declared: dict[str, str]) -> list[list[str]]:
+    """For each override key, the list of single-value overrides it expands to."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(list(overrides))
+    keys = {o.get_key_element() for o in given}
+    extra = [f"{k}={v}" for k, v in declared.items() if k not in keys]
+    options = []
+    for override in given + parser.parse_overrides(extra):
+        key = override.get_key_element()
+        if override.is_sweep_override() and not override.is_interval_sweep():
+            options.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        elif override.is_sweep_override():
+            continue  # an interval (for a search sweeper): nothing to enumerate
+        else:
+            options.append([override.input_line])
+    return options
+
+
+def expand(options: list[list[str]]) -> Iterator[list[str]]:
+    """Every combination, or, for huge sweeps, each value of each key once."""
+    total = 1
+    for values in options:
+        total *= len(values)
+    if total <= MAX_PREFLIGHT:
+        yield from (list(c) for c in itertools.product(*options))
+        return
+    first = [values[0] for values in options]
+    yield first
+    for i, values in enumerate(options):
+        for value in values[1:]:
+            yield [*first[:i], value, *first[i + 1 :]]
+
+
+def sweep_overrides(
+    sources: ConfigSources, overrides: Sequence[str], multirun: bool
+) -> list[list[str]]:
+    """The override lists of every run the command will launch (one without ``-m``)."""
+    try:
+        if not multirun:
+            return [list(overrides)]
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        base = compose(sources, [o.input_line for o in parsed if not o.is_sweep_override()])
+        params = OmegaConf.select(base, "hydra.sweeper.params") or {}
+        declared = {str(k): str(v) for k, v in params.items()}
+        return list(expand(_sweep_values(overrides, declared)))
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise ConfigError(composition_message(err)) from None

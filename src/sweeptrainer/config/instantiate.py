@@ -1,0 +1,128 @@
+"""A typed instantiate: check a ``_target_`` node against its class, then build it.
+
+Group options carry bookkeeping keys (``id``; for datasets also ``metrics`` and
+``tracking_metric``) that are not constructor arguments; they are left out here.
+Runtime values (input shape, number of classes, the run folder) are passed as
+keyword arguments, and only to constructors that declare them, so the config is
+never written to.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeptrainer.errors import ConfigError
+
+RESERVED_KEYS = frozenset({"id", "_target_", "metrics", "tracking_metric"})
+
+
+def locate(path: str, key: str) -> Any:
+    """Import ``a.b.C`` and return ``C``; a ConfigError names ``key`` when it fails."""
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{key}._target_: expected a dotted import path, got {path!r}")
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and not module_name.startswith(err.name):
+                # the module exists but one of *its* imports failed: report that
+                raise ConfigError(f"{key}._target_: importing {module_name!r} failed: {err}") from err
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            raise ConfigError(
+                f"{key}._target_: {module_name!r} has no attribute {'.'.join(parts[split:])!r}"
+            ) from None
+        return obj
+    raise ConfigError(f"{key}._target_: cannot import {path!r} (no module {parts[0]!r})")
+
+
+def constructor_kwargs(node: DictConfig) -> dict[str, Any]:
+    """The node's keyword arguments as plain Python values (resolved, reserved keys left out)."""
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    return {k: v for k, v in container.items() if k not in RESERVED_KEYS}
+
+
+def _accepts(signature: inspect.Signature, name: str) -> bool:
+    params = signature.parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _signature(target: Any, key: str) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):  # some builtins have no introspectable signature
+        return None
+
+
+def check_node(
+    node: DictConfig, key: str, n_positional: int = 0, runtime: tuple[str, ...] = ()
+) -> Any:
+    """Import the node's target and check its kwargs fit the signature, without building.
+
+    Returns the located target. ``runtime`` names keyword arguments the builder will
+    add; those the target declares are treated as given.
+    """
+    target = locate(node.get("_target_"), key)
+    signature = _signature(target, key)
+    if signature is None:
+        return target
+    kwargs = constructor_kwargs(node)
+    given = {name: None for name in runtime if _accepts(signature, name) and name not in kwargs}
+    try:
+        signature.bind_partial(*([None] * n_positional), **kwargs, **given)
+    except TypeError as err:
+        accepted = [
+            n
+            for n, p in signature.parameters.items()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ][n_positional:]
+        raise ConfigError(
+            f"{key}: the arguments do not fit {node.get('_target_')}: {err}. "
+            f"It accepts: {', '.join(accepted) or '(nothing)'}"
+        ) from None
+    return target
+
+
+def instantiate(
+    node: DictConfig,
+    key: str,
+    expected: type | tuple[type, ...] | None = None,
+    *args: Any,
+    **runtime: Any,
+) -> Any:
+    """Build ``node`` with ``*args`` and the runtime kwargs its constructor declares.
+
+    Raises ConfigError naming ``key`` when the target does not import, the arguments
+    do not fit, the constructor fails, or the built object is not ``expected``.
+    """
+    target = check_node(node, key, len(args), tuple(runtime))
+    signature = _signature(target, key)
+    kwargs = constructor_kwargs(node)
+    for name, value in runtime.items():
+        if name not in kwargs and (signature is None or _accepts(signature, name)):
+            kwargs[name] = value
+    try:
+        obj = target(*args, **kwargs)
+    except ConfigError:
+        raise  # components name their own key (e.g. dataset.train)
+    except Exception as err:
+        raise ConfigError(
+            f"{key}: building {node.get('_target_')} failed: {type(err).__name__}: {err}"
+        ) from err
+    if expected is not None and not isinstance(obj, expected):
+        names = expected if isinstance(expected, tuple) else (expected,)
+        raise ConfigError(
+            f"{key}: {node.get('_target_')} built a {type(obj).__name__}, "
+            f"expected a {' or '.join(t.__name__ for t in names)}"
+        )
+    return obj

@@ -1,0 +1,102 @@
+"""Run names and config hashes: how a run folder is identified.
+
+A run is named from the option ids and the main swept values, e.g.
+``Digits_FFNN_Adam_0.001_32_epoch_20_None_1``; overrides of any other key are
+appended (``..._model.dropout-0.2``) so different configs get different folders.
+``config_hash`` covers the whole resolved config except the keys that do not
+change what is trained; it goes into ``status.yaml`` so a folder is never reused
+for a different config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+NAME_FIELDS = (
+    "dataset.id",
+    "model.id",
+    "optimizer.id",
+    "learning_rate",
+    "batch_size",
+    "training_type",
+    "iterations",
+    "scheduler.id",
+    "seed",
+)
+# Keys that change where or how visibly a run is kept, not what it trains.
+OPERATIONAL_KEYS = frozenset(
+    {
+        "results_dir",
+        "experiment_id",
+        "progress_bar",
+        "device",
+        "max_retries",
+        "continue_training",
+        "save_train_outputs",
+        "save_dev_outputs",
+        "save_test_outputs",
+        "inference_batch_size",
+        "loggers",
+        "hydra",
+    }
+)
+GROUP_KEYS = frozenset({"dataset", "model", "optimizer", "scheduler", "criterion"})
+MAX_NAME = 150
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "-".join(_format(v) for v in value)
+    return str(value)
+
+
+def _sanitize(text: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9.=+-]+", "-", text).strip("-")
+    return text or "x"
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _extra_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides of keys not already in the base name, as readable name parts."""
+    covered = {f.removesuffix(".id") for f in NAME_FIELDS}
+    parts = []
+    for override in sorted(set(overrides)):
+        key = _override_key(override)
+        top = key.split(".")[0].split("/")[0]
+        if key.startswith("hydra") or key in covered or top in OPERATIONAL_KEYS:
+            continue
+        value = override.split("=", 1)[1] if "=" in override else "deleted"
+        parts.append(_sanitize(f"{key}-{value.strip(chr(39) + chr(34))}"))
+    return parts
+
+
+def identity(cfg: DictConfig) -> dict:
+    """The resolved config without operational keys: what defines the trained result."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return {k: v for k, v in container.items() if k not in OPERATIONAL_KEYS}
+
+
+def config_hash(cfg: DictConfig, ignore: Sequence[str] = ()) -> str:
+    """A short hash of :func:`identity` (minus ``ignore``), stable across processes."""
+    data = {k: v for k, v in identity(cfg).items() if k not in ignore}
+    text = OmegaConf.to_yaml(OmegaConf.create(data), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
+    """The readable, unique-per-config folder name of a run."""
+    base = [_sanitize(_format(OmegaConf.select(cfg, f))) for f in NAME_FIELDS]
+    name = "_".join(base + _extra_overrides(overrides))
+    if len(name) > MAX_NAME:
+        name = f"{name[: MAX_NAME - 13]}_{config_hash(cfg)}"
+    return name

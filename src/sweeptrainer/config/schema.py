@@ -1,0 +1,190 @@
+"""The main config keys: what each must hold, checked before anything is built or written.
+
+One function, :func:`validate`, serves the training command's start-up check (and
+later ``trainer validate`` and a test over every shipped YAML).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeptrainer.config.instantiate import check_node
+from sweeptrainer.errors import ConfigError
+
+GROUPS = ("dataset", "model", "optimizer", "scheduler", "criterion")
+KEYED_DICTS = ("callbacks", "loggers")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v: Any) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _non_negative_int(v: Any) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+
+
+def _name(v: Any) -> bool:
+    return isinstance(v, str) and bool(v) and "/" not in v and v not in (".", "..")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One main key: a check and what to say when it fails."""
+
+    name: str
+    check: Callable[[Any], bool]
+    expected: str
+
+
+MAIN_KEYS: tuple[Key, ...] = (
+    Key("results_dir", lambda v: isinstance(v, str) and bool(v), "a folder path"),
+    Key("experiment_id", _name, "a folder name (no '/')"),
+    Key("training_type", lambda v: v in ("epoch", "step"), "'epoch' or 'step'"),
+    Key("iterations", _positive_int, "a positive integer"),
+    Key("eval_frequency", _positive_int, "a positive integer"),
+    Key("save_frequency", _positive_int, "a positive integer"),
+    Key("batch_size", _positive_int, "a positive integer"),
+    Key("inference_batch_size", _positive_int, "a positive integer"),
+    Key("learning_rate", _positive_number, "a positive number"),
+    Key("seed", _non_negative_int, "a non-negative integer"),
+    Key(
+        "device",
+        lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None,
+        "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    ),
+    Key("progress_bar", lambda v: isinstance(v, bool), "true or false"),
+    Key("save_train_outputs", lambda v: isinstance(v, bool), "true or false"),
+    Key("save_dev_outputs", lambda v: isinstance(v, bool), "true or false"),
+    Key("save_test_outputs", lambda v: isinstance(v, bool), "true or false"),
+    Key("continue_training", lambda v: isinstance(v, bool), "true or false"),
+    Key("max_retries", _non_negative_int, "a non-negative integer"),
+)
+KNOWN_KEYS = frozenset(k.name for k in MAIN_KEYS) | {*GROUPS, *KEYED_DICTS, "hydra"}
+
+# Runtime keyword arguments the builder passes to each kind of component (when declared).
+RUNTIME_KWARGS: dict[str, tuple[str, ...]] = {
+    "dataset": (),
+    "model": ("input_shape", "output_dim"),
+    "criterion": ("dataset",),
+    "optimizer": (),
+    "scheduler": (),
+    "callbacks": ("run_dir",),
+    "loggers": ("run_dir",),
+}
+POSITIONAL_ARGS = {"optimizer": 1, "scheduler": 1}  # model parameters / the optimizer
+
+
+def _did_you_mean(name: str, options: Any) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_main_keys(cfg: DictConfig, problems: list[str]) -> None:
+    for key in MAIN_KEYS:
+        if key.name not in cfg:
+            problems.append(f"{key.name}: missing; expected {key.expected}")
+            continue
+        value = OmegaConf.select(cfg, key.name)
+        if not key.check(value):
+            problems.append(f"{key.name}: expected {key.expected}, got {value!r}")
+    for name in cfg:
+        if name not in KNOWN_KEYS:
+            problems.append(f"{name}: unknown key{_did_you_mean(str(name), KNOWN_KEYS)}")
+    if not problems:
+        for name in ("eval_frequency", "save_frequency"):
+            if cfg[name] > cfg.iterations:
+                problems.append(
+                    f"{name}: {cfg[name]} is larger than iterations ({cfg.iterations}); "
+                    f"expected at most {cfg.iterations}"
+                )
+
+
+def _check_group(cfg: DictConfig, group: str, problems: list[str]) -> None:
+    node = cfg.get(group)
+    if not isinstance(node, DictConfig):
+        problems.append(f"{group}: expected a config group option with id and _target_")
+        return
+    if "id" not in node:
+        problems.append(f"{group}.id: missing; every option needs an id (used in run names)")
+    if node.get("_target_") is None:
+        if group != "scheduler":
+            problems.append(f"{group}._target_: missing; expected a dotted import path")
+        return
+    try:
+        check_node(node, group, POSITIONAL_ARGS.get(group, 0), RUNTIME_KWARGS[group])
+    except ConfigError as err:
+        problems.append(str(err))
+    if group == "dataset":
+        _check_dataset_metrics(node, problems)
+
+
+def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
+    from sweeptrainer.components.metrics import METRICS
+
+    names = node.get("metrics")
+    if not names:
+        problems.append("dataset.metrics: missing; expected a list of metric names")
+        return
+    for name in names:
+        if name not in METRICS:
+            problems.append(
+                f"dataset.metrics: unknown metric {name!r}{_did_you_mean(name, METRICS)}; "
+                f"known: {', '.join(METRICS)}"
+            )
+    tracking = node.get("tracking_metric")
+    if tracking not in names:
+        problems.append(
+            f"dataset.tracking_metric: expected one of dataset.metrics ({', '.join(names)}), "
+            f"got {tracking!r}"
+        )
+
+
+def _check_keyed(cfg: DictConfig, kind: str, problems: list[str]) -> None:
+    entries = cfg.get(kind)
+    if entries is None:
+        return
+    if not isinstance(entries, DictConfig):
+        problems.append(f"{kind}: expected a mapping of name -> {{_target_: ...}}")
+        return
+    for name, node in entries.items():
+        if node is None:  # a null entry disables it
+            continue
+        key = f"{kind}.{name}"
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            problems.append(f"{key}: expected a mapping with a _target_ (or null to disable it)")
+            continue
+        try:
+            check_node(node, key, 0, RUNTIME_KWARGS[kind])
+        except ConfigError as err:
+            problems.append(str(err))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the whole composed config; raise one ConfigError listing every problem."""
+    problems: list[str] = []
+    try:
+        _check_main_keys(cfg, problems)
+        for group in GROUPS:
+            _check_group(cfg, group, problems)
+        for kind in KEYED_DICTS:
+            _check_keyed(cfg, kind, problems)
+    except Exception as err:  # interpolation errors and the like
+        if isinstance(err, ConfigError):
+            raise
+        problems.append(f"{type(err).__name__}: {err}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

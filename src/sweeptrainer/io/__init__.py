@@ -1,0 +1,1 @@
+"""Everything a run writes to disk: file names, atomic writes, status."""

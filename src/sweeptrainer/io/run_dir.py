@@ -1,0 +1,120 @@
+"""The run folder: the one place that knows every file name a run writes.
+
+Resume, sweeps, postprocessing and monitoring all read runs through this class,
+so the layout in PRODUCT.md lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from sweeptrainer.io.atomic import atomic_write, atomic_write_text, atomic_write_yaml, read_yaml
+
+TRAINING_DIR = "training"
+STATES = ("running", "interrupted", "finished", "failed")
+
+
+def training_dir(results_dir: str | Path, experiment_id: str) -> Path:
+    """``<results_dir>/<experiment_id>/training``: the parent of every run folder."""
+    return Path(results_dir) / experiment_id / TRAINING_DIR
+
+
+class RunDir:
+    """Paths and atomic readers/writers for one run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- file names ---------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.yaml"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def states(self) -> Path:
+        return self.path / "states"
+
+    def state(self, name: str) -> Path:
+        """``states/<name>.pt``; ``best`` and ``last`` are the two the trainer keeps."""
+        return self.states / f"{name}.pt"
+
+    def output(self, split: str) -> Path:
+        """``outputs/<split>.csv``: one row per sample of that split."""
+        return self.path / "outputs" / f"{split}.csv"
+
+    # -- status ---------------------------------------------------------------------
+    def read_status(self) -> dict[str, Any] | None:
+        """The status dict, or None when the run folder has no (readable) status yet."""
+        if not self.status_file.is_file():
+            return None
+        data = read_yaml(self.status_file)
+        return data if isinstance(data, dict) else None
+
+    def write_status(self, state: str, config_hash: str, **fields: Any) -> None:
+        """Write ``status.yaml`` atomically; host and PID are recorded while running."""
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}")
+        data: dict[str, Any] = {"state": state, "config_hash": config_hash}
+        if state == "running":
+            data |= {"host": socket.gethostname(), "pid": os.getpid()}
+        data |= {k: v for k, v in fields.items() if v is not None}
+        data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_yaml(self.status_file, data)
+
+    # -- content ----------------------------------------------------------------------
+    def write_config(self, resolved_yaml: str) -> None:
+        atomic_write_text(self.config, resolved_yaml)
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        atomic_write_yaml(self.results, results)
+
+    def read_results(self) -> dict[str, Any] | None:
+        return read_yaml(self.results) if self.results.is_file() else None  # type: ignore[return-value]
+
+    def write_metrics(self, rows: list[dict[str, float]]) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows)
+        atomic_write(self.metrics, lambda f: frame.to_csv(f, index=False))
+
+    def write_output(self, split: str, frame: Any) -> None:
+        atomic_write(self.output(split), lambda f: frame.to_csv(f, index=False))
+
+    def save_state(self, name: str, state: dict[str, Any]) -> None:
+        import torch
+
+        atomic_write(self.state(name), lambda f: torch.save(state, f))
+
+    def load_state(self, name: str, map_location: str = "cpu") -> dict[str, Any]:
+        """Load a state with ``weights_only=True``: tensors and plain containers only."""
+        import torch
+
+        return torch.load(self.state(name), map_location=map_location, weights_only=True)

@@ -1,0 +1,1 @@
+"""Training: building components, the one loop, evaluation, training state."""

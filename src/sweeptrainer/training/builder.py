@@ -1,0 +1,99 @@
+"""Build every component of a run from the composed config, dataset first.
+
+The dataset supplies the runtime values (input shape, output size) that the model
+and criterion need; the config itself is only read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from sweeptrainer.components.metrics import Metric, get_metrics
+from sweeptrainer.config.instantiate import instantiate
+from sweeptrainer.errors import ConfigError
+
+
+@dataclass
+class Components:
+    """The built parts of one run, in the fixed order callbacks are dispatched."""
+
+    dataset: Any
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    metrics: list[Metric]
+    tracking: Metric
+    loggers: dict[str, Any] = field(default_factory=dict)
+    callbacks: dict[str, Any] = field(default_factory=dict)
+
+    def in_dispatch_order(self) -> list[tuple[str, object]]:
+        """dataset, model, criterion, optimizer, scheduler, loggers, callbacks (YAML order)."""
+        parts: list[tuple[str, object]] = [
+            ("dataset", self.dataset),
+            ("model", self.model),
+            ("criterion", self.criterion),
+            ("optimizer", self.optimizer),
+            ("scheduler", self.scheduler),
+        ]
+        parts += [(f"loggers.{k}", v) for k, v in self.loggers.items()]
+        parts += [(f"callbacks.{k}", v) for k, v in self.callbacks.items()]
+        return parts
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; an unavailable CUDA device is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def _keyed(cfg: DictConfig, kind: str, run_dir: Path) -> dict[str, Any]:
+    entries = cfg.get(kind) or {}
+    return {
+        str(name): instantiate(node, f"{kind}.{name}", None, run_dir=run_dir)
+        for name, node in entries.items()
+        if node is not None
+    }
+
+
+def build(cfg: DictConfig, device: torch.device, run_dir: Path) -> Components:
+    """Build dataset, model, criterion, optimizer, scheduler, loggers and callbacks."""
+    dataset = instantiate(cfg.dataset, "dataset")
+    for attr in ("train", "dev", "test", "task", "input_shape", "output_dim"):
+        if not hasattr(dataset, attr):
+            raise ConfigError(f"dataset: {cfg.dataset._target_} has no attribute {attr!r}")
+    try:
+        metrics = get_metrics(list(cfg.dataset.metrics), dataset.task)
+    except ValueError as err:
+        raise ConfigError(f"dataset.metrics: {err}") from None
+    tracking = next(m for m in metrics if m.name == cfg.dataset.tracking_metric)
+    model = instantiate(
+        cfg.model, "model", nn.Module,
+        input_shape=tuple(dataset.input_shape), output_dim=dataset.output_dim,
+    ).to(device)
+    criterion = instantiate(cfg.criterion, "criterion", nn.Module, dataset=dataset).to(device)
+    optimizer = instantiate(cfg.optimizer, "optimizer", torch.optim.Optimizer, model.parameters())
+    scheduler = None
+    if cfg.scheduler.get("_target_") is not None:
+        scheduler = instantiate(cfg.scheduler, "scheduler", None, optimizer)
+    return Components(
+        dataset=dataset,
+        model=model,
+        criterion=criterion,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        metrics=metrics,
+        tracking=tracking,
+        loggers=_keyed(cfg, "loggers", run_dir),
+        callbacks=_keyed(cfg, "callbacks", run_dir),
+    )

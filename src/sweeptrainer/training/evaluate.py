@@ -1,0 +1,119 @@
+"""Evaluation: per-sample outputs and losses of a split, decoded and scored.
+
+Outputs stay on the device and are concatenated once; metrics are computed on
+the decoded arrays, so nothing is synchronised per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sweeptrainer.components.metrics import Metric
+from sweeptrainer.training.data import BatchSource
+
+
+@dataclass
+class SplitResult:
+    """Everything one pass over a split produced."""
+
+    loss: float
+    metrics: dict[str, float]
+    truth: np.ndarray
+    prediction: np.ndarray
+    scores: np.ndarray | None
+    losses: np.ndarray
+
+
+@contextmanager
+def _per_sample(criterion: nn.Module):
+    """Make a torch loss return per-sample values (``reduction='none'``) for a while."""
+    original = getattr(criterion, "reduction", None)
+    if original is not None:
+        criterion.reduction = "none"
+    try:
+        yield original is not None
+    finally:
+        if original is not None:
+            criterion.reduction = original
+
+
+def decode(dataset: Any, outputs: torch.Tensor, targets: torch.Tensor):
+    """Model outputs and targets -> (truth, prediction, scores) in the dataset's terms."""
+    task = dataset.task
+    if task == "classification":
+        scores = torch.softmax(outputs.float(), dim=-1)
+        return targets.cpu().numpy(), scores.argmax(-1).cpu().numpy(), scores.cpu().numpy()
+    if task == "multilabel":
+        scores = torch.sigmoid(outputs.float())
+        return (
+            targets.cpu().numpy().astype(int),
+            (scores > 0.5).cpu().numpy().astype(int),
+            scores.cpu().numpy(),
+        )
+    pred = outputs.float().reshape(len(outputs), -1)[:, 0].cpu().numpy().astype(np.float64)
+    truth = targets.float().reshape(len(targets), -1)[:, 0].cpu().numpy().astype(np.float64)
+    if getattr(dataset, "target_mean", None) is not None:
+        pred = pred * dataset.target_std + dataset.target_mean
+        truth = truth * dataset.target_std + dataset.target_mean
+    return truth, pred, None
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    criterion: nn.Module,
+    source: BatchSource,
+    dataset: Any,
+    metrics: list[Metric],
+    on_step: Callable[[str, int, torch.Tensor | None], None],
+) -> SplitResult:
+    """Run ``model`` over ``source`` in order; ``on_step(phase, batch_idx, loss)`` fires the
+    step hooks (phase ``begin`` with loss None, then ``end``)."""
+    model.eval()
+    outputs, targets, losses = [], [], []
+    with _per_sample(criterion) as per_sample:
+        for batch_idx, (x, y) in enumerate(source.batches()):
+            on_step("begin", batch_idx, None)
+            out = model(x)
+            loss = criterion(out, y)
+            if per_sample:
+                loss = loss.reshape(len(x), -1).mean(dim=1)
+            else:  # a criterion without `reduction`: its batch mean stands for each sample
+                loss = loss.expand(len(x))
+            outputs.append(out)
+            targets.append(y)
+            losses.append(loss)
+            on_step("end", batch_idx, loss.mean())
+    all_losses = torch.cat(losses).float().cpu().numpy()
+    truth, prediction, scores = decode(dataset, torch.cat(outputs), torch.cat(targets))
+    values = {m.name: m(truth, prediction) for m in metrics}
+    return SplitResult(float(all_losses.mean()), values, truth, prediction, scores, all_losses)
+
+
+def outputs_frame(result: SplitResult, dataset: Any) -> Any:
+    """One row per sample: index, target, prediction, loss (+ a score column per class)."""
+    import pandas as pd
+
+    names = getattr(dataset, "class_names", None)
+    frame: dict[str, Any] = {"index": np.arange(len(result.losses))}
+    if dataset.task == "classification" and names:
+        frame["target"] = [names[i] for i in result.truth]
+        frame["prediction"] = [names[i] for i in result.prediction]
+    elif dataset.task == "multilabel":
+        frame["target"] = [" ".join(map(str, row)) for row in result.truth]
+        frame["prediction"] = [" ".join(map(str, row)) for row in result.prediction]
+    else:
+        frame["target"], frame["prediction"] = result.truth, result.prediction
+    frame["loss"] = result.losses
+    if result.scores is not None:
+        labels = names or [str(i) for i in range(result.scores.shape[1])]
+        for j, label in enumerate(labels):
+            frame[f"score_{label}"] = result.scores[:, j]
+    return pd.DataFrame(frame)

@@ -1,0 +1,246 @@
+"""The ModularTaskTrainer: one loop for epoch and step training, evaluation, best state, test.
+
+Read top to bottom: :meth:`fit` trains period by period (a period is the
+``eval_frequency`` iterations between two evaluations), :meth:`_train_until`
+runs the batches of one period, :meth:`_evaluate` scores dev and keeps the best
+state, :meth:`test` scores the best state on test. The only difference between
+epoch and step training is whether an iteration ends with a batch or with the
+end of the training data (:class:`~sweeptrainer.training.budget.Budget`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
+from sweeptrainer.errors import TrainingError
+from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.training.budget import Budget
+from sweeptrainer.training.builder import Components
+from sweeptrainer.training.data import Batch, BatchSource, epoch_order
+from sweeptrainer.training.evaluate import SplitResult, evaluate, outputs_frame
+from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
+
+log = logging.getLogger("sweeptrainer")
+
+
+class ModularTaskTrainer:
+    """Trains the built components of one run and writes what it produces into ``run_dir``.
+
+    Callbacks see the trainer: ``model``, ``optimizer``, ``scheduler``, ``criterion``,
+    ``dataset``, ``cfg``, ``run_dir``, ``device``, ``state`` (a TrainingState), and may
+    set ``should_stop = True`` to end training after the current evaluation.
+    """
+
+    def __init__(
+        self, cfg: DictConfig, components: Components, run_dir: RunDir, device: torch.device
+    ) -> None:
+        self.cfg = cfg
+        self.components = components
+        self.dataset = components.dataset
+        self.model = components.model
+        self.criterion = components.criterion
+        self.optimizer = components.optimizer
+        self.scheduler = components.scheduler
+        self.run_dir = run_dir
+        self.device = device
+        self.budget = Budget(
+            cfg.training_type, cfg.iterations, cfg.eval_frequency, cfg.save_frequency
+        )
+        self.state = TrainingState()
+        self.should_stop = False
+        # Checks every cb_on_* method now, so a typo fails before the first step.
+        self.callbacks = CallbackDispatcher(components.in_dispatch_order())
+        self.sources = {
+            "train": BatchSource(self.dataset.train, cfg.batch_size, device),
+            "dev": BatchSource(self.dataset.dev, cfg.inference_batch_size, device),
+            "test": BatchSource(self.dataset.test, cfg.inference_batch_size, device),
+        }
+        self._period_loss = torch.zeros((), device=device)
+        self._bar: Any = None
+
+    # -- training -------------------------------------------------------------------
+    def fit(self) -> None:
+        """Train until ``iterations`` are done or a callback asks to stop."""
+        self._clock = time.perf_counter() - self.state.elapsed_s
+        self._bar = self._progress_bar()
+        self.callbacks("cb_on_train_begin", trainer=self)
+        batches = self._train_batches()
+        while not self.budget.done(self.state.iteration) and not self.should_stop:
+            self._train_until(self.budget.next_eval(self.state.iteration), batches)
+            self._evaluate()
+        self.state.elapsed_s = time.perf_counter() - self._clock
+        if self._bar is not None:
+            self._bar.close()
+        self.callbacks("cb_on_train_end", trainer=self)
+
+    def _train_batches(self) -> Iterator[tuple[int, Batch, bool]]:
+        """(batch_idx, batch, is_last_of_epoch), epoch after epoch, from the saved position."""
+        source = self.sources["train"]
+        while True:
+            order = epoch_order(source.n, self.cfg.seed, self.state.epoch)
+            start = self.state.batch_in_epoch
+            for batch_idx, batch in enumerate(source.batches(order, start), start=start):
+                yield batch_idx, batch, batch_idx == source.num_batches - 1
+
+    def _train_until(self, end: int, batches: Iterator[tuple[int, Batch, bool]]) -> None:
+        """Train the batches of one period: up to iteration ``end``."""
+        self.model.train()
+        self.callbacks("cb_on_iteration_begin", trainer=self, iteration=self.state.iteration + 1)
+        per_step = self.budget.per_step
+        while self.state.iteration < end:
+            batch_idx, (x, y), last = next(batches)
+            iteration = self.state.iteration + 1
+            self.callbacks("cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx)
+            loss = self._step(x, y)
+            self.callbacks(
+                "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
+            )
+            self.state.batch_in_epoch += 1
+            if per_step:
+                self._complete_iteration()
+            if last:
+                self.callbacks("cb_on_loader_exhausted", trainer=self, iteration=iteration)
+                self.state.epoch += 1
+                self.state.batch_in_epoch = 0
+                if not per_step:
+                    self._complete_iteration()
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.criterion(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        loss = loss.detach()
+        self._period_loss += loss  # stays on the device: no sync per step
+        self.state.period_batches += 1
+        return loss
+
+    def _complete_iteration(self) -> None:
+        self.state.iteration += 1
+        if self.scheduler is not None and not isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step()
+        if self._bar is not None:
+            self._bar.update(1)
+
+    # -- evaluation -------------------------------------------------------------------
+    def _run_split(self, split: str, hooks: bool = True) -> SplitResult:
+        def on_step(phase: str, batch_idx: int, loss: torch.Tensor | None) -> None:
+            if not hooks:
+                return
+            args: dict[str, Any] = {"trainer": self, "batch_idx": batch_idx}
+            if phase == "end":
+                args["loss"] = loss
+            self.callbacks(f"cb_on_{split}_step_{phase}", **args)
+
+        c = self.components
+        return evaluate(self.model, self.criterion, self.sources[split], self.dataset, c.metrics, on_step)
+
+    def _evaluate(self) -> None:
+        """Score dev, record the metrics row, keep the best state, save, tell the callbacks."""
+        it, state = self.state.iteration, self.state
+        train_loss = float(self._period_loss) / max(state.period_batches, 1)
+        if not math.isfinite(train_loss):
+            first = it - (state.period_batches if self.budget.per_step else 0)
+            raise TrainingError(
+                f"the training loss became {train_loss} in iterations {max(first, 1)}-{it}"
+            )
+        self.callbacks("cb_on_dev_begin", trainer=self, iteration=it)
+        dev = self._run_split("dev")
+        state.elapsed_s = time.perf_counter() - self._clock
+        row = {
+            "iteration": it,
+            "train_loss": train_loss,
+            "dev_loss": dev.loss,
+            **{f"dev_{name}": value for name, value in dev.metrics.items()},
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+            "elapsed_s": round(state.elapsed_s, 3),
+        }
+        self._period_loss.zero_()
+        state.period_batches = 0
+        self.callbacks("cb_on_dev_end", trainer=self, iteration=it, metrics=row)
+        state.rows.append(row)
+        tracking = self.components.tracking
+        value = dev.metrics[tracking.name]
+        improved = tracking.is_better(value, state.best_value)
+        if improved:
+            state.best_value, state.best_iteration = value, it
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(value)
+        self._log_row(row, improved)
+        self.callbacks("cb_on_iteration_end", trainer=self, iteration=it, metrics=row)
+        self.run_dir.write_metrics(state.rows)
+        if improved:
+            self.run_dir.save_state("best", self.state_dict())
+        if self.budget.is_save_point(it) or self.should_stop:
+            self.run_dir.save_state("last", self.state_dict())
+
+    def _log_row(self, row: dict[str, float], improved: bool) -> None:
+        parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("iteration", "elapsed_s")]
+        line = f"{self.budget.unit} {row['iteration']}/{self.budget.total}  " + "  ".join(parts)
+        log.info(line + ("  (best)" if improved else ""))
+
+    def test(self) -> dict[str, Any]:
+        """Load the best state, score test (and dev) with it, write outputs and results."""
+        best = self.run_dir.load_state("best", map_location=str(self.device))
+        self.model.load_state_dict(best["model"])
+        self.callbacks("cb_on_test_begin", trainer=self)
+        test = self._run_split("test")
+        metrics = {"test_loss": test.loss, **{f"test_{k}": v for k, v in test.metrics.items()}}
+        self.callbacks("cb_on_test_end", trainer=self, metrics=metrics)
+        outputs = {"test": (test, self.cfg.save_test_outputs)}
+        outputs["dev"] = (self._run_split("dev", hooks=False), self.cfg.save_dev_outputs)
+        if self.cfg.save_train_outputs:
+            outputs["train"] = (self._run_split("train", hooks=False), True)
+        for split, (result, wanted) in outputs.items():
+            if wanted:
+                self.run_dir.write_output(split, outputs_frame(result, self.dataset))
+        best_row = next(r for r in self.state.rows if r["iteration"] == self.state.best_iteration)
+        return {
+            "best_iteration": self.state.best_iteration,
+            "tracking_metric": self.components.tracking.name,
+            "dev": {k.removeprefix("dev_"): v for k, v in best_row.items() if k.startswith("dev_")},
+            "test": {k.removeprefix("test_"): v for k, v in metrics.items()},
+            "train_time_s": round(self.state.elapsed_s, 3),
+            "iterations_done": self.state.iteration,
+        }
+
+    # -- state ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly; loadable with ``weights_only=True``."""
+        self.state.period_loss = float(self._period_loss)
+        self.state.elapsed_s = time.perf_counter() - self._clock
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "training": self.state.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if self.scheduler is not None and data["scheduler"] is not None:
+            self.scheduler.load_state_dict(data["scheduler"])
+        self.state.load_state_dict(data["training"])
+        self._period_loss.fill_(self.state.period_loss)
+        set_rng_state(data["rng"])
+
+    def _progress_bar(self) -> Any:
+        if not (self.cfg.progress_bar and sys.stdout.isatty()):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=self.budget.total, initial=self.state.iteration, unit=self.budget.unit, leave=False
+        )
