@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ def train_run(cfg: DictConfig, overrides: Sequence[str] = ()) -> RunOutcome:
         )
     if status is not None and status.get("state") == "finished":
         log.info(f"skip {run_dir.name}: finished ({run_dir.path})")
-        return RunOutcome(run_dir.name, run_dir.path, "skipped", results=run_dir.read_results() or {})
+        return RunOutcome(
+            run_dir.name, run_dir.path, "skipped", results=run_dir.read_results() or {}
+        )
 
     # Build everything before touching the run folder: input errors change nothing on disk.
     from sweeptrainer.training.builder import build, resolve_device
@@ -113,7 +116,7 @@ def make_task(outcomes: list[RunOutcome]) -> Callable[[DictConfig], None]:
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exc()
-            log.error(f"error: {err}")
+            print(f"trainer: error: {err}", file=sys.stderr)
             outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
 
     return task

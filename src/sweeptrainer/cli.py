@@ -40,11 +40,30 @@ Hydra's own options: trainer --hydra-help.
 """
 
 # Hydra options that take a value, and those after which nothing is trained.
-VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
-               "--cfg", "-c", "--package", "-p", "--experimental-rerun"}
+VALUE_FLAGS = {
+    "--config-dir",
+    "-cd",
+    "--config-name",
+    "-cn",
+    "--config-path",
+    "-cp",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--experimental-rerun",
+}
 INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-NO_TRAIN_FLAGS = {"--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc",
-                  "--experimental-rerun"}
+NO_TRAIN_FLAGS = {
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--hydra-help",
+    "--shell-completion",
+    "-sc",
+    "--experimental-rerun",
+}
 
 
 @dataclass

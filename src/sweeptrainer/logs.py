@@ -13,6 +13,7 @@ class _ConsoleHandler(logging.StreamHandler):
     """Writes through tqdm when it is loaded, so lines do not break a progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout  # follow redirections (pytest's capture, notebooks)
         tqdm = sys.modules.get("tqdm")
         if tqdm is None:
             super().emit(record)

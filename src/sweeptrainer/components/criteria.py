@@ -23,11 +23,13 @@ class CrossEntropy(nn.CrossEntropyLoss):
         elif class_weights is not None:
             if isinstance(class_weights, str):
                 raise ConfigError(
-                    f"criterion.class_weights: expected null, 'balanced' or a list, got {class_weights!r}"
+                    "criterion.class_weights: expected null, 'balanced' or a list, "
+                    f"got {class_weights!r}"
                 )
             weight = torch.tensor(list(class_weights), dtype=torch.float32)
             if dataset is not None and len(weight) != dataset.output_dim:
+                n_classes = dataset.output_dim
                 raise ConfigError(
-                    f"criterion.class_weights: {len(weight)} weights for {dataset.output_dim} classes"
+                    f"criterion.class_weights: {len(weight)} weights for {n_classes} classes"
                 )
         super().__init__(weight=weight)

@@ -110,7 +110,9 @@ def _sklearn(
 class Digits(ArrayDataset):
     """scikit-learn's 8x8 handwritten digits, as 1x8x8 images (FFNN flattens them)."""
 
-    def __init__(self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15):
+    def __init__(
+        self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15
+    ):
         super().__init__(
             **_sklearn("load_digits", "classification", split_seed, dev_fraction, test_fraction),
             input_shape=(1, 8, 8),
@@ -120,7 +122,9 @@ class Digits(ArrayDataset):
 class Wine(ArrayDataset):
     """scikit-learn's wine recognition data: 13 features, 3 cultivars."""
 
-    def __init__(self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15):
+    def __init__(
+        self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15
+    ):
         super().__init__(
             **_sklearn("load_wine", "classification", split_seed, dev_fraction, test_fraction)
         )
@@ -129,9 +133,13 @@ class Wine(ArrayDataset):
 class BreastCancer(ArrayDataset):
     """scikit-learn's Wisconsin breast cancer data: 30 features, malignant or benign."""
 
-    def __init__(self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15):
+    def __init__(
+        self, split_seed: int = 0, dev_fraction: float = 0.15, test_fraction: float = 0.15
+    ):
         super().__init__(
-            **_sklearn("load_breast_cancer", "classification", split_seed, dev_fraction, test_fraction)
+            **_sklearn(
+                "load_breast_cancer", "classification", split_seed, dev_fraction, test_fraction
+            )
         )
 
 
@@ -191,9 +199,11 @@ class Table(ArrayDataset):
             raise ConfigError(f"dataset.task: expected classification or regression, got {task!r}")
         paths = {"train": train, "dev": dev, "test": test}
         frames = {split: _read_table(path, split) for split, path in paths.items()}
-        columns = features if features is not None else [
-            c for c in frames["train"].columns if c != target
-        ]
+        columns = (
+            features
+            if features is not None
+            else [c for c in frames["train"].columns if c != target]
+        )
         for split, frame in frames.items():
             missing = [c for c in [target, *columns] if c not in frame.columns]
             if missing:
@@ -211,7 +221,9 @@ class Table(ArrayDataset):
             try:
                 x = frame[columns].to_numpy(dtype=np.float32)
             except ValueError as err:
-                raise ConfigError(f"dataset.features: non-numeric feature values in {split}: {err}")
+                raise ConfigError(
+                    f"dataset.features: non-numeric feature values in {split}: {err}"
+                ) from None
             y = frame[target]
             y = np.array([index[str(v)] for v in y]) if class_names else y.to_numpy(np.float64)
             splits[split] = (x, y)

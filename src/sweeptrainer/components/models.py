@@ -21,7 +21,9 @@ ACTIVATIONS = {
 
 def make_activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ConfigError(f"model.activation: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
+        raise ConfigError(
+            f"model.activation: expected one of {', '.join(ACTIVATIONS)}, got {name!r}"
+        )
     return ACTIVATIONS[name]()
 
 
@@ -54,7 +56,7 @@ class FFNN(nn.Module):
 
 
 class CNN(nn.Module):
-    """A small CNN for C x H x W input: conv blocks, global average pooling, a linear head."""
+    """A small CNN for C x H x W input: conv blocks (each halving the size), a linear head."""
 
     def __init__(
         self,
@@ -71,18 +73,21 @@ class CNN(nn.Module):
                 f"the dataset gives {tuple(input_shape)}"
             )
         blocks: list[nn.Module] = []
-        in_channels = input_shape[0]
+        in_channels, size = input_shape[0], min(input_shape[1:])
         for out_channels in channels:
             blocks += [
                 nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
                 nn.BatchNorm2d(out_channels),
                 nn.ReLU(),
             ]
+            if size >= 2:
+                blocks.append(nn.MaxPool2d(2))
+                size //= 2
             in_channels = out_channels
-        self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, output_dim)
-        )
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *input_shape)).shape[1]
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(flat, output_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -9,8 +9,10 @@ run 7 of 8 fails before run 1 trains.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,12 @@ def packaged_conf_dir() -> Path:
 
 @dataclass
 class ConfigSources:
-    """Where configs are searched: the primary folder and, when it is the user's, ours."""
+    """Where configs are searched: the user's folder (if any) and the packaged library.
+
+    Hydra finds the primary config only in its primary folder, so the user's folder
+    is primary when it holds ``config.yaml`` (which then replaces ours) and is
+    searched after the library otherwise (it then adds options to the groups).
+    """
 
     user_dir: Path | None = None
     config_name: str = CONFIG_NAME
@@ -47,17 +54,39 @@ class ConfigSources:
                 raise ConfigError(f"--config-dir: folder {config_dir!r} does not exist")
         else:
             user = (cwd / "conf").resolve() if (cwd / "conf").is_dir() else None
-        return cls(user_dir=user, config_name=config_name or CONFIG_NAME)
+        sources = cls(user_dir=user, config_name=config_name or CONFIG_NAME)
+        sources.check_shadowing()
+        return sources
+
+    @property
+    def user_has_main(self) -> bool:
+        return self.user_dir is not None and (self.user_dir / f"{self.config_name}.yaml").is_file()
 
     @property
     def primary(self) -> Path:
-        return self.user_dir or self.packaged
+        return self.user_dir if self.user_has_main else self.packaged  # type: ignore[return-value]
 
     def hydra_overrides(self) -> list[str]:
-        """Overrides that put the packaged library behind the user's folder."""
+        """The ``hydra.searchpath`` override that adds the non-primary folder."""
         if self.user_dir is None:
             return []
-        return [f"hydra.searchpath=[file://{self.packaged}]"]
+        other = self.packaged if self.user_has_main else self.user_dir
+        return [f"hydra.searchpath=[file://{other}]"]
+
+    def check_shadowing(self) -> None:
+        """Without its own config.yaml, a user option named like a packaged one would lose."""
+        if self.user_dir is None or self.user_has_main:
+            return
+        same = sorted(
+            str(p.relative_to(self.user_dir))
+            for p in self.user_dir.glob("*/*.yaml")
+            if (self.packaged / p.relative_to(self.user_dir)).is_file()
+        )
+        if same:
+            raise ConfigError(
+                f"{self.user_dir}: {', '.join(same)} has the name of a packaged option; "
+                "give it another name (or add a conf/config.yaml, whose folder is searched first)"
+            )
 
 
 def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
@@ -84,9 +113,21 @@ def composition_message(err: BaseException) -> str:
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         if first and first not in text:
             text = f"{text}\n{first}"
-    if "is not in struct mode" in text or "Could not override" in text:
-        text += "\n(unknown config key: check the spelling, or prefix the override with + to add it)"
+    unknown = re.match(r"Could not override '([^']+)'", text)
+    if unknown and "struct" in text:
+        key = unknown.group(1)
+        return (
+            f"unknown config key {key!r}{did_you_mean(key)}. Check the spelling, "
+            f"or add a new key with +{key}=..."
+        )
     return text
+
+
+def did_you_mean(key: str) -> str:
+    from sweeptrainer.config.schema import KNOWN_KEYS
+
+    close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _sweep_values(overrides: Sequence[str], declared: dict[str, str]) -> list[list[str]]:

@@ -32,7 +32,9 @@ def locate(path: str, key: str) -> Any:
         except ModuleNotFoundError as err:
             if err.name is not None and not module_name.startswith(err.name):
                 # the module exists but one of *its* imports failed: report that
-                raise ConfigError(f"{key}._target_: importing {module_name!r} failed: {err}") from err
+                raise ConfigError(
+                    f"{key}._target_: importing {module_name!r} failed: {err}"
+                ) from err
             continue
         try:
             for attr in parts[split:]:

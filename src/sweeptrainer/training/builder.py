@@ -78,8 +78,11 @@ def build(cfg: DictConfig, device: torch.device, run_dir: Path) -> Components:
         raise ConfigError(f"dataset.metrics: {err}") from None
     tracking = next(m for m in metrics if m.name == cfg.dataset.tracking_metric)
     model = instantiate(
-        cfg.model, "model", nn.Module,
-        input_shape=tuple(dataset.input_shape), output_dim=dataset.output_dim,
+        cfg.model,
+        "model",
+        nn.Module,
+        input_shape=tuple(dataset.input_shape),
+        output_dim=dataset.output_dim,
     ).to(device)
     criterion = instantiate(cfg.criterion, "criterion", nn.Module, dataset=dataset).to(device)
     optimizer = instantiate(cfg.optimizer, "optimizer", torch.optim.Optimizer, model.parameters())

@@ -83,10 +83,8 @@ def evaluate(
             on_step("begin", batch_idx, None)
             out = model(x)
             loss = criterion(out, y)
-            if per_sample:
-                loss = loss.reshape(len(x), -1).mean(dim=1)
-            else:  # a criterion without `reduction`: its batch mean stands for each sample
-                loss = loss.expand(len(x))
+            # a criterion without `reduction`: its batch mean stands for each sample
+            loss = loss.reshape(len(x), -1).mean(dim=1) if per_sample else loss.expand(len(x))
             outputs.append(out)
             targets.append(y)
             losses.append(loss)

@@ -100,7 +100,9 @@ class ModularTaskTrainer:
         while self.state.iteration < end:
             batch_idx, (x, y), last = next(batches)
             iteration = self.state.iteration + 1
-            self.callbacks("cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx)
+            self.callbacks(
+                "cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx
+            )
             loss = self._step(x, y)
             self.callbacks(
                 "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
@@ -143,16 +145,19 @@ class ModularTaskTrainer:
             self.callbacks(f"cb_on_{split}_step_{phase}", **args)
 
         c = self.components
-        return evaluate(self.model, self.criterion, self.sources[split], self.dataset, c.metrics, on_step)
+        return evaluate(
+            self.model, self.criterion, self.sources[split], self.dataset, c.metrics, on_step
+        )
 
     def _evaluate(self) -> None:
         """Score dev, record the metrics row, keep the best state, save, tell the callbacks."""
         it, state = self.state.iteration, self.state
         train_loss = float(self._period_loss) / max(state.period_batches, 1)
         if not math.isfinite(train_loss):
-            first = it - (state.period_batches if self.budget.per_step else 0)
+            first = (it - 1) // self.budget.eval_every * self.budget.eval_every + 1
+            span = f"{first}-{it}" if first < it else str(it)
             raise TrainingError(
-                f"the training loss became {train_loss} in iterations {max(first, 1)}-{it}"
+                f"the training loss became {train_loss} in {self.budget.unit} {span}"
             )
         self.callbacks("cb_on_dev_begin", trainer=self, iteration=it)
         dev = self._run_split("dev")
@@ -242,5 +247,8 @@ class ModularTaskTrainer:
         from tqdm import tqdm
 
         return tqdm(
-            total=self.budget.total, initial=self.state.iteration, unit=self.budget.unit, leave=False
+            total=self.budget.total,
+            initial=self.state.iteration,
+            unit=self.budget.unit,
+            leave=False,
         )

@@ -1,0 +1,38 @@
+"""`trainer -m`: every combination into one experiment; re-running skips finished runs."""
+
+from sweeptrainer.config.compose import packaged_conf_dir
+from tests.conftest import run_dirs, snapshot
+
+
+def test_sweep_then_rerun_skips(trainer, tmp_path):
+    args = ("-m", "learning_rate=0.01,0.001", "seed=1,2", "iterations=1", "progress_bar=false")
+    first = trainer(*args)
+    assert first.code == 0, first.err
+    names = [p.name for p in run_dirs(tmp_path)]
+    assert names == [
+        "Digits_FFNN_Adam_0.001_32_epoch_1_None_1",
+        "Digits_FFNN_Adam_0.001_32_epoch_1_None_2",
+        "Digits_FFNN_Adam_0.01_32_epoch_1_None_1",
+        "Digits_FFNN_Adam_0.01_32_epoch_1_None_2",
+    ]
+    assert "sweep: 4 runs: 4 trained, 0 skipped" in first.out
+    before = snapshot(tmp_path / "results" / "default" / "training")
+
+    again = trainer(*args)
+    assert again.code == 0
+    assert "sweep: 4 runs: 0 trained, 4 skipped" in again.out
+    assert again.out.count("skip Digits_FFNN_Adam") == 4
+    assert snapshot(tmp_path / "results" / "default" / "training") == before
+
+
+def test_a_different_config_never_reuses_a_folder(trainer, tmp_path):
+    assert trainer("iterations=1", "progress_bar=false").code == 0
+    before = snapshot(tmp_path / "results")
+    # The user's own config.yaml changes the model without an override: same run name.
+    (tmp_path / "conf").mkdir()
+    packaged = (packaged_conf_dir() / "config.yaml").read_text()
+    (tmp_path / "conf" / "config.yaml").write_text(packaged + "model:\n  dropout: 0.3\n")
+    result = trainer("iterations=1", "progress_bar=false")
+    assert result.code == 2
+    assert "holds a run of a different config" in result.err
+    assert snapshot(tmp_path / "results") == before

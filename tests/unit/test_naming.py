@@ -1,0 +1,30 @@
+from omegaconf import OmegaConf
+
+from sweeptrainer.config.compose import ConfigSources, compose
+from sweeptrainer.config.naming import config_hash, run_name
+
+
+def _cfg(*overrides):
+    cfg = compose(ConfigSources(), list(overrides))
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
+def test_default_name_matches_the_contract():
+    assert run_name(_cfg()) == "Digits_FFNN_Adam_0.001_32_epoch_20_None_1"
+
+
+def test_overrides_of_other_keys_are_appended():
+    cfg = _cfg("model.dropout=0.2")
+    assert run_name(cfg, ["model.dropout=0.2"]).endswith("_model.dropout-0.2")
+    assert run_name(_cfg("seed=2"), ["seed=2"]) == "Digits_FFNN_Adam_0.001_32_epoch_20_None_2"
+
+
+def test_operational_keys_change_neither_name_nor_hash():
+    base, quiet = _cfg(), _cfg("progress_bar=false", "experiment_id=other")
+    assert config_hash(base) == config_hash(quiet)
+    assert run_name(quiet, ["progress_bar=false", "experiment_id=other"]) == run_name(base)
+
+
+def test_hash_differs_for_different_training():
+    assert config_hash(_cfg()) != config_hash(_cfg("model.dropout=0.3"))
+    assert config_hash(_cfg()) == config_hash(_cfg())
