@@ -52,7 +52,7 @@ def accuracy(xs, ys):
 
 start = time.perf_counter()
 best_acc, best_state = -1.0, None
-for epoch in range(EPOCHS):
+for _ in range(EPOCHS):
     model.train()
     perm = torch.randperm(len(x_train))
     for i in range(0, len(perm), BATCH):

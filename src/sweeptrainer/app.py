@@ -86,6 +86,10 @@ def train_run(cfg: DictConfig, overrides: Sequence[str] = ()) -> RunOutcome:
         results = trainer.test()
         run_dir.write_results(results)
         run_dir.write_status("finished", chash)
+    except ConfigError as err:  # found at start-up by a component (e.g. a callback's check)
+        log.error(f"error: {err}")
+        run_dir.write_status("failed", chash, error=f"ConfigError: {err}")
+        return RunOutcome(run_dir.name, run_dir.path, "invalid", 2, str(err))
     except Exception as err:
         message = f"{type(err).__name__}: {err}"
         log.debug(traceback.format_exc())  # train.log only

@@ -3,13 +3,15 @@
 No registry outside the trainer and no frame inspection: the trainer hands the
 built components to :class:`CallbackDispatcher` in a fixed order, and each event
 calls the methods found, in that order, with only the arguments each declares.
+:func:`check_class` runs the same checks on a class before anything is built,
+so the training command rejects a typo'd hook before the first run of a sweep.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sweeptrainer.callbacks.hooks import HOOKS, PREFIX
@@ -18,28 +20,52 @@ from sweeptrainer.errors import ConfigError
 Handler = tuple[Callable[..., Any], tuple[str, ...] | None]  # None: takes **kwargs, gets all
 
 
-def _declared(method: Callable[..., Any], hook: str, where: str) -> tuple[str, ...] | None:
-    """The argument names ``method`` declares, checked against the hook's; None for **kwargs."""
-    allowed = HOOKS[hook]
-    params = inspect.signature(method).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        names = tuple(p.name for p in params if p.kind is not p.VAR_KEYWORD)
-        wants_all = True
-    else:
-        names = tuple(p.name for p in params)
-        wants_all = False
-    for p in params:
-        if p.kind is p.VAR_POSITIONAL:
-            raise ConfigError(f"{where}: *{p.name} is not supported; declare arguments by name")
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        hint = difflib.get_close_matches(unknown[0], allowed, n=1)
+def _hint(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def declared_arguments(
+    hook: str, params: Iterable[inspect.Parameter], where: str
+) -> tuple[str, ...] | None:
+    """Check a hook method's parameters; return the names it declares, None for **kwargs."""
+    if hook not in HOOKS:
         raise ConfigError(
-            f"{where}: parameter {unknown[0]!r} is not provided by {hook}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + f"; it provides: {', '.join(allowed)}"
+            f"{where}: unknown hook {hook!r}{_hint(hook, HOOKS)}; valid hooks: {', '.join(HOOKS)}"
         )
-    return None if wants_all else names
+    allowed = HOOKS[hook]
+    names, wants_all = [], False
+    for p in params:
+        if p.kind is p.VAR_KEYWORD:
+            wants_all = True
+        elif p.kind is p.VAR_POSITIONAL:
+            raise ConfigError(f"{where}: *{p.name} is not supported; declare arguments by name")
+        elif p.name not in allowed:
+            raise ConfigError(
+                f"{where}: parameter {p.name!r} is not provided by {hook}{_hint(p.name, allowed)}; "
+                f"it provides: {', '.join(allowed)}"
+            )
+        else:
+            names.append(p.name)
+    return None if wants_all else tuple(names)
+
+
+def _hook_names(cls: type) -> list[str]:
+    return sorted(name for name in dir(cls) if name.startswith(PREFIX))
+
+
+def check_class(cls: type, label: str) -> None:
+    """Check the ``cb_on_*`` methods a class defines, without building it."""
+    for name in _hook_names(cls):
+        where = f"{label} ({cls.__qualname__}.{name})"
+        static = inspect.getattr_static(cls, name)
+        if isinstance(static, staticmethod | classmethod):
+            params = list(inspect.signature(getattr(cls, name)).parameters.values())
+        elif callable(static):
+            params = list(inspect.signature(static).parameters.values())[1:]  # drop self
+        else:
+            raise ConfigError(f"{where}: {name} must be a method")
+        declared_arguments(name, params, where)
 
 
 class CallbackDispatcher:
@@ -51,25 +77,16 @@ class CallbackDispatcher:
         for label, obj in components:
             if obj is None:
                 continue
-            for attr in sorted(dir(type(obj))):
-                if attr.startswith(PREFIX):
-                    self._add(label, obj, attr)
-
-    def _add(self, label: str, obj: object, attr: str) -> None:
-        where = f"{label} ({type(obj).__qualname__}.{attr})"
-        if attr not in HOOKS:
-            hint = difflib.get_close_matches(attr, HOOKS, n=1)
-            raise ConfigError(
-                f"{where}: unknown hook {attr!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; valid hooks: {', '.join(HOOKS)}"
-            )
-        method = getattr(obj, attr)
-        if not callable(method):
-            raise ConfigError(f"{where}: {attr} must be a method")
-        self._handlers[attr].append((method, _declared(method, attr, where)))
+            for name in _hook_names(type(obj)):
+                where = f"{label} ({type(obj).__qualname__}.{name})"
+                method = getattr(obj, name)
+                if not callable(method):
+                    raise ConfigError(f"{where}: {name} must be a method")
+                params = inspect.signature(method).parameters.values()
+                self._handlers[name].append((method, declared_arguments(name, params, where)))
 
     def handlers(self, hook: str) -> list[Handler]:
+        """The (method, declared argument names) pairs registered for ``hook``, in order."""
         return self._handlers[hook]
 
     def __call__(self, hook: str, **kwargs: Any) -> None:

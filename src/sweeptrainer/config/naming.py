@@ -57,8 +57,8 @@ def _format(value: object) -> str:
 
 
 def _sanitize(text: str) -> str:
-    text = re.sub(r"[^A-Za-z0-9.=+-]+", "-", text).strip("-")
-    return text or "x"
+    text = re.sub(r"[^A-Za-z0-9.=+-]+", "-", text)
+    return re.sub(r"-{2,}", "-", text).strip("-") or "x"
 
 
 def _override_key(override: str) -> str:

@@ -7,6 +7,7 @@ later ``trainer validate`` and a test over every shipped YAML).
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sweeptrainer.callbacks.dispatcher import check_class
 from sweeptrainer.config.instantiate import check_node
 from sweeptrainer.errors import ConfigError
 
@@ -125,7 +127,9 @@ def _check_group(cfg: DictConfig, group: str, problems: list[str]) -> None:
             problems.append(f"{group}._target_: missing; expected a dotted import path")
         return
     try:
-        check_node(node, group, POSITIONAL_ARGS.get(group, 0), RUNTIME_KWARGS[group])
+        target = check_node(node, group, POSITIONAL_ARGS.get(group, 0), RUNTIME_KWARGS[group])
+        if inspect.isclass(target):
+            check_class(target, group)
     except ConfigError as err:
         problems.append(str(err))
     if group == "dataset":
@@ -168,7 +172,9 @@ def _check_keyed(cfg: DictConfig, kind: str, problems: list[str]) -> None:
             problems.append(f"{key}: expected a mapping with a _target_ (or null to disable it)")
             continue
         try:
-            check_node(node, key, 0, RUNTIME_KWARGS[kind])
+            target = check_node(node, key, 0, RUNTIME_KWARGS[kind])
+            if inspect.isclass(target):
+                check_class(target, key)
         except ConfigError as err:
             problems.append(str(err))
 

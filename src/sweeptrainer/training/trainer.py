@@ -37,8 +37,10 @@ class ModularTaskTrainer:
     """Trains the built components of one run and writes what it produces into ``run_dir``.
 
     Callbacks see the trainer: ``model``, ``optimizer``, ``scheduler``, ``criterion``,
-    ``dataset``, ``cfg``, ``run_dir``, ``device``, ``state`` (a TrainingState), and may
-    set ``should_stop = True`` to end training after the current evaluation.
+    ``dataset``, ``cfg``, ``run_dir``, ``device``, ``state`` (a TrainingState),
+    ``components`` (metrics and tracking metric too). They may set ``should_stop = True``
+    to end training after the current evaluation, and put entries into ``summary``,
+    which is written into ``results.yaml``.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class ModularTaskTrainer:
         )
         self.state = TrainingState()
         self.should_stop = False
+        self.summary: dict[str, Any] = {}
         # Checks every cb_on_* method now, so a typo fails before the first step.
         self.callbacks = CallbackDispatcher(components.in_dispatch_order())
         self.sources = {
@@ -210,6 +213,7 @@ class ModularTaskTrainer:
             if wanted:
                 self.run_dir.write_output(split, outputs_frame(result, self.dataset))
         best_row = next(r for r in self.state.rows if r["iteration"] == self.state.best_iteration)
+        stopped_early = self.state.iteration < self.budget.total
         return {
             "best_iteration": self.state.best_iteration,
             "tracking_metric": self.components.tracking.name,
@@ -217,6 +221,9 @@ class ModularTaskTrainer:
             "test": {k.removeprefix("test_"): v for k, v in metrics.items()},
             "train_time_s": round(self.state.elapsed_s, 3),
             "iterations_done": self.state.iteration,
+            "stopped_early": stopped_early,
+            "stopped_at": self.state.iteration if stopped_early else None,
+            **self.summary,
         }
 
     # -- state ------------------------------------------------------------------------
@@ -230,7 +237,15 @@ class ModularTaskTrainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "training": self.state.state_dict(),
             "rng": rng_state(),
+            "callbacks": {label: obj.state_dict() for label, obj in self._stateful_callbacks()},
         }
+
+    def _stateful_callbacks(self) -> list[tuple[str, Any]]:
+        """Loggers and callbacks that keep state across a resume (they define state_dict)."""
+        c = self.components
+        entries = [(f"loggers.{k}", v) for k, v in c.loggers.items()]
+        entries += [(f"callbacks.{k}", v) for k, v in c.callbacks.items()]
+        return [(label, obj) for label, obj in entries if hasattr(obj, "state_dict")]
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
@@ -240,6 +255,10 @@ class ModularTaskTrainer:
         self.state.load_state_dict(data["training"])
         self._period_loss.fill_(self.state.period_loss)
         set_rng_state(data["rng"])
+        saved = data.get("callbacks", {})
+        for label, obj in self._stateful_callbacks():
+            if label in saved:
+                obj.load_state_dict(saved[label])
 
     def _progress_bar(self) -> Any:
         if not (self.cfg.progress_bar and sys.stdout.isatty()):
