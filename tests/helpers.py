@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sweeptrainer.callbacks.hooks import HOOKS
@@ -44,3 +45,53 @@ class FailingCallback:
     def cb_on_iteration_end(self, iteration):
         if iteration == self.at:
             raise RuntimeError(f"callback bug at iteration {iteration}")
+
+
+class PauseAt:
+    """At (iteration, batch_idx) writes ``marker`` and waits (up to ``timeout`` s) for a stop
+    signal, so a test can signal the process at a known point mid-epoch. Else it does nothing."""
+
+    def __init__(
+        self,
+        iteration: int,
+        batch_idx: int,
+        marker: str,
+        timeout: float = 20.0,
+        linger: float = 0.0,
+    ) -> None:
+        self.at, self.marker, self.timeout = (iteration, batch_idx), Path(marker), timeout
+        self.linger = linger  # seconds the step goes on after the signal (a long step)
+
+    def cb_on_step_end(self, trainer, iteration, batch_idx):
+        if (iteration, batch_idx) != self.at or self.marker.exists():
+            return
+        import time
+
+        self.marker.write_text(str(os.getpid()))
+        deadline = time.monotonic() + self.timeout
+        while trainer.signals.received is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(self.linger)
+
+
+class Slow:
+    """Sleeps after every step: stretches a tiny run so a test can kill it at random moments."""
+
+    def __init__(self, seconds: float = 0.005) -> None:
+        self.seconds = seconds
+
+    def cb_on_step_end(self):
+        import time
+
+        time.sleep(self.seconds)
+
+
+class StopAfter:
+    """Asks the trainer to stop after evaluating ``iteration``: a run cut short on purpose."""
+
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def cb_on_iteration_end(self, trainer, iteration):
+        if iteration == self.iteration:
+            trainer.should_stop = True

@@ -1,9 +1,12 @@
-"""One run, start to finish: check -> decide (skip or train) -> build -> fit -> test -> write.
+"""One run, start to finish: check -> plan (skip, new, resume, retry, continue) -> build -> fit
+-> test -> write.
 
 Everything that can be wrong with the user's input is found before the run
 folder is touched: a bad config or a missing data file leaves the results folder
-exactly as it was. Failures during training are written to the run's
-``status.yaml`` and ``train.log``, never only to the terminal.
+exactly as it was. The run folder is claimed with an OS lock while it trains, and
+the plan is made again under the lock, so two processes never train one run.
+Failures during training are written to the run's ``status.yaml`` and
+``train.log``, never only to the terminal.
 """
 
 from __future__ import annotations
@@ -21,50 +24,142 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.config.naming import config_hash, run_name
 from sweeptrainer.config.schema import validate
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, Interrupted
+from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir, training_dir
 from sweeptrainer.logs import attach_file, detach
+from sweeptrainer.training.signals import StopSignals
 
 log = logging.getLogger("sweeptrainer")
 
 
 @dataclass
 class RunOutcome:
-    """What happened to one run: trained, skipped or failed, and where."""
+    """What happened to one run: trained, skipped, failed, interrupted or invalid, and where."""
 
     name: str
     path: Path | None
-    state: str  # finished | skipped | failed | invalid
+    state: str  # finished | skipped | failed | interrupted | invalid
     exit_code: int = 0
     error: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What running a config will do to its run folder, decided from the folder alone."""
+
+    action: str  # new | skip | resume | retry | continue
+    run_dir: RunDir
+    config_hash: str
+    base_hash: str  # the config hash without `iterations`: finds runs to continue
+    attempt: int = 1
+    reason: str = ""
+    source: RunDir | None = None  # the finished run a `continue` starts from
+
+    def describe(self) -> str:
+        if self.action == "skip":
+            return f"skip ({self.reason})"
+        if self.action == "continue":
+            return f"continue from {self.source.name if self.source else '?'}"
+        if self.action == "retry":
+            return f"retry (attempt {self.attempt})"
+        return f"{self.action}" + (f" ({self.reason})" if self.reason else "")
 
 
 def locate_run(cfg: DictConfig, overrides: Sequence[str]) -> RunDir:
     return RunDir(training_dir(cfg.results_dir, cfg.experiment_id) / run_name(cfg, overrides))
 
 
-def train_run(cfg: DictConfig, overrides: Sequence[str] = ()) -> RunOutcome:
-    """Train the run ``cfg`` describes, or skip it when it already finished.
+def find_continuation(cfg: DictConfig, base_hash: str) -> RunDir | None:
+    """The finished run with the same config but fewer iterations (the most), if any."""
+    best: tuple[int, RunDir] | None = None
+    parent = training_dir(cfg.results_dir, cfg.experiment_id)
+    for folder in sorted(parent.glob("*/")) if parent.is_dir() else []:
+        other = RunDir(folder)
+        status = other.read_status() or {}
+        iterations = status.get("iterations")
+        if (
+            status.get("state") == "finished"
+            and status.get("base_hash") == base_hash
+            and isinstance(iterations, int)
+            and iterations < cfg.iterations
+            and other.state("last").is_file()
+            and not (other.read_results() or {}).get("stopped_early")
+            and (best is None or iterations > best[0])
+        ):
+            best = (iterations, other)
+    return best[1] if best else None
 
-    Raises ConfigError for problems in the input (before anything is written);
-    a failure during training returns a ``failed`` outcome after recording it.
+
+def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool = False) -> Plan:
+    """Decide, from the run folder alone, what running ``cfg`` will do. Writes nothing.
+
+    ``holding_lock``: this process holds the run's lock, so nobody else is training it.
     """
-    validate(cfg)
     run_dir = locate_run(cfg, overrides)
-    chash = config_hash(cfg)
+    plan = Plan("new", run_dir, config_hash(cfg), config_hash(cfg, ignore=("iterations",)))
     status = run_dir.read_status()
-    if status is not None and status.get("config_hash") != chash:
+    if status is None:
+        source = find_continuation(cfg, plan.base_hash) if cfg.continue_training else None
+        if source is not None:
+            plan.action, plan.source = "continue", source
+        return plan
+    if status.get("config_hash") != plan.config_hash:
         raise ConfigError(
             f"run folder {run_dir.path} holds a run of a different config "
-            f"(hash {status.get('config_hash')} there, {chash} now). Use another experiment_id, "
-            "or remove that folder to train it again."
+            f"(hash {status.get('config_hash')} there, {plan.config_hash} now). Use another "
+            "experiment_id, or remove that folder to train it again."
         )
-    if status is not None and status.get("state") == "finished":
-        log.info(f"skip {run_dir.name}: finished ({run_dir.path})")
-        return RunOutcome(
-            run_dir.name, run_dir.path, "skipped", results=run_dir.read_results() or {}
+    state, plan.attempt = status.get("state"), int(status.get("attempt", 1))
+    if state == "finished":
+        plan.action, plan.reason = "skip", "finished"
+    elif state == "failed" and plan.attempt > cfg.max_retries:
+        plan.action = "skip"
+        plan.reason = f"failed {plan.attempt} times, max_retries is {cfg.max_retries}"
+    elif state == "failed":
+        plan.action, plan.attempt = "retry", plan.attempt + 1
+    elif state == "running" and not holding_lock and RunLock(run_dir.path).held_elsewhere():
+        plan.action = "skip"
+        plan.reason = f"being trained by pid {status.get('pid')} on {status.get('host')}"
+    else:  # interrupted, or `running` with nobody holding the lock: killed
+        plan.action, plan.reason = "resume", "interrupted" if state == "interrupted" else "killed"
+    return plan
+
+
+def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
+    """The state a run starts from, and a line saying which."""
+    from sweeptrainer.training.checkpoint import load_latest, load_state_file
+
+    if plan.action == "continue":
+        assert plan.source is not None
+        state = load_state_file(plan.source.state("last"))
+        return (
+            state,
+            f"continue from {plan.source.name} at iteration {state['training']['iteration']}",
         )
+    if plan.action in ("resume", "retry"):
+        state, name = load_latest(plan.run_dir)
+        if state is None:
+            return None, f"{plan.describe()}: no usable state, starting from scratch"
+        it = state["training"]["iteration"]
+        return state, f"{plan.describe()} from states/{name}.pt (iteration {it})"
+    return None, "new"
+
+
+def train_run(
+    cfg: DictConfig, overrides: Sequence[str] = (), signals: StopSignals | None = None
+) -> RunOutcome:
+    """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
+
+    Raises ConfigError for problems in the input (before anything is written); a
+    failure during training returns a ``failed`` outcome after recording it.
+    """
+    validate(cfg)
+    plan = plan_run(cfg, overrides)
+    run_dir = plan.run_dir
+    if plan.action == "skip":
+        return _skipped(plan)
 
     # Build everything before touching the run folder: input errors change nothing on disk.
     from sweeptrainer.training.builder import build, resolve_device
@@ -74,27 +169,72 @@ def train_run(cfg: DictConfig, overrides: Sequence[str] = ()) -> RunOutcome:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     components = build(cfg, device, run_dir.path)
-    trainer = ModularTaskTrainer(cfg, components, run_dir, device)
+    trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals)
 
     run_dir.path.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir.path)
+    if not lock.acquire():
+        log.info(f"skip {run_dir.name}: another process is training it")
+        return RunOutcome(run_dir.name, run_dir.path, "skipped")
+    try:
+        plan = plan_run(cfg, overrides, holding_lock=True)  # again, now that the folder is ours
+        if plan.action == "skip":
+            return _skipped(plan)
+        run_dir.remove_temp_files()
+        start, how = _start_state(plan)
+        if start is not None:
+            trainer.load_state_dict(start)
+        if plan.action == "continue" and plan.source is not None:
+            # the best state so far is part of the history this run continues
+            run_dir.copy_state_from(plan.source, "best")
+        return _train(cfg, plan, trainer, how, device)
+    finally:
+        lock.release()
+
+
+def _skipped(plan: Plan) -> RunOutcome:
+    """A run left alone; one that failed for good still counts as failed."""
+    run_dir = plan.run_dir
+    log.info(f"skip {run_dir.name}: {plan.reason}")
+    status = run_dir.read_status() or {}
+    if status.get("state") == "failed":
+        return RunOutcome(run_dir.name, run_dir.path, "failed", 1, status.get("error"))
+    return RunOutcome(run_dir.name, run_dir.path, "skipped", results=run_dir.read_results() or {})
+
+
+def _train(cfg: DictConfig, plan: Plan, trainer: Any, how: str, device: Any) -> RunOutcome:
+    run_dir = plan.run_dir
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    run_dir.write_status("running", chash)
+    status = {
+        "attempt": plan.attempt,
+        "base_hash": plan.base_hash,
+        "iterations": int(cfg.iterations),
+    }
+    run_dir.write_status("running", plan.config_hash, **status)
     handler = attach_file(run_dir.log)
     try:
-        log.info(f"train {run_dir.name} on {device} -> {run_dir.path}")
+        log.info(f"train {run_dir.name} on {device} ({how}) -> {run_dir.path}")
         trainer.fit()
         results = trainer.test()
+        if plan.action == "continue" and plan.source is not None:
+            results["continued_from"] = {"run": plan.source.name, "iteration": plan_source_it(plan)}
         run_dir.write_results(results)
-        run_dir.write_status("finished", chash)
+        run_dir.write_status("finished", plan.config_hash, **status)
+    except Interrupted as stop:
+        log.warning(
+            f"interrupted {run_dir.name}: {stop}; states/last.pt saved, run again to resume"
+        )
+        run_dir.write_status("interrupted", plan.config_hash, **status)
+        return RunOutcome(run_dir.name, run_dir.path, "interrupted", stop.exit_code, str(stop))
     except ConfigError as err:  # found at start-up by a component (e.g. a callback's check)
         log.error(f"error: {err}")
-        run_dir.write_status("failed", chash, error=f"ConfigError: {err}")
+        run_dir.write_status("failed", plan.config_hash, error=f"ConfigError: {err}", **status)
         return RunOutcome(run_dir.name, run_dir.path, "invalid", 2, str(err))
     except Exception as err:
         message = f"{type(err).__name__}: {err}"
         log.debug(traceback.format_exc())  # train.log only
         log.error(f"run failed: {message} (details: {run_dir.log})")
-        run_dir.write_status("failed", chash, error=message)
+        run_dir.write_status("failed", plan.config_hash, error=message, **status)
         return RunOutcome(run_dir.name, run_dir.path, "failed", 1, message)
     finally:
         detach(handler)
@@ -104,19 +244,27 @@ def train_run(cfg: DictConfig, overrides: Sequence[str] = ()) -> RunOutcome:
     return RunOutcome(run_dir.name, run_dir.path, "finished", results=results)
 
 
-def make_task(outcomes: list[RunOutcome]) -> Callable[[DictConfig], None]:
+def plan_source_it(plan: Plan) -> int | None:
+    status = plan.source.read_status() if plan.source else None
+    return (status or {}).get("iterations")
+
+
+def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[DictConfig], None]:
     """The Hydra task function: trains one job's run and records its outcome.
 
     It never raises for a failed or invalid run, so the other jobs of a sweep go on;
-    the CLI turns the outcomes into the exit code.
+    after a stop signal the remaining jobs are not started. The CLI turns the
+    outcomes into the exit code.
     """
 
     def task(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
         overrides = list(HydraConfig.get().overrides.task)
+        if signals.received is not None:
+            return  # stopping: leave the remaining runs of the sweep for the next invocation
         try:
-            outcomes.append(train_run(cfg, overrides))
+            outcomes.append(train_run(cfg, overrides, signals))
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exc()

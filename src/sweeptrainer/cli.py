@@ -20,6 +20,9 @@ from sweeptrainer import __version__
 HELP = f"""\
 usage: trainer [OVERRIDES ...]            train the composed config (one run)
        trainer -m [OVERRIDES ...]         a sweep: key=a,b runs every combination
+       trainer validate [-m] [OVERRIDES]  check every run, print the plan; trains nothing
+       trainer rm-failed EXPERIMENT_DIR   delete failed runs (--yes, --dry-run)
+       trainer rm-states EXPERIMENT_DIR   delete states except best.pt and last.pt
        trainer --help | --version
 
 sweeptrainer {__version__}: a YAML sweep trainer for PyTorch.
@@ -35,8 +38,21 @@ examples:
   trainer -m learning_rate=0.01,0.001 seed=1,2
 
 Runs land in <results_dir>/<experiment_id>/training/<run_name>/. Running the same
-command again skips finished runs. Exit codes: 0 ok, 1 a run failed, 2 bad input.
+command again finishes it: finished runs are skipped, interrupted or killed runs
+resume from states/last.pt, failed runs are retried (max_retries), new runs train.
+Ctrl-C / SIGTERM / SIGUSR1 save the state after the current step and stop.
+Exit codes: 0 ok, 1 a run failed, 2 bad input, 128+N stopped by signal N.
 Hydra's own options: trainer --hydra-help.
+"""
+
+VALIDATE_HELP = """\
+usage: trainer validate [-m] [OVERRIDES ...]
+
+Compose every run the same command would train, check each config (keys, types,
+ranges, that every _target_ imports and its arguments fit), and print a table:
+run name and plan (new, skip (finished), resume (interrupted|killed),
+retry (attempt N), continue from RUN). Trains nothing, writes nothing.
+Exit code 2 when any config is invalid.
 """
 
 # Hydra options that take a value, and those after which nothing is trained.
@@ -146,29 +162,44 @@ def run_hydra(args: Sequence[str]) -> int:
     import hydra
 
     from sweeptrainer.app import RunOutcome, make_task
+    from sweeptrainer.training.signals import StopSignals
 
     outcomes: list[RunOutcome] = []
     argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides()]
     saved, sys.argv = sys.argv, argv
     try:
-        main_fn = hydra.main(
-            config_path=str(sources.primary), config_name=sources.config_name, version_base="1.3"
-        )(make_task(outcomes))
-        main_fn()
+        with StopSignals() as signals:
+            main_fn = hydra.main(
+                config_path=str(sources.primary),
+                config_name=sources.config_name,
+                version_base="1.3",
+            )(make_task(outcomes, signals))
+            main_fn()
+    except KeyboardInterrupt:
+        print(
+            "trainer: stopped at once (second Ctrl-C); run the command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         sys.argv = saved
-    return summarize(outcomes, hargs.multirun)
+    code = summarize(outcomes, hargs.multirun)
+    if signals.received is not None:
+        return 128 + signals.received
+    return code
 
 
 def summarize(outcomes: list, multirun: bool) -> int:
     """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
     if multirun and outcomes:
-        counts = {s: sum(o.state == s for o in outcomes) for s in ("finished", "skipped", "failed")}
+        states = ("finished", "skipped", "failed", "interrupted")
+        counts = {s: sum(o.state == s for o in outcomes) for s in states}
         invalid = sum(o.state == "invalid" for o in outcomes)
         print(
             f"sweep: {len(outcomes)} runs: {counts['finished']} trained, {counts['skipped']} "
             f"skipped (finished before), {counts['failed']} failed"
             + (f", {invalid} invalid" if invalid else "")
+            + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else "")
         )
         for o in outcomes:
             if o.state == "failed":
@@ -176,7 +207,91 @@ def summarize(outcomes: list, multirun: bool) -> int:
     return max((o.exit_code for o in outcomes), default=0)
 
 
+def cmd_validate(args: Sequence[str]) -> int:
+    """Compose and check every run of the command, print what running it would do."""
+    if args[:1] in (["-h"], ["--help"]):
+        print(VALIDATE_HELP, end="")
+        return 0
+    from sweeptrainer.app import plan_run
+    from sweeptrainer.config.compose import (
+        ConfigSources,
+        compose,
+        sweep_overrides,
+        task_config,
+    )  # fmt: skip
+    from sweeptrainer.config.naming import run_name
+    from sweeptrainer.config.schema import validate
+    from sweeptrainer.errors import ConfigError
+
+    hargs = HydraArgs.parse(args)
+    try:
+        sources = ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd())
+        runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
+    except ConfigError as err:
+        return _error(str(err))
+    rows, bad = [], 0
+    for overrides in runs:
+        try:
+            cfg = task_config(compose(sources, overrides))
+            validate(cfg)
+            rows.append((run_name(cfg, overrides), plan_run(cfg, overrides).describe()))
+        except ConfigError as err:
+            bad += 1
+            problem = " ".join(str(err).split())  # one line per run in the table
+            rows.append((" ".join(overrides) or "(defaults)", f"INVALID: {problem}"))
+    width = max(len(name) for name, _ in rows)
+    print(f"{'run':{width}}  plan")
+    for name, what in rows:
+        print(f"{name:{width}}  {what}")
+    print(f"{len(rows)} run(s), {bad} invalid")
+    return 2 if bad else 0
+
+
+def _experiment_parser(verb: str, description: str):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"trainer {verb}", description=description)
+    parser.add_argument(
+        "experiment_dir",
+        metavar="EXPERIMENT_DIR",
+        help="an experiment folder: <results_dir>/<experiment_id>",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    return parser
+
+
+def cmd_rm_failed(args: Sequence[str]) -> int:
+    from sweeptrainer.maintenance import rm_failed
+
+    parser = _experiment_parser("rm-failed", "Delete the run folders of failed runs.")
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    ns = parser.parse_args(args)
+    rm_failed(ns.experiment_dir, yes=ns.yes, dry_run=ns.dry_run)
+    return 0
+
+
+def cmd_rm_states(args: Sequence[str]) -> int:
+    from sweeptrainer.maintenance import rm_states
+
+    parser = _experiment_parser(
+        "rm-states", "Delete state files except states/best.pt and states/last.pt."
+    )
+    parser.add_argument(
+        "--best-only", action="store_true",
+        help="keep only best.pt (a run without last.pt cannot be continued)",
+    )  # fmt: skip
+    ns = parser.parse_args(args)
+    rm_states(ns.experiment_dir, best_only=ns.best_only, dry_run=ns.dry_run)
+    return 0
+
+
+VERBS = {"validate": cmd_validate, "rm-failed": cmd_rm_failed, "rm-states": cmd_rm_states}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    """The ``trainer`` entry point: a verb, or overrides for Hydra."""
+    from sweeptrainer.errors import ConfigError
+
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["-h"], ["--help"], ["help"]):
         print(HELP, end="")
@@ -184,4 +299,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args[:1] == ["--version"]:
         print(f"sweeptrainer {__version__}")
         sys.exit(0)
+    if args and args[0] in VERBS:
+        try:
+            sys.exit(VERBS[args[0]](args[1:]))
+        except ConfigError as err:
+            sys.exit(_error(str(err)))
     sys.exit(run_hydra(args))

@@ -14,3 +14,18 @@ class TrainingError(Exception):
     """Training itself went wrong (e.g. the loss became NaN): the run is marked failed."""
 
     exit_code = 1
+
+
+class UnsafeStateError(ConfigError):
+    """A state file holds pickled objects beyond tensors and plain containers: never loaded."""
+
+
+class Interrupted(Exception):
+    """A stop signal arrived; the run saved its state and stops (exit code 128 + signal)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -105,6 +105,11 @@ def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(composition_message(err)) from None
 
 
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The config a run sees: the composed one without the ``hydra`` node."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
 def composition_message(err: BaseException) -> str:
     """Hydra's message without the search-path dump, plus the root cause when useful."""
     text = str(err).split("\nConfig search path:")[0].strip()

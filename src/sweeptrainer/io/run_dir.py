@@ -89,6 +89,11 @@ class RunDir:
         data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         atomic_write_yaml(self.status_file, data)
 
+    def remove_temp_files(self) -> None:
+        """Delete temp files left by a process killed mid-write (only the complete files count)."""
+        for tmp in self.path.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     # -- content ----------------------------------------------------------------------
     def write_config(self, resolved_yaml: str) -> None:
         atomic_write_text(self.config, resolved_yaml)
@@ -112,6 +117,11 @@ class RunDir:
         import torch
 
         atomic_write(self.state(name), lambda f: torch.save(state, f))
+
+    def copy_state_from(self, other: RunDir, name: str) -> None:
+        """Copy another run's ``states/<name>.pt`` into this run (atomically)."""
+        data = other.state(name).read_bytes()
+        atomic_write(self.state(name), lambda f: f.write(data))
 
     def load_state(self, name: str, map_location: str = "cpu") -> dict[str, Any]:
         """Load a state with ``weights_only=True``: tensors and plain containers only."""

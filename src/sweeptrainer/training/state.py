@@ -27,6 +27,8 @@ class TrainingState:
     period_batches: int = 0
     elapsed_s: float = 0.0
     rows: list[dict[str, float]] = field(default_factory=list)
+    should_stop: bool = False  # a callback asked to stop after its evaluation
+    summary: dict[str, Any] = field(default_factory=dict)  # extra entries for results.yaml
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

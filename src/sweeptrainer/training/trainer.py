@@ -22,12 +22,13 @@ from omegaconf import DictConfig
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
-from sweeptrainer.errors import TrainingError
+from sweeptrainer.errors import Interrupted, TrainingError
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
 from sweeptrainer.training.data import Batch, BatchSource, epoch_order
 from sweeptrainer.training.evaluate import SplitResult, evaluate, outputs_frame
+from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
 
 log = logging.getLogger("sweeptrainer")
@@ -44,7 +45,12 @@ class ModularTaskTrainer:
     """
 
     def __init__(
-        self, cfg: DictConfig, components: Components, run_dir: RunDir, device: torch.device
+        self,
+        cfg: DictConfig,
+        components: Components,
+        run_dir: RunDir,
+        device: torch.device,
+        signals: StopSignals | None = None,
     ) -> None:
         self.cfg = cfg
         self.components = components
@@ -59,8 +65,7 @@ class ModularTaskTrainer:
             cfg.training_type, cfg.iterations, cfg.eval_frequency, cfg.save_frequency
         )
         self.state = TrainingState()
-        self.should_stop = False
-        self.summary: dict[str, Any] = {}
+        self.signals = signals
         # Checks every cb_on_* method now, so a typo fails before the first step.
         self.callbacks = CallbackDispatcher(components.in_dispatch_order())
         self.sources = {
@@ -70,6 +75,21 @@ class ModularTaskTrainer:
         }
         self._period_loss = torch.zeros((), device=device)
         self._bar: Any = None
+        self._order: torch.Tensor | None = None  # the current epoch's data order
+
+    @property
+    def should_stop(self) -> bool:
+        """Set to True (from a callback) to end training after the current evaluation."""
+        return self.state.should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self.state.should_stop = bool(value)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Entries a callback adds here are written into results.yaml (and survive a resume)."""
+        return self.state.summary
 
     # -- training -------------------------------------------------------------------
     def fit(self) -> None:
@@ -90,9 +110,10 @@ class ModularTaskTrainer:
         """(batch_idx, batch, is_last_of_epoch), epoch after epoch, from the saved position."""
         source = self.sources["train"]
         while True:
-            order = epoch_order(source.n, self.cfg.seed, self.state.epoch)
+            if self._order is None or self.state.batch_in_epoch == 0:
+                self._order = epoch_order(source.n, self.cfg.seed, self.state.epoch)
             start = self.state.batch_in_epoch
-            for batch_idx, batch in enumerate(source.batches(order, start), start=start):
+            for batch_idx, batch in enumerate(source.batches(self._order, start), start=start):
                 yield batch_idx, batch, batch_idx == source.num_batches - 1
 
     def _train_until(self, end: int, batches: Iterator[tuple[int, Batch, bool]]) -> None:
@@ -101,6 +122,8 @@ class ModularTaskTrainer:
         self.callbacks("cb_on_iteration_begin", trainer=self, iteration=self.state.iteration + 1)
         per_step = self.budget.per_step
         while self.state.iteration < end:
+            if self.signals is not None and self.signals.received:
+                self._stop_now(self.signals.received)  # between two steps: nothing half-done
             batch_idx, (x, y), last = next(batches)
             iteration = self.state.iteration + 1
             self.callbacks(
@@ -119,6 +142,13 @@ class ModularTaskTrainer:
                 self.state.batch_in_epoch = 0
                 if not per_step:
                     self._complete_iteration()
+
+    def _stop_now(self, signum: int) -> None:
+        """A stop signal: keep everything done so far in last.pt, then stop."""
+        self.run_dir.save_state("last", self.state_dict())
+        if self._bar is not None:
+            self._bar.close()
+        raise Interrupted(signum)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -213,7 +243,7 @@ class ModularTaskTrainer:
             if wanted:
                 self.run_dir.write_output(split, outputs_frame(result, self.dataset))
         best_row = next(r for r in self.state.rows if r["iteration"] == self.state.best_iteration)
-        stopped_early = self.state.iteration < self.budget.total
+        stopped_early = self.should_stop and self.state.iteration < self.budget.total
         return {
             "best_iteration": self.state.best_iteration,
             "tracking_metric": self.components.tracking.name,
@@ -237,6 +267,7 @@ class ModularTaskTrainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "training": self.state.state_dict(),
             "rng": rng_state(),
+            "data_order": self._order,
             "callbacks": {label: obj.state_dict() for label, obj in self._stateful_callbacks()},
         }
 
@@ -253,6 +284,7 @@ class ModularTaskTrainer:
         if self.scheduler is not None and data["scheduler"] is not None:
             self.scheduler.load_state_dict(data["scheduler"])
         self.state.load_state_dict(data["training"])
+        self._order = data.get("data_order") if self.state.batch_in_epoch else None
         self._period_loss.fill_(self.state.period_loss)
         set_rng_state(data["rng"])
         saved = data.get("callbacks", {})

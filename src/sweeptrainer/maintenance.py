@@ -1,0 +1,90 @@
+"""Experiment-level housekeeping verbs: remove failed runs, remove surplus state files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from sweeptrainer.errors import ConfigError
+from sweeptrainer.io.lock import RunLock
+from sweeptrainer.io.run_dir import TRAINING_DIR, RunDir
+
+
+def experiment_runs(experiment_dir: str | Path) -> list[RunDir]:
+    """Every run folder of an experiment; a ConfigError when it is not an experiment folder."""
+    root = Path(experiment_dir)
+    if not root.is_dir():
+        raise ConfigError(f"EXPERIMENT_DIR: {str(root)!r} is not a folder")
+    training = root / TRAINING_DIR
+    if not training.is_dir():
+        raise ConfigError(
+            f"EXPERIMENT_DIR: {str(root)!r} is not an experiment folder (it has no {TRAINING_DIR}/); "
+            "expected <results_dir>/<experiment_id>"
+        )
+    return [RunDir(p) for p in sorted(training.iterdir()) if p.is_dir()]
+
+
+def rm_failed(
+    experiment_dir: str | Path,
+    yes: bool = False,
+    dry_run: bool = False,
+    ask: Callable[[str], str] | None = None,
+) -> list[RunDir]:
+    """Delete the folders of failed runs (after asking, unless ``yes``); return them."""
+    failed = [
+        r
+        for r in experiment_runs(experiment_dir)
+        if (r.read_status() or {}).get("state") == "failed"
+    ]
+    for run in failed:
+        print(f"failed: {run.path} ({(run.read_status() or {}).get('error', '')})")
+    if not failed:
+        print("no failed runs")
+        return []
+    if dry_run:
+        print(f"{len(failed)} failed run(s) would be removed (--dry-run: nothing removed)")
+        return failed
+    if not yes and not _confirm(f"remove {len(failed)} failed run(s)? [y/N] ", ask or input):
+        print("nothing removed")
+        return []
+    removed = []
+    for run in failed:
+        if RunLock(run.path).held_elsewhere():
+            print(f"kept {run.path}: a process is training it right now")
+            continue
+        shutil.rmtree(run.path)
+        removed.append(run)
+    print(f"removed {len(removed)} failed run(s)")
+    return removed
+
+
+def _confirm(question: str, ask: Callable[[str], str]) -> bool:
+    try:
+        return ask(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal to answer on
+        print("\nno answer (standard input is closed); use --yes to remove without asking")
+        return False
+
+
+def rm_states(
+    experiment_dir: str | Path, best_only: bool = False, dry_run: bool = False
+) -> list[Path]:
+    """Delete state files other than best.pt and last.pt (or all but best.pt); return them."""
+    keep = {"best.pt"} if best_only else {"best.pt", "last.pt"}
+    doomed = []
+    for run in experiment_runs(experiment_dir):
+        if not run.states.is_dir():
+            continue
+        if RunLock(run.path).held_elsewhere():
+            print(f"kept the states of {run.name}: a process is training it right now")
+            continue
+        doomed += [p for p in sorted(run.states.glob("*.pt")) if p.name not in keep]
+    size = sum(p.stat().st_size for p in doomed)
+    for path in doomed:
+        print(f"{'would remove' if dry_run else 'remove'} {path}")
+        if not dry_run:
+            path.unlink()
+    verb = "would free" if dry_run else "freed"
+    print(f"{len(doomed)} state file(s), {verb} {size / 1e6:.1f} MB")
+    return doomed

@@ -1,0 +1,62 @@
+"""Loading states safely, with a fallback when a state file is damaged.
+
+States are loaded with ``weights_only=True``: a file that asks to unpickle anything
+beyond tensors and plain containers is refused (it could run code), never executed.
+A truncated or otherwise unreadable file is skipped with a warning: the run falls
+back to the previous valid state (``best.pt`` is a full snapshot too) or starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Any
+
+from sweeptrainer.errors import UnsafeStateError
+from sweeptrainer.io.run_dir import RunDir
+
+log = logging.getLogger("sweeptrainer")
+
+REQUIRED_KEYS = ("model", "optimizer", "scheduler", "training", "rng")
+
+
+class CorruptStateError(Exception):
+    """A state file that cannot be read back (truncated, garbled, incomplete)."""
+
+
+def load_state_file(path: Path) -> dict[str, Any]:
+    """Load one state file; UnsafeStateError or CorruptStateError when it cannot be trusted."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):
+            unsupported = next((ln for ln in str(err).splitlines() if "GLOBAL" in ln), "")
+            raise UnsafeStateError(
+                f"{path}: refusing to load it: it contains pickled objects that are not tensors "
+                f"or plain containers and could run code ({unsupported.strip()}). "
+                "Delete the file if you do not trust it."
+            ) from None
+        raise CorruptStateError(
+            f"{path}: {str(err).splitlines()[-1] if str(err) else err}"
+        ) from err
+    except Exception as err:
+        raise CorruptStateError(f"{path}: {type(err).__name__}: {str(err)[:200]}") from err
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        raise CorruptStateError(f"{path}: not a complete training state")
+    return state
+
+
+def load_latest(run_dir: RunDir) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest usable state of a run (``last``, else ``best``) and its name, or (None, None)."""
+    for name in ("last", "best"):
+        path = run_dir.state(name)
+        if not path.is_file():
+            continue
+        try:
+            return load_state_file(path), name
+        except CorruptStateError as err:
+            log.warning(f"warning: states/{name}.pt is unreadable, falling back ({err})")
+    return None, None

@@ -1,0 +1,197 @@
+"""Kill a run or a sweep at any moment, run the same command again: it finishes as if never
+interrupted. Real processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+# Wine in batches of 8: 16 steps per epoch.
+BASE = ("dataset=Wine", "batch_size=8", "iterations=5", "progress_bar=false")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(ROOT)  # the helper callbacks in tests/helpers.py
+    return env
+
+
+def start(cwd: Path, *args: str, script: tuple[str, ...] = ("-m", "sweeptrainer")):
+    return subprocess.Popen(
+        [sys.executable, *script, *args], cwd=cwd, env=_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def run(cwd: Path, *args: str, script: tuple[str, ...] = ("-m", "sweeptrainer")):
+    proc = start(cwd, *args, script=script)
+    out, _ = proc.communicate(timeout=300)
+    return proc.returncode, out
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def comparable(run_dir: Path):
+    metrics = pd.read_csv(run_dir / "metrics.csv").drop(columns="elapsed_s")
+    results = yaml.safe_load((run_dir / "results.yaml").read_text())
+    for key in ("train_time_s", "time_s"):
+        results.pop(key, None)
+    return metrics, results
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    (ma, ra), (mb, rb) = comparable(a), comparable(b)
+    pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+    assert ra == rb
+
+
+def only_run(cwd: Path, experiment: str) -> Path:
+    (folder,) = (cwd / "results" / experiment / "training").iterdir()
+    return folder
+
+
+def status(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "status.yaml").read_text())
+
+
+PAUSE = (
+    "+callbacks.pause._target_=tests.helpers.PauseAt", "+callbacks.pause.iteration=2",
+    "+callbacks.pause.batch_idx=5", "+callbacks.pause.marker=paused",
+)  # fmt: skip
+
+
+def test_sigterm_mid_epoch_then_rerun_is_identical(tmp_path):
+    (tmp_path / "paused").touch()  # the reference run does not pause
+    code, out = run(tmp_path, *BASE, *PAUSE, "experiment_id=ref")
+    assert code == 0, out
+    (tmp_path / "paused").unlink()
+
+    proc = start(tmp_path, *BASE, *PAUSE, "experiment_id=cut")
+    wait_for((tmp_path / "paused").exists)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    cut = only_run(tmp_path, "cut")
+    assert status(cut)["state"] == "interrupted"
+    state = torch.load(cut / "states/last.pt", weights_only=True)
+    assert (state["training"]["iteration"], state["training"]["batch_in_epoch"]) == (1, 6)
+
+    code, out = run(tmp_path, *BASE, *PAUSE, "experiment_id=cut")
+    assert code == 0, out
+    assert "resume (interrupted) from states/last.pt (iteration 1)" in out
+    assert_same_run(only_run(tmp_path, "ref"), cut)
+
+
+def test_two_ctrl_c_stop_at_once_and_the_run_resumes(tmp_path):
+    proc = start(tmp_path, *BASE, *PAUSE, "+callbacks.pause.linger=30")
+    wait_for((tmp_path / "paused").exists)
+    proc.send_signal(signal.SIGINT)
+    wait_for(
+        lambda: (
+            "SIGINT received"
+            in (tmp_path / "results")
+            .joinpath("default/training")
+            .glob("*/train.log")
+            .__next__()
+            .read_text()
+        )
+    )
+    proc.send_signal(signal.SIGINT)  # the second Ctrl-C, while the first is being honoured
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "stopped at once" in out
+    cut = only_run(tmp_path, "default")
+    assert status(cut)["state"] == "running"  # left as by a kill: the next run resumes it
+    code, out = run(tmp_path, *BASE, *PAUSE, "+callbacks.pause.linger=30")  # marker: no pause
+    assert code == 0 and "resume (killed)" in out, out
+
+
+def test_a_second_process_never_trains_a_locked_run(tmp_path):
+    first = start(tmp_path, *BASE, *PAUSE)
+    wait_for((tmp_path / "paused").exists)
+    code, out = run(tmp_path, *BASE, *PAUSE)
+    assert code == 0
+    assert "being trained by pid" in out or "another process is training it" in out
+    first.send_signal(signal.SIGUSR1)
+    first.communicate(timeout=60)
+    assert first.returncode == 128 + signal.SIGUSR1
+    assert status(only_run(tmp_path, "default"))["state"] == "interrupted"
+
+
+SLOW = ("+callbacks.slow._target_=tests.helpers.Slow", "+callbacks.slow.seconds=0.01")
+
+
+def _states_readable(run_dir: Path) -> None:
+    for path in (run_dir / "states").glob("*.pt"):
+        torch.load(path, weights_only=True)
+
+
+def test_sigkill_at_random_moments_and_during_a_save(tmp_path):
+    args = (*BASE, "iterations=6", *SLOW)
+    code, out = run(tmp_path, *args, "experiment_id=ref")
+    assert code == 0, out
+    ref = only_run(tmp_path, "ref")
+    cut_args = (*args, "experiment_id=cut")
+
+    # Killed half-way through writing its 3rd state file.
+    code, out = run(tmp_path, "3", *cut_args, script=(str(ROOT / "tests/kill_on_save.py"),))
+    assert code == -signal.SIGKILL, out
+    cut = only_run(tmp_path, "cut")
+    assert list((cut / "states").glob(".*.tmp"))  # the half-written temp file
+    _states_readable(cut)
+
+    rng = random.Random(7)
+    for _ in range(3):
+        proc = start(tmp_path, *cut_args)
+        wait_for(lambda p=proc: p.poll() is not None or (cut / "train.log").stat().st_size > 0)
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.kill()
+        proc.communicate(timeout=60)
+        _states_readable(cut)
+        if status(cut)["state"] == "finished":
+            break
+    code, out = run(tmp_path, *cut_args)
+    assert code == 0, out
+    assert status(cut)["state"] == "finished"
+    assert not list((cut / "states").glob(".*.tmp"))
+    assert_same_run(ref, cut)
+
+
+def test_sweep_killed_in_its_second_run_finishes_on_rerun(tmp_path):
+    args = ("-m", "seed=1,2,3,4", *BASE, "iterations=3", *SLOW)
+    proc = start(tmp_path, *args)
+    training = tmp_path / "results/default/training"
+    wait_for(lambda: next(training.glob("*_None_2_*/states/last.pt"), None) is not None)
+    proc.kill()
+    (second,) = training.glob("*_None_2_*")
+    proc.communicate(timeout=60)
+    assert status(second)["state"] == "running"
+
+    code, out = run(tmp_path, *args)
+    assert code == 0, out
+    lines = out.splitlines()
+    (first,) = training.glob("*_None_1_*")
+    assert f"skip {first.name}: finished" in out
+    assert any(second.name in ln and "resume (killed) from states/last.pt" in ln for ln in lines)
+    for seed in (3, 4):
+        assert any(f"_None_{seed}_" in ln and "on cpu (new)" in ln for ln in lines)
+    assert "sweep: 4 runs: 3 trained, 1 skipped" in out
+    assert all(status(r)["state"] == "finished" for r in training.iterdir())
