@@ -19,8 +19,8 @@ def experiment_runs(experiment_dir: str | Path) -> list[RunDir]:
     training = root / TRAINING_DIR
     if not training.is_dir():
         raise ConfigError(
-            f"EXPERIMENT_DIR: {str(root)!r} is not an experiment folder (it has no {TRAINING_DIR}/); "
-            "expected <results_dir>/<experiment_id>"
+            f"EXPERIMENT_DIR: {str(root)!r} is not an experiment folder "
+            f"(it has no {TRAINING_DIR}/); expected <results_dir>/<experiment_id>"
         )
     return [RunDir(p) for p in sorted(training.iterdir()) if p.is_dir()]
 
