@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # make install uses .venv; set VENV to another folder to install elsewhere.
 
-.PHONY: help install test test-all lint format docs bench clean
+.PHONY: help install test test-fast lint format docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,8 +32,9 @@ format:  ## apply ruff format and autofixes
 docs:  ## check the docs folder (a Sphinx/MkDocs build comes with the docs issue)
 	@ls docs/*.md
 
-bench:  ## benchmark: trainer vs a hand-written loop, prints a table
+bench:  ## benchmarks: trainer vs a hand-written loop; postprocess on 100 runs (prints tables)
 	$(BIN)/python benches/bench_digits.py
+	$(BIN)/python benches/bench_postprocess.py
 
 clean:  ## remove build and test leftovers
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache results benches/_work

@@ -21,6 +21,7 @@ HELP = f"""\
 usage: trainer [OVERRIDES ...]            train the composed config (one run)
        trainer -m [OVERRIDES ...]         a sweep: key=a,b runs every combination
        trainer validate [-m] [OVERRIDES]  check every run, print the plan; trains nothing
+       trainer postprocess EXPERIMENT_DIR tables, seed aggregates, plots, report.html
        trainer rm-failed EXPERIMENT_DIR   delete failed runs (--yes, --dry-run)
        trainer rm-states EXPERIMENT_DIR   delete states except best.pt and last.pt
        trainer --help | --version
@@ -124,19 +125,25 @@ def _error(message: str, code: int = 2) -> int:
     return code
 
 
-def preflight(sources, hargs: HydraArgs) -> None:
-    """Compose and validate every run of the command; raise ConfigError on the first bad one."""
+def preflight(sources, hargs: HydraArgs) -> list:
+    """Compose and validate every run of the command; raise ConfigError on the first bad one.
+
+    Returns the composed configs.
+    """
     from sweeptrainer.config.compose import compose, sweep_overrides
     from sweeptrainer.config.schema import validate
     from sweeptrainer.errors import ConfigError
 
     runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
+    configs = []
     for overrides in runs:
         try:
-            validate(compose(sources, overrides))
+            configs.append(compose(sources, overrides))
+            validate(configs[-1])
         except ConfigError as err:
             where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
             raise ConfigError(f"{where}{err}") from None
+    return configs
 
 
 def run_hydra(args: Sequence[str]) -> int:
@@ -150,10 +157,11 @@ def run_hydra(args: Sequence[str]) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     hargs = HydraArgs.parse(args)
+    configs = []
     try:
         sources = ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd())
         if hargs.trains:
-            preflight(sources, hargs)
+            configs = preflight(sources, hargs)
     except ConfigError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
@@ -186,6 +194,11 @@ def run_hydra(args: Sequence[str]) -> int:
     code = summarize(outcomes, hargs.multirun)
     if signals.received is not None:
         return 128 + signals.received
+    if hargs.multirun and outcomes:
+        experiments = {Path(c.results_dir) / c.experiment_id for c in configs if c.postprocess}
+        for experiment in sorted(experiments):
+            if experiment.is_dir():
+                run_postprocess(experiment, ["seed"], plots=True)
     return code
 
 
@@ -285,7 +298,50 @@ def cmd_rm_states(args: Sequence[str]) -> int:
     return 0
 
 
-VERBS = {"validate": cmd_validate, "rm-failed": cmd_rm_failed, "rm-states": cmd_rm_states}
+def cmd_postprocess(args: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="trainer postprocess",
+        description="Tables, aggregates over seeds, plots and an HTML report for an experiment, "
+        "written to EXPERIMENT_DIR/postprocessing/.",
+    )
+    parser.add_argument(
+        "experiment_dir",
+        metavar="EXPERIMENT_DIR",
+        help="an experiment folder: <results_dir>/<experiment_id>",
+    )
+    parser.add_argument("--aggregate-by", default="seed", metavar="KEYS",
+                        help="comma-separated config keys (or groups) to average over "
+                        "(default: seed)")  # fmt: skip
+    parser.add_argument("--no-plots", action="store_true", help="tables and report only")
+    ns = parser.parse_args(args)
+    return run_postprocess(ns.experiment_dir, ns.aggregate_by.split(","), not ns.no_plots)
+
+
+def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plots: bool) -> int:
+    from sweeptrainer.postprocess import postprocess
+
+    summary = postprocess(
+        experiment_dir, tuple(k.strip() for k in aggregate_by if k.strip()), plots
+    )
+    print(f"postprocessed {summary.runs} runs ({summary.finished} finished) -> {summary.folder}")
+    if summary.runs > summary.finished:
+        print(f"  {summary.runs - summary.finished} run(s) not finished: see status in runs.csv")
+    if summary.best:
+        best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in summary.best.items())  # fmt: skip
+        print(f"  best configuration: {best}")
+    print(f"  report: {summary.folder / 'report.html'}")
+    return 0
+
+
+VERBS = {
+    "validate": cmd_validate,
+    "rm-failed": cmd_rm_failed,
+    "rm-states": cmd_rm_states,
+    "postprocess": cmd_postprocess,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

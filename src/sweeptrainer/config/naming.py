@@ -35,6 +35,7 @@ OPERATIONAL_KEYS = frozenset(
         "progress_bar",
         "device",
         "max_retries",
+        "postprocess",
         "continue_training",
         "save_train_outputs",
         "save_dev_outputs",

@@ -74,6 +74,7 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("save_test_outputs", lambda v: isinstance(v, bool), "true or false"),
     Key("continue_training", lambda v: isinstance(v, bool), "true or false"),
     Key("max_retries", _non_negative_int, "a non-negative integer"),
+    Key("postprocess", lambda v: isinstance(v, bool), "true or false"),
 )
 KNOWN_KEYS = frozenset(k.name for k in MAIN_KEYS) | {*GROUPS, *KEYED_DICTS, "hydra"}
 

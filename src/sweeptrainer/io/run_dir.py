@@ -104,6 +104,24 @@ class RunDir:
     def read_results(self) -> dict[str, Any] | None:
         return read_yaml(self.results) if self.results.is_file() else None  # type: ignore[return-value]
 
+    def read_config(self) -> dict[str, Any] | None:
+        data = read_yaml(self.config) if self.config.is_file() else None
+        return data if isinstance(data, dict) else None
+
+    def read_metrics(self) -> Any:
+        """``metrics.csv`` as a DataFrame, or None when there is none (yet)."""
+        import pandas as pd
+
+        if not self.metrics.is_file():
+            return None
+        return pd.read_csv(self.metrics)
+
+    def read_output(self, split: str) -> Any:
+        import pandas as pd
+
+        path = self.output(split)
+        return pd.read_csv(path) if path.is_file() else None
+
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
         import pandas as pd
 

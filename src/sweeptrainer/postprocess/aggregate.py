@@ -1,0 +1,78 @@
+"""Group runs by every varying key except the aggregated ones (default: seed)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from sweeptrainer.errors import ConfigError
+from sweeptrainer.postprocess.collect import Experiment
+
+STATS = ("mean", "std", "count")
+
+
+@dataclass
+class Aggregated:
+    """The aggregated table (best configuration first) and the keys it groups by."""
+
+    table: pd.DataFrame
+    group_keys: list[str]
+    sort_column: str | None
+    best: dict[str, Any] | None
+
+
+def _matches(name: str, keys: Sequence[str]) -> list[str]:
+    """``seed`` matches ``seed``; a group name like ``optimizer`` matches ``optimizer.*``."""
+    return [k for k in keys if k == name or k.startswith(f"{name}.")]
+
+
+def resolve_aggregate_by(experiment: Experiment, names: Sequence[str]) -> set[str]:
+    """The varying keys that ``--aggregate-by`` names; unknown names are a ConfigError."""
+    out: set[str] = set()
+    for name in names:
+        if not _matches(name, experiment.config_keys):
+            close = difflib.get_close_matches(name, experiment.config_keys, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"--aggregate-by: {name!r} is not a config key of these runs{hint}; "
+                f"keys that differ between runs: {', '.join(experiment.varying) or '(none)'}"
+            )
+        out.update(_matches(name, experiment.varying))
+    return out
+
+
+def aggregate(experiment: Experiment, aggregate_by: Sequence[str] = ("seed",)) -> Aggregated:
+    """Mean, std and count of every dev/test metric per configuration, best first."""
+    aggregated = resolve_aggregate_by(experiment, aggregate_by)
+    keys = [k for k in experiment.varying if k not in aggregated]
+    runs = experiment.runs
+    finished = runs[runs["status"] == "finished"]
+    metrics = [c for c in runs.columns if c.startswith(("dev_", "test_"))]
+    if finished.empty or not metrics:
+        return Aggregated(pd.DataFrame(columns=[*keys, "runs"]), keys, None, None)
+    groups = finished.groupby(keys, dropna=False, sort=False) if keys else [((), finished)]
+    rows = []
+    for values, frame in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        row: dict[str, Any] = dict(zip(keys, values, strict=True))
+        row["runs"] = len(frame)
+        for metric in metrics:
+            column = pd.to_numeric(frame[metric], errors="coerce")
+            row |= {f"{metric}_mean": column.mean(), f"{metric}_std": column.std(),
+                    f"{metric}_count": int(column.count())}  # fmt: skip
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    sort_column = f"dev_{experiment.tracking}_mean" if experiment.tracking else None
+    if sort_column in table.columns:
+        # ties on the tracking metric go to the lower mean dev loss
+        by = [sort_column] + (["dev_loss_mean"] if "dev_loss_mean" in table.columns else [])
+        ascending = [not experiment.higher_is_better, True][: len(by)]
+        table = table.sort_values(by, ascending=ascending, kind="stable", ignore_index=True)
+    best = {k: table.iloc[0][k] for k in [*keys, "runs"]} if len(table) else None
+    if best is not None and sort_column in table.columns:
+        best[sort_column] = table.iloc[0][sort_column]
+    return Aggregated(table, keys, sort_column, best)

@@ -1,0 +1,139 @@
+"""Read every run folder of an experiment into tidy DataFrames (through RunDir only)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweeptrainer.components.metrics import METRICS
+from sweeptrainer.errors import ConfigError
+from sweeptrainer.io.lock import RunLock
+from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.maintenance import experiment_runs
+
+# Config keys that never describe what a run trained.
+IGNORED = ("results_dir", "experiment_id", "progress_bar", "postprocess")
+OUT_DIR = "postprocessing"
+
+
+@dataclass
+class Experiment:
+    """An experiment's runs as tables, and which config keys differ between runs."""
+
+    root: Path
+    runs: pd.DataFrame  # one row per run: run, status, varying config, results
+    curves: pd.DataFrame  # every metrics.csv row, with run and varying config attached
+    varying: list[str]  # flattened config keys whose values differ between runs
+    config_keys: list[str]  # every flattened config key (to check --aggregate-by)
+    run_dirs: dict[str, RunDir]
+    curves_metrics: list[str]  # the metrics.csv columns
+    tracking: str | None  # the tracking metric's name, e.g. accuracy
+    higher_is_better: bool
+
+    @property
+    def out_dir(self) -> Path:
+        return self.root / OUT_DIR
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> dotted keys (``optimizer.lr``); lists become their JSON text."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        elif isinstance(value, list):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat
+
+
+def _state(run: RunDir, status: dict[str, Any]) -> str:
+    state = status.get("state", "unknown")
+    if state == "running" and not RunLock(run.path).held_elsewhere():
+        return "killed"  # `running`, but no process holds its lock
+    return state
+
+
+def _run_row(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
+    status = run.read_status() or {}
+    results = run.read_results() or {}
+    config = {
+        k: v
+        for k, v in flatten(run.read_config() or {}).items()
+        if not k.endswith("_target_") and k.split(".")[0] not in IGNORED
+    }
+    row: dict[str, Any] = {"run": run.name, "status": _state(run, status)}
+    row["best_iteration"] = results.get("best_iteration")
+    row |= {f"dev_{k}": v for k, v in (results.get("dev") or {}).items()}
+    row |= {f"test_{k}": v for k, v in (results.get("test") or {}).items()}
+    row["train_time_s"] = results.get("train_time_s")
+    row["error"] = status.get("error")
+    row["tracking_metric"] = results.get("tracking_metric")
+    return row, config
+
+
+def _varying(configs: pd.DataFrame) -> list[str]:
+    """Columns with more than one value; of columns equal in every run, keep the first."""
+    varying, seen = [], []
+    # main keys first, so `learning_rate` is kept and its copy `optimizer.lr` dropped
+    for column in sorted(configs.columns, key=lambda c: "." in c):
+        values = configs[column].astype(str)
+        if values.nunique(dropna=False) < 2:
+            continue
+        if any(values.equals(configs[other].astype(str)) for other in seen):
+            continue  # e.g. optimizer.lr, always equal to learning_rate
+        seen.append(column)
+        varying.append(column)
+    return varying
+
+
+def collect(experiment_dir: str | Path) -> Experiment:
+    """Every run folder -> the runs table and the curves table."""
+    runs = experiment_runs(experiment_dir)
+    if not runs:
+        raise ConfigError(f"EXPERIMENT_DIR: {str(experiment_dir)!r} has no runs yet")
+    rows, configs, curves = [], [], []
+    for run in runs:
+        row, config = _run_row(run)
+        rows.append(row)
+        configs.append(config)
+        metrics = run.read_metrics()
+        if metrics is not None and len(metrics):
+            curves.append(metrics.assign(run=run.name))
+    config_frame = pd.DataFrame(configs)
+    varying = _varying(config_frame)
+    table = pd.DataFrame(rows)
+    front = ["run", "status", *varying]
+    table = pd.concat([table, config_frame[varying]], axis=1)
+    table = table[front + [c for c in table.columns if c not in front]]
+    trackings = table["tracking_metric"].dropna().unique().tolist()
+    table = table.drop(columns="tracking_metric")
+    tracking = trackings[0] if trackings else None
+    higher = METRICS[tracking].higher_is_better if tracking in METRICS else True
+    curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    names: dict[str, str] = {}
+    if len(curve_frame):
+        # attach the run's varying config; a key named like a metrics column (learning_rate:
+        # the configured value vs the scheduled one per row) gets a _config suffix
+        names = {k: f"{k}_config" if k in curve_frame.columns else k for k in varying}
+        attached = table[["run", *varying]].rename(columns=names)
+        curve_frame = curve_frame.merge(attached, on="run", how="left")
+    return Experiment(
+        root=Path(experiment_dir),
+        runs=table,
+        curves=curve_frame,
+        varying=varying,
+        config_keys=list(config_frame.columns),
+        run_dirs={r.name: r for r in runs},
+        curves_metrics=[c for c in curve_frame.columns if c != "run" and c not in names.values()]
+        if len(curve_frame)
+        else [],
+        tracking=tracking,
+        higher_is_better=higher,
+    )
