@@ -95,3 +95,95 @@ class StopAfter:
     def cb_on_iteration_end(self, trainer, iteration):
         if iteration == self.iteration:
             trainer.should_stop = True
+
+
+class ParamDeltas:
+    """Records how far each optimizer step moved the parameters: the largest update norm
+    and the largest single-element change, written to ``<run_dir>/deltas.txt`` at the end."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / "deltas.txt"
+        self.previous = None
+        self.norms: list[float] = []
+        self.abs_max: list[float] = []
+
+    def _flat(self, trainer):
+        import torch
+
+        return torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+
+    def cb_on_step_begin(self, trainer):
+        current = self._flat(trainer)
+        if self.previous is not None:
+            delta = current - self.previous
+            self.norms.append(float(delta.norm()))
+            self.abs_max.append(float(delta.abs().max()))
+        self.previous = current
+
+    def cb_on_train_end(self):
+        self.path.write_text(f"{max(self.norms)!r} {max(self.abs_max)!r}\n")
+
+
+class ParamSnapshots:
+    """Saves every parameter at the start and the end of training (``params_begin.pt`` and
+    ``params_end.pt`` in the run folder), keyed by name."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def _save(self, trainer, name):
+        import torch
+
+        params = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+        torch.save(params, self.run_dir / name)
+
+    def cb_on_train_begin(self, trainer):
+        self._save(trainer, "params_begin.pt")
+
+    def cb_on_train_end(self, trainer):
+        self._save(trainer, "params_end.pt")
+
+
+class ZeroLoss:
+    """A criterion whose gradients are all zero: only weight decay moves the parameters."""
+
+    reduction = "mean"
+
+    def __new__(cls):
+        import torch
+
+        class _Zero(torch.nn.Module):
+            reduction = "mean"
+
+            def forward(self, outputs, targets):
+                zero = (outputs * 0).sum(dim=-1)
+                return zero if self.reduction == "none" else zero.mean()
+
+        return _Zero()
+
+
+class NoisyWine:
+    """Wine, served sample by sample (not a TensorDataset) with random noise on every read:
+    a dataset with augmentation, for the DataLoader path."""
+
+    def __init__(self) -> None:
+        from sweeptrainer.components.datasets import Wine
+
+        base = Wine()
+        for name in ("task", "input_shape", "output_dim", "class_names"):
+            setattr(self, name, getattr(base, name))
+        self.train = _Noisy(base.train)
+        self.dev, self.test = base.dev, base.test
+
+
+class _Noisy:
+    def __init__(self, tensors) -> None:
+        self.x, self.y = tensors.tensors
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        import torch
+
+        return self.x[i] + 0.1 * torch.randn_like(self.x[i]), self.y[i]

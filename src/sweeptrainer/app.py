@@ -164,9 +164,11 @@ def train_run(
     # Build everything before touching the run folder: input errors change nothing on disk.
     from sweeptrainer.training.builder import build, resolve_device
     from sweeptrainer.training.state import seed_everything
+    from sweeptrainer.training.step import configure_determinism
     from sweeptrainer.training.trainer import ModularTaskTrainer
 
     device = resolve_device(cfg.device)
+    configure_determinism(cfg.reproducible)
     seed_everything(cfg.seed)
     components = build(cfg, device, run_dir.path)
     trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals)

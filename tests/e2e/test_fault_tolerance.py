@@ -145,7 +145,9 @@ def _states_readable(run_dir: Path) -> None:
 
 
 def test_sigkill_at_random_moments_and_during_a_save(tmp_path):
-    args = (*BASE, "iterations=6", *SLOW)
+    # with gradient accumulation, bf16 autocast and clipping on
+    controls = ("accumulation_steps=3", "precision=bf16", "gradient_clip_norm=0.5")
+    args = (*BASE, "iterations=6", *SLOW, *controls)
     code, out = run(tmp_path, *args, "experiment_id=ref")
     assert code == 0, out
     ref = only_run(tmp_path, "ref")

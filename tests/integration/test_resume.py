@@ -7,6 +7,7 @@ import os
 import pickle
 
 import pandas as pd
+import pytest
 import torch
 import yaml
 
@@ -103,7 +104,18 @@ def test_continue_training_off_trains_from_scratch(trainer, tmp_path):
     assert result.code == 0 and "(new)" in result.out
 
 
-def test_resume_after_a_hard_stop_right_after_a_save_is_exact(trainer, tmp_path, monkeypatch):
+CONTROLS = ("accumulation_steps=2", "precision=bf16", "gradient_clip_norm=0.5")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(), CONTROLS, (*CONTROLS, "training_type=step", "iterations=6", "eval_frequency=1")],
+    ids=["plain", "accumulation+bf16+clipping", "the same in step training"],
+)
+def test_resume_after_a_hard_stop_right_after_a_save_is_exact(
+    trainer, tmp_path, monkeypatch, extra
+):
+    WINE = ("dataset=Wine", "batch_size=20", "progress_bar=false", *extra)
     assert trainer("iterations=6", *WINE, "experiment_id=ref").code == 0
     (ref,) = run_dirs(tmp_path, "ref")
 

@@ -159,6 +159,35 @@ class Diabetes(ArrayDataset):
         )
 
 
+class MultiLabel(ArrayDataset):
+    """A seeded multi-label set from scikit-learn's ``make_multilabel_classification``:
+    ``n_samples`` x ``n_features``, ``n_labels`` labels, about ``labels_per_sample`` each."""
+
+    def __init__(
+        self,
+        n_samples: int = 1000,
+        n_features: int = 20,
+        n_labels: int = 5,
+        labels_per_sample: int = 2,
+        split_seed: int = 0,
+        dev_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+    ) -> None:
+        from sklearn.datasets import make_multilabel_classification
+
+        x, y = make_multilabel_classification(
+            n_samples=n_samples, n_features=n_features, n_classes=n_labels,
+            n_labels=labels_per_sample, random_state=split_seed,
+        )  # fmt: skip
+        train, dev, test = split_indices(len(x), split_seed, dev_fraction, test_fraction)
+        splits = {
+            "train": (x[train], y[train]),
+            "dev": (x[dev], y[dev]),
+            "test": (x[test], y[test]),
+        }
+        super().__init__(splits, "multilabel", [f"label_{i}" for i in range(n_labels)])
+
+
 def _read_table(path: str, key: str) -> Any:
     import pandas as pd
 
@@ -179,10 +208,12 @@ def _read_table(path: str, key: str) -> Any:
 
 
 class Table(ArrayDataset):
-    """The user's own CSV/Parquet files: feature columns and a target column.
+    """The user's own CSV/Parquet files: feature columns and one or more target columns.
 
-    String class labels are encoded (sorted names, from all three splits);
-    ``features: null`` takes every column except the target.
+    ``task: classification``: one target column; string labels are encoded (sorted
+    names, from all three splits). ``task: multilabel``: a list of 0/1 target columns,
+    one per label. ``task: regression``: one numeric target column.
+    ``features: null`` takes every column that is not a target.
     """
 
     def __init__(
@@ -190,32 +221,37 @@ class Table(ArrayDataset):
         train: str,
         dev: str,
         test: str,
-        target: str,
+        target: str | list[str],
         features: list[str] | None = None,
         task: str = "classification",
         scale_target: bool = False,
     ) -> None:
-        if task not in ("classification", "regression"):
-            raise ConfigError(f"dataset.task: expected classification or regression, got {task!r}")
+        if task not in TASKS:
+            raise ConfigError(f"dataset.task: expected one of {', '.join(TASKS)}, got {task!r}")
+        targets = [target] if isinstance(target, str) else list(target)
+        if task != "multilabel" and len(targets) != 1:
+            raise ConfigError(
+                f"dataset.target: a {task} dataset has one target column, got {targets}"
+            )
         paths = {"train": train, "dev": dev, "test": test}
         frames = {split: _read_table(path, split) for split, path in paths.items()}
-        columns = (
-            features
-            if features is not None
-            else [c for c in frames["train"].columns if c != target]
-        )
+        columns = features if features is not None else [
+            c for c in frames["train"].columns if c not in targets
+        ]  # fmt: skip
         for split, frame in frames.items():
-            missing = [c for c in [target, *columns] if c not in frame.columns]
+            missing = [c for c in [*targets, *columns] if c not in frame.columns]
             if missing:
                 raise ConfigError(
-                    f"dataset.{'target' if target in missing else 'features'}: column(s) "
+                    f"dataset.{'target' if set(missing) & set(targets) else 'features'}: column(s) "
                     f"{missing} not in the {split} file {paths[split]!r} "
                     f"(columns: {', '.join(map(str, frame.columns))})"
                 )
         class_names = None
         if task == "classification":
-            class_names = sorted({str(v) for f in frames.values() for v in f[target]})
+            class_names = sorted({str(v) for f in frames.values() for v in f[targets[0]]})
             index = {name: i for i, name in enumerate(class_names)}
+        elif task == "multilabel":
+            class_names = [str(t) for t in targets]
         splits = {}
         for split, frame in frames.items():
             try:
@@ -224,7 +260,15 @@ class Table(ArrayDataset):
                 raise ConfigError(
                     f"dataset.features: non-numeric feature values in {split}: {err}"
                 ) from None
-            y = frame[target]
-            y = np.array([index[str(v)] for v in y]) if class_names else y.to_numpy(np.float64)
+            if task == "classification":
+                y = np.array([index[str(v)] for v in frame[targets[0]]])
+            elif task == "multilabel":
+                y = frame[targets].to_numpy()
+                if not np.isin(y, (0, 1)).all():
+                    raise ConfigError(
+                        f"dataset.target: multi-label columns must hold 0 or 1 ({split})"
+                    )
+            else:
+                y = frame[targets[0]].to_numpy(np.float64)
             splits[split] = (x, y)
         super().__init__(splits, task, class_names, scale_target=scale_target)

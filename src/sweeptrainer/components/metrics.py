@@ -31,6 +31,11 @@ class Metric:
         return value > best if self.higher_is_better else value < best
 
 
+def _multilabel_f1_micro(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """Micro F1: every (sample, label) decision counted once, positive class."""
+    return float(audmetric.fscore_per_class(truth.ravel(), prediction.ravel(), labels=[0, 1])[1])
+
+
 def _multilabel_f1(truth: np.ndarray, prediction: np.ndarray) -> float:
     """Macro F1 over labels: the F1 of each label's positive class, averaged."""
     scores = [
@@ -54,6 +59,7 @@ METRICS: dict[str, Metric] = {
         Metric("ccc", audmetric.concordance_cc, True, _REG),
         Metric("pcc", audmetric.pearson_cc, True, _REG),
         Metric("f1_multilabel", _multilabel_f1, True, ("multilabel",)),
+        Metric("f1_multilabel_micro", _multilabel_f1_micro, True, ("multilabel",)),
     )
 }
 

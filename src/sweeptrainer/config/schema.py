@@ -75,6 +75,23 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("continue_training", lambda v: isinstance(v, bool), "true or false"),
     Key("max_retries", _non_negative_int, "a non-negative integer"),
     Key("postprocess", lambda v: isinstance(v, bool), "true or false"),
+    Key("accumulation_steps", _positive_int, "a positive integer"),
+    Key(
+        "gradient_clip_norm",
+        lambda v: v is None or _positive_number(v),
+        "null or a positive number",
+    ),
+    Key(
+        "gradient_clip_value",
+        lambda v: v is None or _positive_number(v),
+        "null or a positive number",
+    ),
+    Key("precision", lambda v: str(v) in ("32", "bf16", "16"), "32, bf16 or 16"),
+    Key("reproducible", lambda v: isinstance(v, bool), "true or false"),
+    Key("compile", lambda v: isinstance(v, bool), "true or false"),
+    Key("num_workers", _non_negative_int, "a non-negative integer"),
+    Key("pin_memory", lambda v: v == "auto" or isinstance(v, bool), "auto, true or false"),
+    Key("persistent_workers", lambda v: isinstance(v, bool), "true or false"),
 )
 KNOWN_KEYS = frozenset(k.name for k in MAIN_KEYS) | {*GROUPS, *KEYED_DICTS, "hydra"}
 

@@ -17,6 +17,7 @@ from torch import nn
 from sweeptrainer.components.metrics import Metric, get_metrics
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.errors import ConfigError
+from sweeptrainer.training.step import parameter_groups
 
 
 @dataclass
@@ -66,6 +67,25 @@ def _keyed(cfg: DictConfig, kind: str, run_dir: Path) -> dict[str, Any]:
     }
 
 
+CRITERIA_FOR = {
+    "classification": ("CrossEntropyLoss", "CrossEntropy", "NLLLoss"),
+    "multilabel": ("BCEWithLogitsLoss", "MultiLabelSoftMarginLoss"),
+    "regression": ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss"),
+}
+SUGGESTED = {"classification": "CrossEntropy", "multilabel": "BCEWithLogits", "regression": "MSE"}
+
+
+def _check_criterion(cfg: DictConfig, task: str) -> None:
+    """A built-in criterion that cannot fit the dataset's task is a config error."""
+    name = str(cfg.criterion.get("_target_", "")).rsplit(".", 1)[-1]
+    known = {n for names in CRITERIA_FOR.values() for n in names}
+    if name in known and name not in CRITERIA_FOR[task]:
+        raise ConfigError(
+            f"criterion: {cfg.criterion.id} does not fit the {task} dataset {cfg.dataset.id}; "
+            f"use criterion={SUGGESTED[task]}"
+        )
+
+
 def build(cfg: DictConfig, device: torch.device, run_dir: Path) -> Components:
     """Build dataset, model, criterion, optimizer, scheduler, loggers and callbacks."""
     dataset = instantiate(cfg.dataset, "dataset")
@@ -85,7 +105,11 @@ def build(cfg: DictConfig, device: torch.device, run_dir: Path) -> Components:
         output_dim=dataset.output_dim,
     ).to(device)
     criterion = instantiate(cfg.criterion, "criterion", nn.Module, dataset=dataset).to(device)
-    optimizer = instantiate(cfg.optimizer, "optimizer", torch.optim.Optimizer, model.parameters())
+    _check_criterion(cfg, dataset.task)
+    # weight decay applies to weights, not to biases and normalisation layers
+    optimizer = instantiate(
+        cfg.optimizer, "optimizer", torch.optim.Optimizer, parameter_groups(model)
+    )
     scheduler = None
     if cfg.scheduler.get("_target_") is not None:
         scheduler = instantiate(cfg.scheduler, "scheduler", None, optimizer)

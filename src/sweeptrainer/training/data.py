@@ -3,14 +3,21 @@
 The order of epoch ``e`` is a pure function of (seed, e), so a resumed run
 recomputes it and continues at the same batch of the same shuffled order.
 In-memory ``TensorDataset``s are moved to the device once and batched by
-indexing (no per-sample collation); any other dataset goes through a DataLoader
-with the same order.
+indexing (no per-sample collation, no workers needed). Any other dataset goes
+through one DataLoader per split, with ``num_workers`` workers, fed the same
+order; each batch is fetched with the random generators seeded from the run's
+seed and the batch's indices, so random augmentations do not depend on how many
+workers there are.
 """
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -23,17 +30,87 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+class _SeededBatches(Dataset):
+    """Fetches a whole batch with Python, NumPy and torch RNGs seeded from its indices.
+
+    The generators are restored afterwards, so fetching in the main process
+    (``num_workers: 0``) leaves the training's random stream untouched.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        digest = hashlib.blake2b(repr((self.seed, indices)).encode(), digest_size=8).digest()
+        batch_seed = int.from_bytes(digest, "little") % 2**32
+        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        random.seed(batch_seed)
+        np.random.seed(batch_seed)
+        torch.manual_seed(batch_seed)
+        try:
+            return [self.dataset[i] for i in indices]
+        finally:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+
+
+class _OrderSampler:
+    """A batch sampler whose order and start batch are set before each pass."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.order: list[int] = []
+        self.start = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in range(self.start * self.batch_size, len(self.order), self.batch_size):
+            yield self.order[i : i + self.batch_size]
+
+    def __len__(self) -> int:
+        return max(0, -(-len(self.order) // self.batch_size) - self.start)
+
+
 class BatchSource:
     """Batches of one split, in a given order, from a given batch on."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        device: torch.device,
+        seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool | str = "auto",
+        persistent_workers: bool = False,
+    ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = device
         self.n = len(dataset)  # type: ignore[arg-type]
         self._tensors: tuple[torch.Tensor, ...] | None = None
+        self._loader: DataLoader | None = None
         if isinstance(dataset, TensorDataset):
             self._tensors = tuple(t.to(device) for t in dataset.tensors)
+            return
+        pin = device.type == "cuda" if pin_memory == "auto" else bool(pin_memory)
+        self._sampler = _OrderSampler(batch_size)
+        self._loader = DataLoader(
+            _SeededBatches(dataset, seed),
+            batch_sampler=self._sampler,
+            num_workers=num_workers,
+            pin_memory=pin,
+            persistent_workers=persistent_workers and num_workers > 0,
+            # its own generator: creating an iterator must not draw from the global torch
+            # RNG (dropout's), or the number of iterators created would change the results
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     @property
     def num_batches(self) -> int:
@@ -43,7 +120,6 @@ class BatchSource:
         """Yield batches ``start, start+1, ...`` of ``order`` (the natural order when None)."""
         if order is None:
             order = torch.arange(self.n)
-        chunks = order[start * self.batch_size :].split(self.batch_size)
         if self._tensors is not None:
             x_all, y_all = self._tensors
             on_device = order.to(x_all.device)
@@ -51,6 +127,7 @@ class BatchSource:
                 index = on_device[i * self.batch_size : (i + 1) * self.batch_size]
                 yield x_all[index], y_all[index]
             return
-        loader = DataLoader(self.dataset, batch_sampler=[c.tolist() for c in chunks])
-        for x, y in loader:
+        assert self._loader is not None
+        self._sampler.order, self._sampler.start = order.tolist(), start
+        for x, y in self._loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

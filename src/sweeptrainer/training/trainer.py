@@ -30,6 +30,7 @@ from sweeptrainer.training.data import Batch, BatchSource, epoch_order
 from sweeptrainer.training.evaluate import SplitResult, evaluate, outputs_frame
 from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
+from sweeptrainer.training.step import Stepper
 
 log = logging.getLogger("sweeptrainer")
 
@@ -68,11 +69,22 @@ class ModularTaskTrainer:
         self.signals = signals
         # Checks every cb_on_* method now, so a typo fails before the first step.
         self.callbacks = CallbackDispatcher(components.in_dispatch_order())
-        self.sources = {
-            "train": BatchSource(self.dataset.train, cfg.batch_size, device),
-            "dev": BatchSource(self.dataset.dev, cfg.inference_batch_size, device),
-            "test": BatchSource(self.dataset.test, cfg.inference_batch_size, device),
+        loading = {
+            "seed": cfg.seed,
+            "num_workers": cfg.num_workers,
+            "pin_memory": cfg.pin_memory,
+            "persistent_workers": cfg.persistent_workers,
         }
+        self.sources = {
+            "train": BatchSource(self.dataset.train, cfg.batch_size, device, **loading),
+            "dev": BatchSource(self.dataset.dev, cfg.inference_batch_size, device, **loading),
+            "test": BatchSource(self.dataset.test, cfg.inference_batch_size, device, **loading),
+        }
+        # the compiled module shares its weights with self.model, which states save
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.stepper = Stepper(
+            self.forward, self.model, self.criterion, self.optimizer, cfg, device
+        )
         self._period_loss = torch.zeros((), device=device)
         self._bar: Any = None
         self._order: torch.Tensor | None = None  # the current epoch's data order
@@ -117,24 +129,35 @@ class ModularTaskTrainer:
                 yield batch_idx, batch, batch_idx == source.num_batches - 1
 
     def _train_until(self, end: int, batches: Iterator[tuple[int, Batch, bool]]) -> None:
-        """Train the batches of one period: up to iteration ``end``."""
+        """Train the batches of one period: up to iteration ``end``.
+
+        With ``accumulation_steps`` N, the batches of an epoch form groups of N (the last
+        group may be smaller) and each group ends with one optimizer step.
+        """
         self.model.train()
         self.callbacks("cb_on_iteration_begin", trainer=self, iteration=self.state.iteration + 1)
-        per_step = self.budget.per_step
+        per_step, n = self.budget.per_step, self.stepper.accumulation
+        n_batches = self.sources["train"].num_batches
         while self.state.iteration < end:
-            if self.signals is not None and self.signals.received:
-                self._stop_now(self.signals.received)  # between two steps: nothing half-done
+            if self.signals is not None and self.signals.received and self._group_start():
+                self._stop_now(self.signals.received)  # between optimizer steps: nothing half-done
             batch_idx, (x, y), last = next(batches)
             iteration = self.state.iteration + 1
             self.callbacks(
                 "cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx
             )
-            loss = self._step(x, y)
+            group_start = batch_idx // n * n
+            loss = self.stepper.backward(x, y, min(n, n_batches - group_start))
+            self._period_loss += loss  # stays on the device: no sync per step
+            self.state.period_batches += 1
             self.callbacks(
                 "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
             )
             self.state.batch_in_epoch += 1
-            if per_step:
+            group_done = last or batch_idx + 1 == group_start + n
+            if group_done:
+                self.stepper.step()
+            if per_step and group_done:
                 self._complete_iteration()
             if last:
                 self.callbacks("cb_on_loader_exhausted", trainer=self, iteration=iteration)
@@ -150,15 +173,9 @@ class ModularTaskTrainer:
             self._bar.close()
         raise Interrupted(signum)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.criterion(self.model(x), y)
-        loss.backward()
-        self.optimizer.step()
-        loss = loss.detach()
-        self._period_loss += loss  # stays on the device: no sync per step
-        self.state.period_batches += 1
-        return loss
+    def _group_start(self) -> bool:
+        """True between two optimizer steps (no gradients are being accumulated)."""
+        return self.state.batch_in_epoch % self.stepper.accumulation == 0
 
     def _complete_iteration(self) -> None:
         self.state.iteration += 1
@@ -178,9 +195,10 @@ class ModularTaskTrainer:
             self.callbacks(f"cb_on_{split}_step_{phase}", **args)
 
         c = self.components
-        return evaluate(
-            self.model, self.criterion, self.sources[split], self.dataset, c.metrics, on_step
-        )
+        with self.stepper.autocast():
+            return evaluate(
+                self.forward, self.criterion, self.sources[split], self.dataset, c.metrics, on_step
+            )
 
     def _evaluate(self) -> None:
         """Score dev, record the metrics row, keep the best state, save, tell the callbacks."""
@@ -268,6 +286,7 @@ class ModularTaskTrainer:
             "training": self.state.state_dict(),
             "rng": rng_state(),
             "data_order": self._order,
+            "scaler": self.stepper.state_dict(),
             "callbacks": {label: obj.state_dict() for label, obj in self._stateful_callbacks()},
         }
 
@@ -286,6 +305,7 @@ class ModularTaskTrainer:
         self.state.load_state_dict(data["training"])
         self._order = data.get("data_order") if self.state.batch_in_epoch else None
         self._period_loss.fill_(self.state.period_loss)
+        self.stepper.load_state_dict(data.get("scaler"))
         set_rng_state(data["rng"])
         saved = data.get("callbacks", {})
         for label, obj in self._stateful_callbacks():

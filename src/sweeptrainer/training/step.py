@@ -1,0 +1,130 @@
+"""From batches to optimizer steps: gradient accumulation, mixed precision, clipping.
+
+One batch: forward under autocast, loss scaled by 1/(batches in its group), backward
+(through a GradScaler for float16). One optimizer step per group of
+``accumulation_steps`` batches: unscale, clip, step, zero the gradients. The
+trainer's loop decides where groups end; this object only does the arithmetic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+log = logging.getLogger("sweeptrainer")
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+def autocast_dtype(precision: object, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: full precision)."""
+    dtype = PRECISIONS[str(precision)]
+    if dtype is torch.float16 and device.type != "cuda":
+        # float16 needs loss scaling and is slow on CPUs; bfloat16 has float32's range
+        log.warning(f"warning: precision 16 is for CUDA; on {device.type} bf16 is used instead")
+        return torch.bfloat16
+    return dtype
+
+
+class Stepper:
+    """Turns batches into gradients and groups of batches into optimizer steps."""
+
+    def __init__(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        model: nn.Module,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        cfg: DictConfig,
+        device: torch.device,
+    ) -> None:
+        self.forward, self.model, self.criterion, self.optimizer = (
+            forward,
+            model,
+            criterion,
+            optimizer,
+        )
+        self.accumulation = int(cfg.accumulation_steps)
+        self.clip_norm = cfg.gradient_clip_norm
+        self.clip_value = cfg.gradient_clip_value
+        self.device = device
+        self.dtype = autocast_dtype(cfg.precision, device)
+        self.scaler = torch.amp.GradScaler(device.type) if self.dtype is torch.float16 else None
+        self.last_grad_norm: torch.Tensor | None = None  # before clipping, when clipping by norm
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def backward(self, x: torch.Tensor, y: torch.Tensor, group_size: int) -> torch.Tensor:
+        """Forward and backward of one batch; returns its (unscaled, detached) loss."""
+        with self.autocast():
+            loss = self.criterion(self.forward(x), y)
+        # the mean over the group's batches: N batches of size B act as one of size N*B
+        scaled = loss / group_size if group_size > 1 else loss
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        return loss.detach().float()
+
+    def step(self) -> None:
+        """Clip, take the optimizer step, clear the gradients."""
+        if self.scaler is not None and (self.clip_norm is not None or self.clip_value is not None):
+            self.scaler.unscale_(self.optimizer)
+        if self.clip_norm is not None:
+            self.last_grad_norm = nn.utils.clip_grad_norm_(self._params(), self.clip_norm)
+        if self.clip_value is not None:
+            nn.utils.clip_grad_value_(self._params(), self.clip_value)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _params(self) -> Iterator[torch.Tensor]:
+        return (p for group in self.optimizer.param_groups for p in group["params"])
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return self.scaler.state_dict() if self.scaler is not None else None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+
+def parameter_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """Weights decay; biases and normalisation layers do not (weight_decay 0 in group 2)."""
+    norm_types = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+                  nn.modules.instancenorm._InstanceNorm)  # fmt: skip
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            if isinstance(module, norm_types) or name.endswith("bias") or param.ndim < 2:
+                no_decay.append(param)
+            else:
+                decay.append(param)
+    groups = [{"params": decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def configure_determinism(reproducible: bool) -> None:
+    """Deterministic algorithms and no cuDNN autotuning, or autotuning for speed."""
+    import os
+
+    if reproducible and torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by cuBLAS
+    torch.use_deterministic_algorithms(reproducible, warn_only=True)
+    torch.backends.cudnn.deterministic = reproducible
+    torch.backends.cudnn.benchmark = not reproducible
