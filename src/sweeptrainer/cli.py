@@ -157,9 +157,19 @@ def run_hydra(args: Sequence[str]) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     hargs = HydraArgs.parse(args)
-    configs = []
     try:
         sources = ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd())
+    except ConfigError as err:
+        return _error(str(err))
+    with sources:
+        return _compose_and_launch(sources, hargs)
+
+
+def _compose_and_launch(sources, hargs: HydraArgs) -> int:
+    from sweeptrainer.errors import ConfigError
+
+    configs = []
+    try:
         if hargs.trains:
             configs = preflight(sources, hargs)
     except ConfigError as err:
@@ -237,21 +247,17 @@ def cmd_validate(args: Sequence[str]) -> int:
     from sweeptrainer.errors import ConfigError
 
     hargs = HydraArgs.parse(args)
-    try:
-        sources = ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd())
-        runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
-    except ConfigError as err:
-        return _error(str(err))
     rows, bad = [], 0
-    for overrides in runs:
-        try:
-            cfg = task_config(compose(sources, overrides))
-            validate(cfg)
-            rows.append((run_name(cfg, overrides), plan_run(cfg, overrides).describe()))
-        except ConfigError as err:
-            bad += 1
-            problem = " ".join(str(err).split())  # one line per run in the table
-            rows.append((" ".join(overrides) or "(defaults)", f"INVALID: {problem}"))
+    with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
+        for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
+            try:
+                cfg = task_config(compose(sources, overrides))
+                validate(cfg)
+                rows.append((run_name(cfg, overrides), plan_run(cfg, overrides).describe()))
+            except ConfigError as err:
+                bad += 1
+                problem = " ".join(str(err).split())  # one line per run in the table
+                rows.append((" ".join(overrides) or "(defaults)", f"INVALID: {problem}"))
     width = max(len(name) for name, _ in rows)
     print(f"{'run':{width}}  plan")
     for name, what in rows:

@@ -73,13 +73,6 @@ def test_yaml_syntax_error_in_user_config(trainer, tmp_path, with_finished_run):
     assert snapshot(tmp_path / "results") == with_finished_run
 
 
-def test_user_option_shadowing_a_packaged_one(trainer, tmp_path):
-    (tmp_path / "conf" / "model").mkdir(parents=True)
-    (tmp_path / "conf" / "model" / "FFNN.yaml").write_text("id: FFNN\n")
-    result = trainer(*TINY)
-    assert result.code == 2 and "model/FFNN.yaml has the name of a packaged option" in result.err
-
-
 def test_nan_loss_fails_the_run_with_the_iteration(trainer, tmp_path):
     result = trainer("optimizer=SGD", "learning_rate=1e12", "iterations=3", "progress_bar=false")
     assert result.code == 1

@@ -13,6 +13,8 @@ import difflib
 import importlib.util
 import itertools
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +36,20 @@ def packaged_conf_dir() -> Path:
 
 @dataclass
 class ConfigSources:
-    """Where configs are searched: the user's folder (if any) and the packaged library.
+    """Where configs are searched: the user's folder first (if any), then the library.
 
-    Hydra finds the primary config only in its primary folder, so the user's folder
-    is primary when it holds ``config.yaml`` (which then replaces ours) and is
-    searched after the library otherwise (it then adds options to the groups).
+    The user's folder (``./conf`` or ``--config-dir``) shadows the library: its
+    ``config.yaml`` replaces ours, its group options add to ours or replace the ones
+    of the same name. Hydra finds the primary config only in its primary folder, so
+    when the user's folder has no ``config.yaml`` the primary folder is a private
+    temporary one holding a copy of the packaged ``config.yaml``, followed by the
+    user's folder and the library. Use as a context manager: it removes that folder.
     """
 
     user_dir: Path | None = None
     config_name: str = CONFIG_NAME
     packaged: Path = field(default_factory=packaged_conf_dir)
+    _stand_in: Path | None = None
 
     @classmethod
     def find(cls, config_dir: str | None, config_name: str | None, cwd: Path) -> ConfigSources:
@@ -54,9 +60,15 @@ class ConfigSources:
                 raise ConfigError(f"--config-dir: folder {config_dir!r} does not exist")
         else:
             user = (cwd / "conf").resolve() if (cwd / "conf").is_dir() else None
-        sources = cls(user_dir=user, config_name=config_name or CONFIG_NAME)
-        sources.check_shadowing()
-        return sources
+        return cls(user_dir=user, config_name=config_name or CONFIG_NAME)
+
+    def __enter__(self) -> ConfigSources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stand_in is not None:
+            shutil.rmtree(self._stand_in, ignore_errors=True)
+            self._stand_in = None
 
     @property
     def user_has_main(self) -> bool:
@@ -64,29 +76,26 @@ class ConfigSources:
 
     @property
     def primary(self) -> Path:
-        return self.user_dir if self.user_has_main else self.packaged  # type: ignore[return-value]
+        if self.user_dir is None:
+            return self.packaged
+        if self.user_has_main:
+            return self.user_dir
+        if self._stand_in is None:
+            self._stand_in = Path(tempfile.mkdtemp(prefix="sweeptrainer-conf-"))
+            name = f"{self.config_name}.yaml"
+            if not (self.packaged / name).is_file():
+                raise ConfigError(
+                    f"--config-name: no config {self.config_name!r} in {self.user_dir}"
+                )
+            shutil.copyfile(self.packaged / name, self._stand_in / name)
+        return self._stand_in
 
     def hydra_overrides(self) -> list[str]:
-        """The ``hydra.searchpath`` override that adds the non-primary folder."""
+        """The ``hydra.searchpath`` override that puts the other folders behind the primary."""
         if self.user_dir is None:
             return []
-        other = self.packaged if self.user_has_main else self.user_dir
-        return [f"hydra.searchpath=[file://{other}]"]
-
-    def check_shadowing(self) -> None:
-        """Without its own config.yaml, a user option named like a packaged one would lose."""
-        if self.user_dir is None or self.user_has_main:
-            return
-        same = sorted(
-            str(p.relative_to(self.user_dir))
-            for p in self.user_dir.glob("*/*.yaml")
-            if (self.packaged / p.relative_to(self.user_dir)).is_file()
-        )
-        if same:
-            raise ConfigError(
-                f"{self.user_dir}: {', '.join(same)} has the name of a packaged option; "
-                "give it another name (or add a conf/config.yaml, whose folder is searched first)"
-            )
+        folders = [self.packaged] if self.user_has_main else [self.user_dir, self.packaged]
+        return [f"hydra.searchpath=[{','.join(f'file://{f}' for f in folders)}]"]
 
 
 def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
