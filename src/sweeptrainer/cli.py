@@ -21,6 +21,9 @@ HELP = f"""\
 usage: trainer [OVERRIDES ...]            train the composed config (one run)
        trainer -m [OVERRIDES ...]         a sweep: key=a,b runs every combination
        trainer validate [-m] [OVERRIDES]  check every run, print the plan; trains nothing
+       trainer create [DIR] [--template NAME]   a ready-to-run project (--list: templates)
+       trainer list GROUP / show GROUP NAME     the options of a config group / one's YAML
+       trainer inference RUN_DIR INPUT OUTPUT   predict with a run's best state
        trainer postprocess EXPERIMENT_DIR tables, seed aggregates, plots, report.html
        trainer rm-failed EXPERIMENT_DIR   delete failed runs (--yes, --dry-run)
        trainer rm-states EXPERIMENT_DIR   delete states except best.pt and last.pt
@@ -342,7 +345,111 @@ def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plo
     return 0
 
 
+def cmd_create(args: Sequence[str]) -> int:
+    import argparse
+
+    from sweeptrainer.create import TEMPLATES, create
+
+    parser = argparse.ArgumentParser(
+        prog="trainer create", description="Write a ready-to-run project: conf/ + example code."
+    )
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        default=".",
+        metavar="DIR",
+        help="where to write the project (default: the current folder)",
+    )
+    parser.add_argument(
+        "--template",
+        "-t",
+        default="quickstart",
+        metavar="NAME",
+        help="which project (default: quickstart; --list shows all)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument("--list", action="store_true", help="list the templates")  # fmt: skip
+    ns = parser.parse_args(args)
+    if ns.list:
+        width = max(len(t.name) for t in TEMPLATES)
+        for template in TEMPLATES:
+            print(f"{template.name:{width}}  {template.summary}")
+        return 0
+    target = Path(ns.dir)
+    written = create(target, ns.template, ns.force)
+    print(f"created a {ns.template} project in {target}: {len(written)} files")
+    for path in written:
+        print(f"  {path.relative_to(target)}")
+    where = "" if target.resolve() == Path.cwd().resolve() else f"cd {target} && "
+    print(f"next: {where}trainer      (one run)   then   trainer -m   (the declared sweep)")
+    return 0
+
+
+def _user_conf() -> Path | None:
+    return Path("conf").resolve() if Path("conf").is_dir() else None
+
+
+def cmd_list(args: Sequence[str]) -> int:
+    import argparse
+
+    from sweeptrainer import catalog
+
+    parser = argparse.ArgumentParser(
+        prog="trainer list", description="The options of a config group: packaged and yours."
+    )
+    parser.add_argument("group", metavar="GROUP", help=", ".join(catalog.GROUPS))
+    ns = parser.parse_args(args)
+    print(catalog.table(ns.group, _user_conf()))
+    return 0
+
+
+def cmd_show(args: Sequence[str]) -> int:
+    import argparse
+
+    from sweeptrainer import catalog
+
+    parser = argparse.ArgumentParser(prog="trainer show", description="Print one option's YAML.")
+    parser.add_argument("group", metavar="GROUP", help=", ".join(catalog.GROUPS))
+    parser.add_argument("name", metavar="NAME", help="the option (trainer list GROUP shows them)")
+    parser.add_argument(
+        "--save", action="store_true",
+        help="copy it into ./conf/GROUP/ for editing (it then replaces ours)",
+    )  # fmt: skip
+    ns = parser.parse_args(args)
+    option = catalog.find(ns.group, ns.name, _user_conf())
+    print(f"# {option.path} ({option.source})")
+    print(option.path.read_text(encoding="utf-8"), end="")
+    if ns.save:
+        print(f"saved to {catalog.save(option, Path('conf').resolve())}")
+    return 0
+
+
+def cmd_inference(args: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="trainer inference",
+        description="Predict with a run's best state. INPUT: a CSV/Parquet file with the "
+        "dataset's feature columns, or NAME:SPLIT (e.g. Digits:test).",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
+    parser.add_argument("input", metavar="INPUT", help="features file, or NAME:SPLIT")
+    parser.add_argument("output", metavar="OUTPUT", help="predictions file (.csv or .parquet)")
+    ns = parser.parse_args(args)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a run's own model class, as when it trained
+    from sweeptrainer.inference import predict
+
+    frame = predict(ns.run_dir, ns.input, ns.output)
+    print(f"wrote {len(frame)} predictions to {ns.output}")
+    return 0
+
+
 VERBS = {
+    "create": cmd_create,
+    "list": cmd_list,
+    "show": cmd_show,
+    "inference": cmd_inference,
     "validate": cmd_validate,
     "rm-failed": cmd_rm_failed,
     "rm-states": cmd_rm_states,

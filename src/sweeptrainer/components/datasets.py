@@ -46,6 +46,7 @@ class ArrayDataset:
         class_names: list[str] | None = None,
         input_shape: tuple[int, ...] | None = None,
         scale_target: bool = False,
+        feature_names: list[str] | None = None,
     ) -> None:
         if task not in TASKS:
             raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
@@ -54,6 +55,9 @@ class ArrayDataset:
         x_train = splits["train"][0].astype(np.float32)
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0  # constant features (e.g. always-black pixels)
+        # kept so `trainer inference` can preprocess raw feature files the same way
+        self.feature_mean, self.feature_std = mean, std
+        self.feature_names = feature_names or [f"x{i}" for i in range(x_train.shape[1])]
         self.target_mean: float | None = None
         self.target_std: float | None = None
         if task == "regression" and scale_target:
@@ -104,7 +108,14 @@ def _sklearn(
     train, dev, test = split_indices(len(x), split_seed, dev_fraction, test_fraction)
     splits = {"train": (x[train], y[train]), "dev": (x[dev], y[dev]), "test": (x[test], y[test])}
     names = [str(n) for n in bunch.target_names] if task == "classification" else None
-    return {"splits": splits, "task": task, "class_names": names, **kwargs}
+    features = [str(n) for n in bunch.feature_names]
+    return {
+        "splits": splits,
+        "task": task,
+        "class_names": names,
+        "feature_names": features,
+        **kwargs,
+    }
 
 
 class Digits(ArrayDataset):
@@ -271,4 +282,6 @@ class Table(ArrayDataset):
             else:
                 y = frame[targets[0]].to_numpy(np.float64)
             splits[split] = (x, y)
-        super().__init__(splits, task, class_names, scale_target=scale_target)
+        super().__init__(
+            splits, task, class_names, scale_target=scale_target, feature_names=list(columns)
+        )

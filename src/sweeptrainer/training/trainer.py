@@ -23,6 +23,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
 from sweeptrainer.errors import Interrupted, TrainingError
+from sweeptrainer.inference import describe_dataset
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
@@ -88,6 +89,7 @@ class ModularTaskTrainer:
         self._period_loss = torch.zeros((), device=device)
         self._bar: Any = None
         self._order: torch.Tensor | None = None  # the current epoch's data order
+        self._dataset_info = describe_dataset(self.dataset)  # for `trainer inference`
 
     @property
     def should_stop(self) -> bool:
@@ -287,6 +289,7 @@ class ModularTaskTrainer:
             "rng": rng_state(),
             "data_order": self._order,
             "scaler": self.stepper.state_dict(),
+            "dataset": self._dataset_info,
             "callbacks": {label: obj.state_dict() for label, obj in self._stateful_callbacks()},
         }
 

@@ -1,0 +1,157 @@
+"""`trainer inference RUN_DIR INPUT OUTPUT`: predictions with a run's best state.
+
+INPUT is a CSV/Parquet file with the dataset's feature columns (preprocessed with the
+statistics the run saved), or ``NAME:SPLIT`` for a split of a dataset option (the
+run's own dataset config when NAME is its id). OUTPUT gets one row per input row:
+the prediction (class names for classification) and one score column per class.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from sweeptrainer.config.instantiate import instantiate
+from sweeptrainer.errors import ConfigError
+from sweeptrainer.io.atomic import atomic_write
+from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.training.checkpoint import CorruptStateError, load_state_file
+
+INFO_KEYS = ("task", "input_shape", "output_dim", "class_names", "feature_names",
+             "feature_mean", "feature_std", "target_mean", "target_std")  # fmt: skip
+
+
+def describe_dataset(dataset: Any) -> dict[str, Any]:
+    """What inference needs to know about the training data (saved in every state)."""
+    info = {}
+    for key in INFO_KEYS:
+        value = getattr(dataset, key, None)
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(value.astype(np.float32))
+        elif isinstance(value, tuple):
+            value = list(value)
+        info[key] = value
+    return info
+
+
+def _load(run_dir: Path) -> tuple[DictConfig, dict[str, Any]]:
+    run = RunDir(run_dir)
+    if not run.config.is_file():
+        raise ConfigError(f"RUN_DIR: {str(run_dir)!r} is not a run folder (no config.yaml)")
+    if not run.state("best").is_file():
+        raise ConfigError(f"RUN_DIR: {str(run_dir)!r} has no states/best.pt (did it train?)")
+    try:
+        state = load_state_file(run.state("best"))
+    except CorruptStateError as err:
+        raise ConfigError(f"RUN_DIR: states/best.pt is unreadable: {err}") from None
+    return OmegaConf.load(run.config), state  # type: ignore[return-value]
+
+
+def _split_features(cfg: DictConfig, spec: str) -> tuple[torch.Tensor, Any]:
+    """``NAME:SPLIT`` -> the (already preprocessed) features of that split and the dataset."""
+    name, _, split = spec.partition(":")
+    if split not in ("train", "dev", "test"):
+        raise ConfigError(f"INPUT: {spec!r}: expected NAME:SPLIT with SPLIT train, dev or test")
+    node = cfg.dataset
+    if name != cfg.dataset.id:
+        from sweeptrainer.config.compose import ConfigSources, compose, task_config
+
+        with ConfigSources.find(None, None, Path.cwd()) as sources:
+            node = task_config(compose(sources, [f"dataset={name}"])).dataset
+    dataset = instantiate(node, "dataset")
+    tensors = getattr(getattr(dataset, split), "tensors", None)
+    if tensors is None:
+        features = torch.stack(
+            [getattr(dataset, split)[i][0] for i in range(len(getattr(dataset, split)))]
+        )
+    else:
+        features = tensors[0]
+    return features, dataset
+
+
+def _file_features(info: dict[str, Any], path: str) -> torch.Tensor:
+    names = info.get("feature_names")
+    if not names or info.get("feature_mean") is None:
+        raise ConfigError(
+            "INPUT: this run's dataset does not record its feature names and statistics, so "
+            "it cannot read raw feature files; use INPUT as NAME:SPLIT instead"
+        )
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"INPUT: file {path!r} does not exist")
+    try:
+        frame = pd.read_parquet(file) if file.suffix in (".parquet", ".pq") else pd.read_csv(file)
+    except Exception as err:
+        raise ConfigError(f"INPUT: cannot read {path!r} as a table: {err}") from None
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ConfigError(
+            f"INPUT: {path!r} lacks {len(missing)} feature column(s) the model was trained on: "
+            f"{shown} (expected columns: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
+        )
+    try:
+        x = torch.tensor(frame[names].to_numpy(dtype=np.float32))
+    except ValueError as err:
+        raise ConfigError(f"INPUT: non-numeric feature values in {path!r}: {err}") from None
+    mean, std = info["feature_mean"].float(), info["feature_std"].float()
+    std = torch.where(std == 0, torch.ones_like(std), std)
+    x = (x - mean.reshape(-1)) / std.reshape(-1)
+    return x.reshape(len(x), *info["input_shape"])
+
+
+@torch.no_grad()
+def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.DataFrame:
+    """Write predictions for INPUT to OUTPUT; return them."""
+    cfg, state = _load(Path(run_dir))
+    info = state.get("dataset") or {}
+    if Path(input_spec).suffix in (".csv", ".parquet", ".pq") or Path(input_spec).exists():
+        features = _file_features(info, input_spec)
+    else:
+        features, dataset = _split_features(cfg, input_spec)
+        info = {**describe_dataset(dataset), **{k: v for k, v in info.items() if v is not None}}
+    if math.prod(features.shape[1:]) != math.prod(info["input_shape"]):
+        raise ConfigError(f"INPUT: features of shape {tuple(features.shape[1:])} do not fit the "
+                          f"model's input {tuple(info['input_shape'])}")  # fmt: skip
+    shape, output_dim = tuple(info["input_shape"]), info["output_dim"]
+    model = instantiate(
+        cfg.model, "model", torch.nn.Module, input_shape=shape, output_dim=output_dim
+    )
+    model.load_state_dict(state["model"])
+    model.eval()
+    batch = int(cfg.inference_batch_size)
+    outputs = torch.cat([model(features[i : i + batch]) for i in range(0, len(features), batch)])
+    frame = _decode(info, outputs.float())
+    path = Path(output)
+    if path.suffix in (".parquet", ".pq"):
+        atomic_write(path, lambda f: frame.to_parquet(f, index=False))
+    else:
+        atomic_write(path, lambda f: frame.to_csv(f, index=False))
+    return frame
+
+
+def _decode(info: dict[str, Any], outputs: torch.Tensor) -> pd.DataFrame:
+    task, names = info["task"], info.get("class_names")
+    if task == "classification":
+        scores = torch.softmax(outputs, -1).numpy()
+        labels = names or [str(i) for i in range(scores.shape[1])]
+        frame = pd.DataFrame({"prediction": [labels[i] for i in scores.argmax(1)]})
+    elif task == "multilabel":
+        scores = torch.sigmoid(outputs).numpy()
+        labels = names or [str(i) for i in range(scores.shape[1])]
+        frame = pd.DataFrame({"prediction": [" ".join(labels[j] for j in np.flatnonzero(r > 0.5))
+                                             for r in scores]})  # fmt: skip
+    else:
+        values = outputs.reshape(len(outputs), -1)[:, 0].numpy().astype(np.float64)
+        if info.get("target_mean") is not None:
+            values = values * info["target_std"] + info["target_mean"]
+        return pd.DataFrame({"prediction": values})
+    for j, label in enumerate(labels):
+        frame[f"score_{label}"] = scores[:, j]
+    return frame

@@ -1,0 +1,1 @@
+"""Quickstart projects for `trainer create` (data files; see sweeptrainer.create)."""
