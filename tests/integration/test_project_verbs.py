@@ -117,3 +117,16 @@ def test_inference_errors(trainer, tmp_path, digits_run):
     not_a_run = trainer("inference", "results", "Digits:test", "out.csv")
     assert not_a_run.code == 2 and "is not a run folder" in not_a_run.err
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.slow
+def test_quickstart_declared_sweep_and_postprocess(trainer, tmp_path, monkeypatch):
+    assert trainer("create", "project").code == 0
+    monkeypatch.chdir(tmp_path / "project")
+    sweep = trainer("-m", "progress_bar=false")
+    assert sweep.code == 0, sweep.err
+    assert "sweep: 4 runs: 4 trained" in sweep.out
+    post = trainer("postprocess", "results/quickstart")
+    assert post.code == 0, post.err
+    aggregated = pd.read_csv(tmp_path / "project/results/quickstart/postprocessing/aggregated.csv")
+    assert sorted(aggregated["learning_rate"]) == [0.001, 0.01] and (aggregated["runs"] == 2).all()
