@@ -123,7 +123,7 @@ def test_inference_errors(trainer, tmp_path, digits_run):
 def test_quickstart_declared_sweep_and_postprocess(trainer, tmp_path, monkeypatch):
     assert trainer("create", "project").code == 0
     monkeypatch.chdir(tmp_path / "project")
-    sweep = trainer("-m", "progress_bar=false")
+    sweep = trainer("-m", "progress_bar=false", "iterations=5")  # the declared sweep, shorter
     assert sweep.code == 0, sweep.err
     assert "sweep: 4 runs: 4 trained" in sweep.out
     post = trainer("postprocess", "results/quickstart")
