@@ -25,6 +25,8 @@ usage: trainer [OVERRIDES ...]            train the composed config (one run)
        trainer list GROUP / show GROUP NAME     the options of a config group / one's YAML
        trainer inference RUN_DIR INPUT OUTPUT   predict with a run's best state
        trainer postprocess EXPERIMENT_DIR tables, seed aggregates, plots, report.html
+       trainer status EXPERIMENT_DIR      its runs and their progress (--watch)
+       trainer cancel EXPERIMENT_DIR [RUN ...]  stop running runs gracefully (they resume)
        trainer rm-failed EXPERIMENT_DIR   delete failed runs (--yes, --dry-run)
        trainer rm-states EXPERIMENT_DIR   delete states except best.pt and last.pt
        trainer --help | --version
@@ -269,7 +271,7 @@ def cmd_validate(args: Sequence[str]) -> int:
     return 2 if bad else 0
 
 
-def _experiment_parser(verb: str, description: str):
+def _experiment_parser(verb: str, description: str, dry_run: bool = True):
     import argparse
 
     parser = argparse.ArgumentParser(prog=f"trainer {verb}", description=description)
@@ -278,7 +280,8 @@ def _experiment_parser(verb: str, description: str):
         metavar="EXPERIMENT_DIR",
         help="an experiment folder: <results_dir>/<experiment_id>",
     )
-    parser.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    if dry_run:
+        parser.add_argument("--dry-run", action="store_true", help="list what would be removed")
     return parser
 
 
@@ -445,7 +448,50 @@ def cmd_inference(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_status(args: Sequence[str]) -> int:
+    from sweeptrainer.monitor import status_table, watch
+
+    parser = _experiment_parser(
+        "status", "A table of an experiment's runs and their progress.", dry_run=False
+    )
+    parser.add_argument("--watch", nargs="?", const=5.0, type=float, metavar="SECONDS",
+                        help="refresh every SECONDS (default 5) until Ctrl-C")  # fmt: skip
+    ns = parser.parse_args(args)
+    if ns.watch:
+        try:
+            watch(ns.experiment_dir, ns.watch)
+        except KeyboardInterrupt:
+            return 0
+    print(status_table(ns.experiment_dir))
+    return 0
+
+
+def cmd_cancel(args: Sequence[str]) -> int:
+    import argparse
+
+    from sweeptrainer.monitor import cancel
+
+    parser = argparse.ArgumentParser(
+        prog="trainer cancel",
+        description="Ask running runs on this host to stop: they save states/last.pt, are "
+        "marked interrupted, and resume when the command runs again.",
+    )
+    parser.add_argument("experiment_dir", metavar="EXPERIMENT_DIR")
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="run names (default: all)")
+    ns = parser.parse_args(args)
+    signalled, missed = cancel(ns.experiment_dir, ns.runs)
+    for name in signalled:
+        print(f"asked {name} to stop (SIGTERM)")
+    for line in missed:
+        print(f"could not stop {line}")
+    if not signalled and not missed:
+        print("no running runs")
+    return 1 if missed else 0
+
+
 VERBS = {
+    "status": cmd_status,
+    "cancel": cmd_cancel,
     "create": cmd_create,
     "list": cmd_list,
     "show": cmd_show,

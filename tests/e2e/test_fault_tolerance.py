@@ -197,3 +197,29 @@ def test_sweep_killed_in_its_second_run_finishes_on_rerun(tmp_path):
         assert any(f"_None_{seed}_" in ln and "on cpu (new)" in ln for ln in lines)
     assert "sweep: 4 runs: 3 trained, 1 skipped" in out
     assert all(status(r)["state"] == "finished" for r in training.iterdir())
+
+
+def test_status_of_a_running_sweep_and_cancel_then_resume(tmp_path):
+    args = ("-m", "seed=1,2", *BASE, *PAUSE)
+    sweep = start(tmp_path, *args)
+    wait_for((tmp_path / "paused").exists)
+    code, out = run(tmp_path, "status", "results/default")
+    assert code == 0, out
+    (line,) = [ln for ln in out.splitlines() if "_None_1_" in ln]
+    assert " running " in line and f":{sweep.pid}" in line and "/5" in line
+
+    code, out = run(tmp_path, "cancel", "results/default")
+    assert code == 0 and "asked" in out and "to stop (SIGTERM)" in out
+    sweep.communicate(timeout=60)
+    assert sweep.returncode == 143
+    (first,) = (tmp_path / "results/default/training").glob("*_None_1_*")
+    assert status(first)["state"] == "interrupted"
+    assert not list((tmp_path / "results/default/training").glob("*_None_2_*"))  # not started
+
+    code, out = run(tmp_path, "status", "results/default")
+    assert "interrupted" in out
+    code, out = run(tmp_path, *args)
+    assert code == 0, out
+    assert "resume (interrupted)" in out and "sweep: 2 runs: 2 trained" in out
+    code, out = run(tmp_path, "cancel", "results/default", "nope")
+    assert code == 1 and "could not stop nope: no such run" in out
