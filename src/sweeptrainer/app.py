@@ -251,6 +251,37 @@ def plan_source_it(plan: Plan) -> int | None:
     return (status or {}).get("iterations")
 
 
+def folder_outcome(cfg: DictConfig, overrides: Sequence[str], since: str) -> RunOutcome:
+    """What a run's folder says happened to it (any launcher): trained since ``since``
+    (a status timestamp), finished before, failed, interrupted, or not started."""
+    from sweeptrainer.config.compose import task_config
+
+    run_dir = locate_run(task_config(cfg), overrides)
+    status = run_dir.read_status() or {}
+    state = status.get("state")
+    if state == "finished":
+        fresh = str(status.get("updated", "")) >= since
+        return RunOutcome(run_dir.name, run_dir.path, "finished" if fresh else "skipped")
+    if state == "failed":
+        code = 2 if str(status.get("error", "")).startswith("ConfigError") else 1
+        return RunOutcome(run_dir.name, run_dir.path, "failed", code, status.get("error"))
+    if state == "running" and RunLock(run_dir.path).held_elsewhere():
+        return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, "trained by another process")
+    if state in ("interrupted", "running"):
+        return RunOutcome(run_dir.name, run_dir.path, "interrupted", 1, f"{state}: run it again")
+    return RunOutcome(run_dir.name, run_dir.path, "not started", 1, "no status in its folder")
+
+
+def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
+    """torch threads per job: ``num_threads``, else the cores shared by parallel jobs."""
+    if num_threads is None and parallel_jobs and parallel_jobs > 1:
+        num_threads = max(1, (os.cpu_count() or 1) // parallel_jobs)
+    if num_threads is not None:
+        import torch
+
+        torch.set_num_threads(num_threads)
+
+
 def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[DictConfig], None]:
     """The Hydra task function: trains one job's run and records its outcome.
 
@@ -262,7 +293,12 @@ def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[Dic
     def task(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        overrides = list(HydraConfig.get().overrides.task)
+        from sweeptrainer.logs import configure_console
+
+        configure_console()  # a launcher's worker process starts without it
+        hydra_cfg = HydraConfig.get()
+        overrides = list(hydra_cfg.overrides.task)
+        set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
         if signals.received is not None:
             return  # stopping: leave the remaining runs of the sweep for the next invocation
         try:

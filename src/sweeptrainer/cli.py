@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ def _error(message: str, code: int = 2) -> int:
 def preflight(sources, hargs: HydraArgs) -> list:
     """Compose and validate every run of the command; raise ConfigError on the first bad one.
 
-    Returns the composed configs.
+    Returns (overrides, composed config) for every run.
     """
     from sweeptrainer.config.compose import compose, sweep_overrides
     from sweeptrainer.config.schema import validate
@@ -143,8 +144,8 @@ def preflight(sources, hargs: HydraArgs) -> list:
     configs = []
     for overrides in runs:
         try:
-            configs.append(compose(sources, overrides))
-            validate(configs[-1])
+            configs.append((overrides, compose(sources, overrides)))
+            validate(configs[-1][1])
         except ConfigError as err:
             where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
             raise ConfigError(f"{where}{err}") from None
@@ -188,6 +189,7 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
     from sweeptrainer.training.signals import StopSignals
 
     outcomes: list[RunOutcome] = []
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
     argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides()]
     saved, sys.argv = sys.argv, argv
     try:
@@ -206,10 +208,21 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
         return 130
     finally:
         sys.argv = saved
+    if hargs.multirun and configs:
+        # from the run folders: jobs of a parallel launcher report nothing to this process
+        from sweeptrainer.app import folder_outcome
+
+        # what this process saw itself wins (the basic launcher runs jobs in-process)
+        seen = {o.name: o for o in outcomes}
+        found = [folder_outcome(cfg, overrides, started) for overrides, cfg in configs]
+        invalid = [o for o in outcomes if o.state == "invalid"]
+        found = [seen.get(o.name, o) for o in found if o.state != "not started" or not invalid]
+        outcomes = found + invalid
     code = summarize(outcomes, hargs.multirun)
     if signals.received is not None:
         return 128 + signals.received
     if hargs.multirun and outcomes:
+        configs = [cfg for _, cfg in configs]
         experiments = {Path(c.results_dir) / c.experiment_id for c in configs if c.postprocess}
         for experiment in sorted(experiments):
             if experiment.is_dir():
@@ -220,14 +233,13 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
 def summarize(outcomes: list, multirun: bool) -> int:
     """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
     if multirun and outcomes:
-        states = ("finished", "skipped", "failed", "interrupted")
+        states = ("finished", "skipped", "failed", "interrupted", "invalid", "not started")
         counts = {s: sum(o.state == s for o in outcomes) for s in states}
-        invalid = sum(o.state == "invalid" for o in outcomes)
+        extra = ", ".join(f"{counts[s]} {s}" for s in states[3:] if counts[s])
         print(
             f"sweep: {len(outcomes)} runs: {counts['finished']} trained, {counts['skipped']} "
             f"skipped (finished before), {counts['failed']} failed"
-            + (f", {invalid} invalid" if invalid else "")
-            + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else "")
+            + (f", {extra}" if extra else "")
         )
         for o in outcomes:
             if o.state == "failed":

@@ -37,6 +37,7 @@ OPERATIONAL_KEYS = frozenset(
         "max_retries",
         "postprocess",
         "num_workers",
+        "num_threads",
         "pin_memory",
         "persistent_workers",
         "continue_training",

@@ -90,6 +90,7 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("reproducible", lambda v: isinstance(v, bool), "true or false"),
     Key("compile", lambda v: isinstance(v, bool), "true or false"),
     Key("num_workers", _non_negative_int, "a non-negative integer"),
+    Key("num_threads", lambda v: v is None or _positive_int(v), "null or a positive integer"),
     Key("pin_memory", lambda v: v == "auto" or isinstance(v, bool), "auto, true or false"),
     Key("persistent_workers", lambda v: isinstance(v, bool), "true or false"),
 )

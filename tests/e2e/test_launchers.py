@@ -1,0 +1,64 @@
+"""Sweeps on Hydra's launchers: the same runs whatever the engine, failures isolated,
+concurrent launches never train a run twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+SWEEP = ("-m", "seed=1,2,3,4", "dataset=Wine", "iterations=4", "progress_bar=false")
+JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+
+
+def trainer(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sweeptrainer", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def results(cwd: Path, experiment: str) -> dict[str, dict]:
+    """results.yaml of every finished run, times left out."""
+    out = {}
+    for run in sorted((cwd / "results" / experiment / "training").iterdir()):
+        if not (run / "results.yaml").is_file():
+            continue
+        data = yaml.safe_load((run / "results.yaml").read_text())
+        out[run.name] = {k: v for k, v in data.items() if k not in ("train_time_s", "time_s")}
+    return out
+
+
+def test_joblib_gives_the_same_runs_as_basic_and_isolates_a_failure(tmp_path):
+    sweep = ("-m", "learning_rate=0.001,1e12", "seed=1,2", "optimizer=SGD", "dataset=Wine",
+             "iterations=3", "progress_bar=false")  # fmt: skip
+    for launcher, experiment in (((), "basic"), (JOBLIB, "joblib")):
+        result = trainer(tmp_path, *sweep, *launcher, f"experiment_id={experiment}")
+        assert result.returncode == 1, result.stderr  # the 1e12 runs fail (NaN loss)
+        assert "sweep: 4 runs: 2 trained, 0 skipped (finished before), 2 failed" in result.stdout
+        assert "failed: Wine_FFNN_SGD_1e+12_32_epoch_3_None_1: TrainingError" in result.stdout
+        assert "train.log" in result.stdout
+    assert results(tmp_path, "basic") == results(tmp_path, "joblib")
+    assert len(results(tmp_path, "joblib")) == 2
+
+
+def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
+    args = (*SWEEP, *JOBLIB, "+callbacks.slow._target_=tests.helpers.Slow",
+            "+callbacks.slow.seconds=0.02")  # fmt: skip
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "sweeptrainer", *args], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**__import__("os").environ, **env})
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = [ln for out in outputs for ln in out.splitlines() if ln.startswith("train ")]
+    names = [ln.split()[1] for ln in trained]
+    assert len(names) == 4 and len(set(names)) == 4, trained  # each run trained exactly once
+    runs = list((tmp_path / "results/default/training").iterdir())
+    assert all(yaml.safe_load((r / "status.yaml").read_text())["state"] == "finished" for r in runs)
