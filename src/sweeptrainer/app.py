@@ -148,7 +148,10 @@ def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
 
 
 def train_run(
-    cfg: DictConfig, overrides: Sequence[str] = (), signals: StopSignals | None = None
+    cfg: DictConfig,
+    overrides: Sequence[str] = (),
+    signals: StopSignals | None = None,
+    job_num: int | None = None,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
 
@@ -167,7 +170,7 @@ def train_run(
     from sweeptrainer.training.step import configure_determinism
     from sweeptrainer.training.trainer import ModularTaskTrainer
 
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, job_num)
     configure_determinism(cfg.reproducible)
     seed_everything(cfg.seed)
     components = build(cfg, device, run_dir.path)
@@ -290,7 +293,7 @@ def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[Dic
     outcomes into the exit code.
     """
 
-    def task(cfg: DictConfig) -> None:
+    def task(cfg: DictConfig) -> float | None:
         from hydra.core.hydra_config import HydraConfig
 
         from sweeptrainer.logs import configure_console
@@ -300,13 +303,18 @@ def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[Dic
         overrides = list(hydra_cfg.overrides.task)
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
         if signals.received is not None:
-            return  # stopping: leave the remaining runs of the sweep for the next invocation
+            return None  # stopping: leave the remaining runs of the sweep for the next one
         try:
-            outcomes.append(train_run(cfg, overrides, signals))
+            outcome = train_run(cfg, overrides, signals, OmegaConf.select(hydra_cfg, "job.num"))
+            outcomes.append(outcome)
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exc()
             print(f"trainer: error: {err}", file=sys.stderr)
             outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
+            return None
+        # the objective of a search sweeper (Optuna): the best dev tracking metric
+        results = outcome.results or {}
+        return (results.get("dev") or {}).get(results.get("tracking_metric"))
 
     return task

@@ -184,6 +184,7 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
         return _error(str(err))
 
     import hydra
+    from omegaconf import OmegaConf
 
     from sweeptrainer.app import RunOutcome, make_task
     from sweeptrainer.training.signals import StopSignals
@@ -208,8 +209,12 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
         return 130
     finally:
         sys.argv = saved
-    if hargs.multirun and configs:
+    basic = all(
+        "BasicSweeper" in str(OmegaConf.select(c, "hydra.sweeper._target_")) for _, c in configs
+    )
+    if hargs.multirun and configs and basic:
         # from the run folders: jobs of a parallel launcher report nothing to this process
+        # (a search sweeper such as Optuna picks its runs as it goes: its outcomes are ours)
         from sweeptrainer.app import folder_outcome
 
         # what this process saw itself wins (the basic launcher runs jobs in-process)

@@ -32,16 +32,23 @@ def results(cwd: Path, experiment: str) -> dict[str, dict]:
     return out
 
 
-def test_joblib_gives_the_same_runs_as_basic_and_isolates_a_failure(tmp_path):
+def test_launchers_give_the_same_runs_and_isolate_a_failure(tmp_path):
     sweep = ("-m", "learning_rate=0.001,1e12", "seed=1,2", "optimizer=SGD", "dataset=Wine",
              "iterations=3", "progress_bar=false")  # fmt: skip
-    for launcher, experiment in (((), "basic"), (JOBLIB, "joblib")):
+    launchers = (
+        ((), "basic"),
+        (JOBLIB, "joblib"),
+        (("hydra/launcher=submitit_local",), "submitit"),
+    )
+    for launcher, experiment in launchers:
         result = trainer(tmp_path, *sweep, *launcher, f"experiment_id={experiment}")
         assert result.returncode == 1, result.stderr  # the 1e12 runs fail (NaN loss)
         assert "sweep: 4 runs: 2 trained, 0 skipped (finished before), 2 failed" in result.stdout
         assert "failed: Wine_FFNN_SGD_1e+12_32_epoch_3_None_1: TrainingError" in result.stdout
         assert "train.log" in result.stdout
-    assert results(tmp_path, "basic") == results(tmp_path, "joblib")
+    assert (
+        results(tmp_path, "basic") == results(tmp_path, "joblib") == results(tmp_path, "submitit")
+    )
     assert len(results(tmp_path, "joblib")) == 2
 
 

@@ -48,11 +48,24 @@ class Components:
         return parts
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; an unavailable CUDA device is a config error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+def choose_device(name: str, cuda_devices: int, job_num: int | None = None) -> str:
+    """The device a run uses. ``auto``: CUDA when there is one, else CPU; with several GPUs
+    visible, the jobs of a sweep take turns (job number modulo the number of GPUs), so
+    parallel jobs get their own device. A launcher that sets CUDA_VISIBLE_DEVICES per job
+    leaves one visible GPU, which every job then uses as cuda:0."""
+    if name != "auto":
+        return name
+    if cuda_devices == 0:
+        return "cpu"
+    if cuda_devices > 1 and job_num is not None:
+        return f"cuda:{job_num % cuda_devices}"
+    return "cuda"
+
+
+def resolve_device(name: str, job_num: int | None = None) -> torch.device:
+    """The torch device for the ``device`` key; an unavailable CUDA device is a config error."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device = torch.device(choose_device(name, count, job_num))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} asked for, but CUDA is not available here")
     return device

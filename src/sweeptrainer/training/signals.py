@@ -1,4 +1,5 @@
-"""Stop signals: SIGINT, SIGTERM and SIGUSR1 (sent by clusters before a time limit).
+"""Stop signals: SIGINT, SIGTERM, and SIGUSR1/SIGUSR2, which clusters send before a time
+limit (SLURM's ``--signal``; submitit asks for SIGUSR2).
 
 The first signal only sets ``received``; the trainer checks it after each optimizer
 step, saves ``states/last.pt`` and stops. A second Ctrl-C stops at once.
@@ -13,7 +14,7 @@ from types import FrameType
 
 log = logging.getLogger("sweeptrainer")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class StopSignals:
