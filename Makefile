@@ -32,9 +32,10 @@ format:  ## apply ruff format and autofixes
 docs:  ## check the docs folder (a Sphinx/MkDocs build comes with the docs issue)
 	@ls docs/*.md
 
-bench:  ## benchmarks: trainer vs a hand-written loop; postprocess on 100 runs (prints tables)
+bench:  ## benchmarks: trainer vs hand-written loop; postprocess of 100 runs; basic vs joblib sweep
 	$(BIN)/python benches/bench_digits.py
 	$(BIN)/python benches/bench_postprocess.py
+	$(BIN)/python benches/bench_sweep.py
 
 clean:  ## remove build and test leftovers
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache results benches/_work
