@@ -166,15 +166,19 @@ def train_run(
 
     # Build everything before touching the run folder: input errors change nothing on disk.
     from sweeptrainer.training.builder import build, resolve_device
+    from sweeptrainer.training.distributed import Distributed
     from sweeptrainer.training.state import seed_everything
     from sweeptrainer.training.step import configure_determinism
     from sweeptrainer.training.trainer import ModularTaskTrainer
 
-    device = resolve_device(cfg.device, job_num)
+    dist = Distributed.from_env()
+    device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
     configure_determinism(cfg.reproducible)
     seed_everything(cfg.seed)
-    components = build(cfg, device, run_dir.path)
-    trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals)
+    components = build(cfg, device, run_dir.path, with_loggers=dist.is_main)
+    trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals, dist)
+    if not dist.is_main:  # torchrun: rank 0 owns the run folder; the others only train
+        return _train_follower(plan, trainer)
 
     run_dir.path.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir.path)
@@ -195,6 +199,20 @@ def train_run(
         return _train(cfg, plan, trainer, how, device)
     finally:
         lock.release()
+
+
+def _train_follower(plan: Plan, trainer: Any) -> RunOutcome:
+    """A process of a distributed run other than rank 0: same start state, no writes."""
+    start, _ = _start_state(plan)
+    if start is not None:
+        trainer.load_state_dict(start)
+    name, path = plan.run_dir.name, plan.run_dir.path
+    try:
+        trainer.fit()
+        results = trainer.test()
+    except Interrupted as stop:
+        return RunOutcome(name, path, "interrupted", stop.exit_code, str(stop))
+    return RunOutcome(name, path, "finished", results=results)
 
 
 def _skipped(plan: Plan) -> RunOutcome:

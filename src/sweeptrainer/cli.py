@@ -209,6 +209,7 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
         return 130
     finally:
         sys.argv = saved
+        _end_distributed()
     basic = all(
         "BasicSweeper" in str(OmegaConf.select(c, "hydra.sweeper._target_")) for _, c in configs
     )
@@ -233,6 +234,14 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
             if experiment.is_dir():
                 run_postprocess(experiment, ["seed"], plots=True)
     return code
+
+
+def _end_distributed() -> None:
+    """Under torchrun: wait for every process, then leave the process group."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()  # without it one rank sometimes aborts at exit
+        dist.destroy_process_group()
 
 
 def summarize(outcomes: list, multirun: bool) -> int:

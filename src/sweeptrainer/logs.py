@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,11 +26,14 @@ class _ConsoleHandler(logging.StreamHandler):
 
 
 def configure_console() -> None:
-    """Print the package's INFO messages to stdout (once per process)."""
+    """Print the package's INFO messages to stdout (once per process).
+
+    Under torchrun only rank 0 prints progress; the other ranks print warnings only.
+    """
     log.setLevel(logging.DEBUG)
     if not any(isinstance(h, _ConsoleHandler) for h in log.handlers):
         handler = _ConsoleHandler(sys.stdout)
-        handler.setLevel(logging.INFO)
+        handler.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
 

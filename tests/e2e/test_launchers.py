@@ -69,3 +69,27 @@ def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
     assert len(names) == 4 and len(set(names)) == 4, trained  # each run trained exactly once
     runs = list((tmp_path / "results/default/training").iterdir())
     assert all(yaml.safe_load((r / "status.yaml").read_text())["state"] == "finished" for r in runs)
+
+
+def test_torchrun_two_processes_match_one_and_only_rank_0_writes(tmp_path):
+    run = ("dataset=Wine", "model.dropout=0.0", "iterations=3", "progress_bar=false")
+    one = trainer(tmp_path, *run, "experiment_id=one")
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m",
+         "sweeptrainer", *run, "experiment_id=two"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert two.stdout.count("finished Wine_FFNN") == 1  # rank 1 prints no progress
+    (a,), (b,) = ((tmp_path / "results" / e / "training").iterdir() for e in ("one", "two"))
+    import pandas as pd
+
+    ma, mb = (pd.read_csv(r / "metrics.csv").drop(columns="elapsed_s") for r in (a, b))
+    pd.testing.assert_frame_equal(ma, mb, rtol=1e-5)
+    ra, rb = (yaml.safe_load((r / "results.yaml").read_text()) for r in (a, b))
+    assert ra["test"] == pytest.approx(rb["test"], rel=1e-5)
+    # rank 0 alone wrote the folder: one event file, one start line in the log
+    assert len(list((b / "tensorboard").iterdir())) == 1
+    assert (b / "train.log").read_text().count(" on cpu (new)") == 1
+    assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())

@@ -62,10 +62,16 @@ def choose_device(name: str, cuda_devices: int, job_num: int | None = None) -> s
     return "cuda"
 
 
-def resolve_device(name: str, job_num: int | None = None) -> torch.device:
-    """The torch device for the ``device`` key; an unavailable CUDA device is a config error."""
+def resolve_device(
+    name: str, job_num: int | None = None, local_rank: int | None = None
+) -> torch.device:
+    """The torch device for the ``device`` key; an unavailable CUDA device is a config error.
+
+    Under torchrun each process takes the GPU of its local rank.
+    """
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    device = torch.device(choose_device(name, count, job_num))
+    slot = local_rank if local_rank is not None else job_num
+    device = torch.device(choose_device(name, count, slot))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} asked for, but CUDA is not available here")
     return device
@@ -99,8 +105,13 @@ def _check_criterion(cfg: DictConfig, task: str) -> None:
         )
 
 
-def build(cfg: DictConfig, device: torch.device, run_dir: Path) -> Components:
-    """Build dataset, model, criterion, optimizer, scheduler, loggers and callbacks."""
+def build(
+    cfg: DictConfig, device: torch.device, run_dir: Path, with_loggers: bool = True
+) -> Components:
+    """Build dataset, model, criterion, optimizer, scheduler, loggers and callbacks.
+
+    ``with_loggers`` is False on the processes of a distributed run other than rank 0.
+    """
     dataset = instantiate(cfg.dataset, "dataset")
     for attr in ("train", "dev", "test", "task", "input_shape", "output_dim"):
         if not hasattr(dataset, attr):
@@ -134,6 +145,6 @@ def build(cfg: DictConfig, device: torch.device, run_dir: Path) -> Components:
         scheduler=scheduler,
         metrics=metrics,
         tracking=tracking,
-        loggers=_keyed(cfg, "loggers", run_dir),
+        loggers=_keyed(cfg, "loggers", run_dir) if with_loggers else {},
         callbacks=_keyed(cfg, "callbacks", run_dir),
     )

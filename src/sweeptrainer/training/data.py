@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -68,10 +68,12 @@ class _OrderSampler:
         self.batch_size = batch_size
         self.order: list[int] = []
         self.start = 0
+        self.shard: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __iter__(self) -> Iterator[list[int]]:
         for i in range(self.start * self.batch_size, len(self.order), self.batch_size):
-            yield self.order[i : i + self.batch_size]
+            batch = self.order[i : i + self.batch_size]
+            yield batch if self.shard is None else self.shard(torch.tensor(batch)).tolist()
 
     def __len__(self) -> int:
         return max(0, -(-len(self.order) // self.batch_size) - self.start)
@@ -116,8 +118,14 @@ class BatchSource:
     def num_batches(self) -> int:
         return -(-self.n // self.batch_size)
 
-    def batches(self, order: torch.Tensor | None = None, start: int = 0) -> Iterator[Batch]:
-        """Yield batches ``start, start+1, ...`` of ``order`` (the natural order when None)."""
+    def batches(
+        self,
+        order: torch.Tensor | None = None,
+        start: int = 0,
+        shard: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Iterator[Batch]:
+        """Yield batches ``start, start+1, ...`` of ``order`` (the natural order when None);
+        ``shard`` picks this process's part of each batch (one run across processes)."""
         if order is None:
             order = torch.arange(self.n)
         if self._tensors is not None:
@@ -125,9 +133,11 @@ class BatchSource:
             on_device = order.to(x_all.device)
             for i in range(start, self.num_batches):
                 index = on_device[i * self.batch_size : (i + 1) * self.batch_size]
+                index = shard(index) if shard is not None else index
                 yield x_all[index], y_all[index]
             return
         assert self._loader is not None
         self._sampler.order, self._sampler.start = order.tolist(), start
+        self._sampler.shard = shard
         for x, y in self._loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

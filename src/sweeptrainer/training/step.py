@@ -63,12 +63,20 @@ class Stepper:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def backward(self, x: torch.Tensor, y: torch.Tensor, group_size: int) -> torch.Tensor:
-        """Forward and backward of one batch; returns its (unscaled, detached) loss."""
+    def backward(
+        self, x: torch.Tensor, y: torch.Tensor, group_size: int, share: float = 1.0
+    ) -> torch.Tensor:
+        """Forward and backward of one batch; returns its (unscaled, detached) loss.
+
+        ``share``: this process's part of a batch split across processes, times their
+        number (1 in a single process), so averaged gradients are those of the whole batch.
+        """
         with self.autocast():
-            loss = self.criterion(self.forward(x), y)
+            outputs = self.forward(x)
+            # an empty share still takes part in the gradient exchange, with zero weight
+            loss = self.criterion(outputs, y) if len(x) else outputs.sum() * 0.0
         # the mean over the group's batches: N batches of size B act as one of size N*B
-        scaled = loss / group_size if group_size > 1 else loss
+        scaled = loss * share / group_size if group_size > 1 or share != 1.0 else loss
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)
         scaled.backward()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
 from sweeptrainer.training.data import Batch, BatchSource, epoch_order
+from sweeptrainer.training.distributed import Distributed
 from sweeptrainer.training.evaluate import SplitResult, evaluate, outputs_frame
 from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
@@ -53,6 +55,7 @@ class ModularTaskTrainer:
         run_dir: RunDir,
         device: torch.device,
         signals: StopSignals | None = None,
+        dist: Distributed | None = None,
     ) -> None:
         self.cfg = cfg
         self.components = components
@@ -68,6 +71,7 @@ class ModularTaskTrainer:
         )
         self.state = TrainingState()
         self.signals = signals
+        self.dist = dist or Distributed()
         # Checks every cb_on_* method now, so a typo fails before the first step.
         self.callbacks = CallbackDispatcher(components.in_dispatch_order())
         loading = {
@@ -83,6 +87,10 @@ class ModularTaskTrainer:
         }
         # the compiled module shares its weights with self.model, which states save
         self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self._eval_forward = self.forward
+        if self.dist.world > 1:  # one run across processes: gradients averaged by DDP
+            ids = [device.index] if device.type == "cuda" else None
+            self.forward = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.stepper = Stepper(
             self.forward, self.model, self.criterion, self.optimizer, cfg, device
         )
@@ -127,7 +135,9 @@ class ModularTaskTrainer:
             if self._order is None or self.state.batch_in_epoch == 0:
                 self._order = epoch_order(source.n, self.cfg.seed, self.state.epoch)
             start = self.state.batch_in_epoch
-            for batch_idx, batch in enumerate(source.batches(self._order, start), start=start):
+            shard = self.dist.shard if self.dist.world > 1 else None
+            batches = source.batches(self._order, start, shard)
+            for batch_idx, batch in enumerate(batches, start=start):
                 yield batch_idx, batch, batch_idx == source.num_batches - 1
 
     def _train_until(self, end: int, batches: Iterator[tuple[int, Batch, bool]]) -> None:
@@ -141,16 +151,21 @@ class ModularTaskTrainer:
         per_step, n = self.budget.per_step, self.stepper.accumulation
         n_batches = self.sources["train"].num_batches
         while self.state.iteration < end:
-            if self.signals is not None and self.signals.received and self._group_start():
-                self._stop_now(self.signals.received)  # between optimizer steps: nothing half-done
+            if self._stop_requested() and self._group_start():
+                self._stop_now(self.signals.received or signal.SIGTERM)  # between optimizer steps
             batch_idx, (x, y), last = next(batches)
             iteration = self.state.iteration + 1
             self.callbacks(
                 "cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx
             )
             group_start = batch_idx // n * n
-            loss = self.stepper.backward(x, y, min(n, n_batches - group_start))
-            self._period_loss += loss  # stays on the device: no sync per step
+            # across processes: this one's part of the batch, relative to an even split
+            size = min(
+                self.cfg.batch_size, self.sources["train"].n - batch_idx * self.cfg.batch_size
+            )
+            share = len(x) * self.dist.world / size
+            loss = self.stepper.backward(x, y, min(n, n_batches - group_start), share)
+            self._period_loss += loss * (share / self.dist.world)  # on the device: no sync
             self.state.period_batches += 1
             self.callbacks(
                 "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
@@ -170,10 +185,17 @@ class ModularTaskTrainer:
 
     def _stop_now(self, signum: int) -> None:
         """A stop signal: keep everything done so far in last.pt, then stop."""
-        self.run_dir.save_state("last", self.state_dict())
+        self._period_loss.copy_(self.dist.sum(self._period_loss))  # every process takes part
+        if self.dist.is_main:
+            self.run_dir.save_state("last", self.state_dict())
         if self._bar is not None:
             self._bar.close()
         raise Interrupted(signum)
+
+    def _stop_requested(self) -> bool:
+        """A stop signal reached this process (or, across processes, any of them)."""
+        received = self.signals is not None and self.signals.received is not None
+        return self.dist.any(received) if self.dist.world > 1 else received
 
     def _group_start(self) -> bool:
         """True between two optimizer steps (no gradients are being accumulated)."""
@@ -199,13 +221,18 @@ class ModularTaskTrainer:
         c = self.components
         with self.stepper.autocast():
             return evaluate(
-                self.forward, self.criterion, self.sources[split], self.dataset, c.metrics, on_step
+                self._eval_forward,
+                self.criterion,
+                self.sources[split],
+                self.dataset,
+                c.metrics,
+                on_step,
             )
 
     def _evaluate(self) -> None:
         """Score dev, record the metrics row, keep the best state, save, tell the callbacks."""
         it, state = self.state.iteration, self.state
-        train_loss = float(self._period_loss) / max(state.period_batches, 1)
+        train_loss = float(self.dist.sum(self._period_loss)) / max(state.period_batches, 1)
         if not math.isfinite(train_loss):
             first = (it - 1) // self.budget.eval_every * self.budget.eval_every + 1
             span = f"{first}-{it}" if first < it else str(it)
@@ -236,6 +263,8 @@ class ModularTaskTrainer:
             self.scheduler.step(value)
         self._log_row(row, improved)
         self.callbacks("cb_on_iteration_end", trainer=self, iteration=it, metrics=row)
+        if not self.dist.is_main:  # one writer per run folder
+            return
         self.run_dir.write_metrics(state.rows)
         if improved:
             self.run_dir.save_state("best", self.state_dict())
@@ -249,6 +278,7 @@ class ModularTaskTrainer:
 
     def test(self) -> dict[str, Any]:
         """Load the best state, score test (and dev) with it, write outputs and results."""
+        self.dist.barrier()  # rank 0 has written best.pt
         best = self.run_dir.load_state("best", map_location=str(self.device))
         self.model.load_state_dict(best["model"])
         self.callbacks("cb_on_test_begin", trainer=self)
@@ -260,7 +290,7 @@ class ModularTaskTrainer:
         if self.cfg.save_train_outputs:
             outputs["train"] = (self._run_split("train", hooks=False), True)
         for split, (result, wanted) in outputs.items():
-            if wanted:
+            if wanted and self.dist.is_main:
                 self.run_dir.write_output(split, outputs_frame(result, self.dataset))
         best_row = next(r for r in self.state.rows if r["iteration"] == self.state.best_iteration)
         stopped_early = self.should_stop and self.state.iteration < self.budget.total
@@ -307,7 +337,7 @@ class ModularTaskTrainer:
             self.scheduler.load_state_dict(data["scheduler"])
         self.state.load_state_dict(data["training"])
         self._order = data.get("data_order") if self.state.batch_in_epoch else None
-        self._period_loss.fill_(self.state.period_loss)
+        self._period_loss.fill_(self.state.period_loss / self.dist.world)
         self.stepper.load_state_dict(data.get("scaler"))
         set_rng_state(data["rng"])
         saved = data.get("callbacks", {})
