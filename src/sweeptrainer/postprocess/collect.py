@@ -117,7 +117,7 @@ def collect(experiment_dir: str | Path) -> Experiment:
     tracking = trackings[0] if trackings else None
     higher = METRICS[tracking].higher_is_better if tracking in METRICS else True
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    names: dict[str, str] = {}
+    metric_columns = [c for c in curve_frame.columns if c != "run"]
     if len(curve_frame):
         # attach the run's varying config; a key named like a metrics column (learning_rate:
         # the configured value vs the scheduled one per row) gets a _config suffix
@@ -131,9 +131,7 @@ def collect(experiment_dir: str | Path) -> Experiment:
         varying=varying,
         config_keys=list(config_frame.columns),
         run_dirs={r.name: r for r in runs},
-        curves_metrics=[c for c in curve_frame.columns if c != "run" and c not in names.values()]
-        if len(curve_frame)
-        else [],
+        curves_metrics=metric_columns,
         tracking=tracking,
         higher_is_better=higher,
     )
