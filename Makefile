@@ -29,8 +29,8 @@ format:  ## apply ruff format and autofixes
 	$(BIN)/ruff format src tests benches
 	$(BIN)/ruff check --fix src tests benches
 
-docs:  ## check the docs folder (a Sphinx/MkDocs build comes with the docs issue)
-	@ls docs/*.md
+docs:  ## build the documentation site into build/site (offline, warnings are errors)
+	$(BIN)/mkdocs build --strict -d build/site
 
 bench:  ## benchmarks: trainer vs hand-written loop; postprocess of 100 runs; basic vs joblib sweep
 	$(BIN)/python benches/bench_digits.py
