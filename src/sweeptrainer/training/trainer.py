@@ -165,7 +165,8 @@ class ModularTaskTrainer:
             )
             share = len(x) * self.dist.world / size
             loss = self.stepper.backward(x, y, min(n, n_batches - group_start), share)
-            self._period_loss += loss * (share / self.dist.world)  # on the device: no sync
+            # stays on the device: no sync per step
+            self._period_loss += loss if self.dist.world == 1 else loss * (share / self.dist.world)
             self.state.period_batches += 1
             self.callbacks(
                 "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
