@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # make install uses .venv; set VENV to another folder to install elsewhere.
 
-.PHONY: help install test test-fast lint format docs bench clean
+.PHONY: help install test test-slow test-all lint format docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -15,11 +15,13 @@ install:  ## create .venv with CPU torch 2.13.0 and sweeptrainer (editable) + de
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 
-test:  ## the test suite (fast tests and the few slow end-to-end ones)
-	$(BIN)/pytest
-
-test-fast:  ## only the fast tests
+test:  ## the test suite without the slow end-to-end tests (a few minutes)
 	$(BIN)/pytest -m "not slow"
+
+test-slow:  ## the slow end-to-end tests: signals and kills, launchers, torchrun, docs commands
+	$(BIN)/pytest -m slow
+
+test-all: test test-slow  ## both (what CI runs)
 
 lint:  ## ruff format check + ruff check
 	$(BIN)/ruff format --check src tests benches

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
+# Not marked slow: these are the foundation's acceptance, run by `make test` itself.
 
 PRODUCT_FILES = ("config.yaml", "metrics.csv", "results.yaml", "outputs/dev.csv",
                  "outputs/test.csv", "states/best.pt", "states/last.pt", "train.log",
