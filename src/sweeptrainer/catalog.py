@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeptrainer.config.compose import packaged_conf_dir
+from sweeptrainer.config.schema import GROUPS as SCHEMA_GROUPS
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.io.atomic import read_yaml
 
-GROUPS = ("dataset", "model", "optimizer", "scheduler", "criterion", "callbacks")
+GROUPS = (*SCHEMA_GROUPS, "callbacks")
 
 
 @dataclass(frozen=True)

@@ -337,17 +337,11 @@ def cmd_rm_states(args: Sequence[str]) -> int:
 
 
 def cmd_postprocess(args: Sequence[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="trainer postprocess",
-        description="Tables, aggregates over seeds, plots and an HTML report for an experiment, "
+    parser = _experiment_parser(
+        "postprocess",
+        "Tables, aggregates over seeds, plots and an HTML report for an experiment, "
         "written to EXPERIMENT_DIR/postprocessing/.",
-    )
-    parser.add_argument(
-        "experiment_dir",
-        metavar="EXPERIMENT_DIR",
-        help="an experiment folder: <results_dir>/<experiment_id>",
+        dry_run=False,
     )
     parser.add_argument("--aggregate-by", default="seed", metavar="KEYS",
                         help="comma-separated config keys (or groups) to average over "

@@ -148,7 +148,9 @@ class ModularTaskTrainer:
         """
         self.model.train()
         self.callbacks("cb_on_iteration_begin", trainer=self, iteration=self.state.iteration + 1)
-        per_step, n = self.budget.per_step, self.stepper.accumulation
+        per_step, n, world = self.budget.per_step, self.stepper.accumulation, self.dist.world
+        # read once per period, not per step (config access is slow on the hot path)
+        batch_size, n_train = self.cfg.batch_size, self.sources["train"].n
         n_batches = self.sources["train"].num_batches
         while self.state.iteration < end:
             if self._stop_requested() and self._group_start():
@@ -160,13 +162,10 @@ class ModularTaskTrainer:
             )
             group_start = batch_idx // n * n
             # across processes: this one's part of the batch, relative to an even split
-            size = min(
-                self.cfg.batch_size, self.sources["train"].n - batch_idx * self.cfg.batch_size
-            )
-            share = len(x) * self.dist.world / size
+            share = len(x) * world / min(batch_size, n_train - batch_idx * batch_size)
             loss = self.stepper.backward(x, y, min(n, n_batches - group_start), share)
             # stays on the device: no sync per step
-            self._period_loss += loss if self.dist.world == 1 else loss * (share / self.dist.world)
+            self._period_loss += loss if world == 1 else loss * (share / world)
             self.state.period_batches += 1
             self.callbacks(
                 "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
