@@ -89,6 +89,10 @@ class CallbackDispatcher:
         """The (method, declared argument names) pairs registered for ``hook``, in order."""
         return self._handlers[hook]
 
+    def __contains__(self, hook: str) -> bool:
+        """Whether any component implements ``hook``: the step loop skips hooks nobody wants."""
+        return bool(self._handlers[hook])
+
     def __call__(self, hook: str, **kwargs: Any) -> None:
         """Call every method registered for ``hook``; exceptions propagate (the run fails)."""
         for method, names in self._handlers[hook]:

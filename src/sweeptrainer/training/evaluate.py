@@ -72,15 +72,16 @@ def evaluate(
     source: BatchSource,
     dataset: Any,
     metrics: list[Metric],
-    on_step: Callable[[str, int, torch.Tensor | None], None],
+    on_step: Callable[[str, int, torch.Tensor | None], None] | None = None,
 ) -> SplitResult:
     """Run ``model`` over ``source`` in order; ``on_step(phase, batch_idx, loss)`` fires the
-    step hooks (phase ``begin`` with loss None, then ``end``)."""
+    step hooks (phase ``begin`` with loss None, then ``end``); None when nobody listens."""
     model.eval()
     outputs, targets, losses = [], [], []
     with _per_sample(criterion) as per_sample:
         for batch_idx, (x, y) in enumerate(source.batches()):
-            on_step("begin", batch_idx, None)
+            if on_step is not None:
+                on_step("begin", batch_idx, None)
             out = model(x)
             loss = criterion(out, y)
             # a criterion without `reduction`: its batch mean stands for each sample
@@ -88,7 +89,8 @@ def evaluate(
             outputs.append(out)
             targets.append(y)
             losses.append(loss)
-            on_step("end", batch_idx, loss.mean())
+            if on_step is not None:
+                on_step("end", batch_idx, loss.mean())
     all_losses = torch.cat(losses).float().cpu().numpy()
     truth, prediction, scores = decode(dataset, torch.cat(outputs), torch.cat(targets))
     values = {m.name: m(truth, prediction) for m in metrics}

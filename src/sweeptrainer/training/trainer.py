@@ -152,14 +152,20 @@ class ModularTaskTrainer:
         # read once per period, not per step (config access is slow on the hot path)
         batch_size, n_train = self.cfg.batch_size, self.sources["train"].n
         n_batches = self.sources["train"].num_batches
+        # per-step hooks only when some component implements them (no dict per step otherwise)
+        step_begin, step_end = (
+            "cb_on_step_begin" in self.callbacks,
+            "cb_on_step_end" in self.callbacks,
+        )
         while self.state.iteration < end:
             if self._stop_requested() and self._group_start():
                 self._stop_now(self.signals.received or signal.SIGTERM)  # between optimizer steps
             batch_idx, (x, y), last = next(batches)
             iteration = self.state.iteration + 1
-            self.callbacks(
-                "cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx
-            )
+            if step_begin:
+                self.callbacks(
+                    "cb_on_step_begin", trainer=self, iteration=iteration, batch_idx=batch_idx
+                )
             group_start = batch_idx // n * n
             # across processes: this one's part of the batch, relative to an even split
             share = len(x) * world / min(batch_size, n_train - batch_idx * batch_size)
@@ -167,9 +173,14 @@ class ModularTaskTrainer:
             # stays on the device: no sync per step
             self._period_loss += loss if world == 1 else loss * (share / world)
             self.state.period_batches += 1
-            self.callbacks(
-                "cb_on_step_end", trainer=self, iteration=iteration, batch_idx=batch_idx, loss=loss
-            )
+            if step_end:
+                self.callbacks(
+                    "cb_on_step_end",
+                    trainer=self,
+                    iteration=iteration,
+                    batch_idx=batch_idx,
+                    loss=loss,
+                )
             self.state.batch_in_epoch += 1
             group_done = last or batch_idx + 1 == group_start + n
             if group_done:
@@ -210,13 +221,14 @@ class ModularTaskTrainer:
 
     # -- evaluation -------------------------------------------------------------------
     def _run_split(self, split: str, hooks: bool = True) -> SplitResult:
+        begin, end = f"cb_on_{split}_step_begin", f"cb_on_{split}_step_end"
+        wanted = hooks and (begin in self.callbacks or end in self.callbacks)
+
         def on_step(phase: str, batch_idx: int, loss: torch.Tensor | None) -> None:
-            if not hooks:
-                return
-            args: dict[str, Any] = {"trainer": self, "batch_idx": batch_idx}
-            if phase == "end":
-                args["loss"] = loss
-            self.callbacks(f"cb_on_{split}_step_{phase}", **args)
+            if phase == "begin":
+                self.callbacks(begin, trainer=self, batch_idx=batch_idx)
+            else:
+                self.callbacks(end, trainer=self, batch_idx=batch_idx, loss=loss)
 
         c = self.components
         with self.stepper.autocast():
@@ -226,7 +238,7 @@ class ModularTaskTrainer:
                 self.sources[split],
                 self.dataset,
                 c.metrics,
-                on_step,
+                on_step if wanted else None,
             )
 
     def _evaluate(self) -> None:
@@ -346,7 +358,7 @@ class ModularTaskTrainer:
                 obj.load_state_dict(saved[label])
 
     def _progress_bar(self) -> Any:
-        if not (self.cfg.progress_bar and sys.stdout.isatty()):
+        if not (self.cfg.progress_bar and sys.stderr.isatty()):  # where tqdm writes
             return None
         from tqdm import tqdm
 
