@@ -40,14 +40,23 @@ def _tables(name: str, frame: pd.DataFrame, out: Path) -> list[Path]:
 def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) -> list[Path]:
     out = experiment.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    files = _tables("runs", experiment.runs, out)
-    files += _tables("curves", experiment.curves, out)
-    files += _tables("aggregated", agg.table, out)
-    images: list[Path] = []
+    figures: list[plotting.Figure] = []
     if with_plots:
-        images += plotting.learning_curves(experiment, agg, out)
-        images += plotting.test_metric_per_config(experiment, agg, out)
-        images += plotting.confusion_matrix(experiment, _best_run(experiment), out)
+        figures += plotting.test_metric_figures(experiment, agg, out)
+        figures += plotting.confusion_figures(experiment, _best_run(experiment), out)
+        figures += plotting.learning_curve_figures(experiment, agg, out)
+    files: list[Path] = []
+
+    def tables() -> None:  # written while the figures are drawn
+        files.extend(_tables("runs", experiment.runs, out))
+        files.extend(_tables("curves", experiment.curves, out))
+        files.extend(_tables("aggregated", agg.table, out))
+
+    drawn = {f.path for f in figures}
+    for stale in out.glob("*.png"):  # from an earlier pass (e.g. a metric no longer plotted)
+        if stale not in drawn:
+            stale.unlink()
+    images = plotting.draw(figures, meanwhile=tables)
     report = out / "report.html"
     atomic_write_text(report, render(experiment, agg, images))
     return [*files, *images, report]
