@@ -121,8 +121,8 @@ def test_resume_after_a_hard_stop_right_after_a_save_is_exact(
 
     save_state = RunDir.save_state
 
-    def save_then_die(self, name, state):  # the process dies right after saving iteration 3
-        save_state(self, name, state)
+    def save_then_die(self, name, state, **kwargs):  # dies right after saving iteration 3
+        save_state(self, name, state, **kwargs)
         if name == "last" and state["training"]["iteration"] == 3:
             raise KeyboardInterrupt
 

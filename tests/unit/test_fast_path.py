@@ -124,3 +124,22 @@ def test_determinism_without_importing_the_compiler(compile_):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(compile_)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_files_rewritten_per_evaluation_are_not_fsynced_until_the_end(trainer, monkeypatch):
+    """metrics.csv and states are atomic at every evaluation, durable (fsync) at the end."""
+    synced: Counter[str] = Counter()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        synced[name.lstrip(".").split(".")[0]] += 1  # ".metrics.csv.123.tmp" -> "metrics"
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    result = trainer("iterations=6", "progress_bar=false")
+    assert result.code == 0, result.err
+    assert synced["metrics"] == 1  # six evaluations, one durable write
+    assert 1 <= synced["best"] <= 2 and 1 <= synced["last"] <= 2  # final write + end sync
+    assert synced["status"] >= 2 and synced["results"] == 1  # the rest stays durable

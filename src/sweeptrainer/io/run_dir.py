@@ -6,6 +6,8 @@ so the layout in PRODUCT.md lives here and nowhere else.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import time
@@ -122,19 +124,32 @@ class RunDir:
         path = self.output(split)
         return pd.read_csv(path) if path.is_file() else None
 
-    def write_metrics(self, rows: list[dict[str, float]]) -> None:
-        import pandas as pd
-
-        frame = pd.DataFrame(rows)
-        atomic_write(self.metrics, lambda f: frame.to_csv(f, index=False))
+    def write_metrics(self, rows: list[dict[str, float]], durable: bool = True) -> None:
+        """All rows so far (rewritten at every evaluation: the csv module, not pandas)."""
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.metrics, lambda f: f.write(text.getvalue().encode()), durable)
 
     def write_output(self, split: str, frame: Any) -> None:
         atomic_write(self.output(split), lambda f: frame.to_csv(f, index=False))
 
-    def save_state(self, name: str, state: dict[str, Any]) -> None:
+    def save_state(self, name: str, state: dict[str, Any], durable: bool = True) -> None:
         import torch
 
-        atomic_write(self.state(name), lambda f: torch.save(state, f))
+        atomic_write(self.state(name), lambda f: torch.save(state, f), durable)
+
+    def sync_states(self) -> None:
+        """fsync the state files (written without it during training) once at the end."""
+        for name in ("best", "last"):
+            if self.state(name).is_file():
+                fd = os.open(self.state(name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def copy_state_from(self, other: RunDir, name: str) -> None:
         """Copy another run's ``states/<name>.pt`` into this run (atomically)."""

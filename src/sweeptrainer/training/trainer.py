@@ -124,6 +124,8 @@ class ModularTaskTrainer:
             self._train_until(self.budget.next_eval(self.state.iteration), batches)
             self._evaluate()
         self.state.elapsed_s = time.perf_counter() - self._clock
+        if self.dist.is_main:
+            self.run_dir.sync_states()
         if self._bar is not None:
             self._bar.close()
         self.callbacks("cb_on_train_end", trainer=self)
@@ -277,11 +279,16 @@ class ModularTaskTrainer:
         self.callbacks("cb_on_iteration_end", trainer=self, iteration=it, metrics=row)
         if not self.dist.is_main:  # one writer per run folder
             return
-        self.run_dir.write_metrics(state.rows)
-        if improved:
-            self.run_dir.save_state("best", self.state_dict())
-        if self.budget.is_save_point(it) or self.should_stop:
-            self.run_dir.save_state("last", self.state_dict())
+        # the files of the final evaluation are fsynced; the ones before need only be atomic
+        final = self.budget.done(it) or self.should_stop
+        self.run_dir.write_metrics(state.rows, durable=final)
+        save_last = self.budget.is_save_point(it) or self.should_stop
+        if improved or save_last:
+            snapshot = self.state_dict()  # built once when both are saved
+            if improved:
+                self.run_dir.save_state("best", snapshot, durable=final)
+            if save_last:
+                self.run_dir.save_state("last", snapshot, durable=final)
 
     def _log_row(self, row: dict[str, float], improved: bool) -> None:
         parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("iteration", "elapsed_s")]
