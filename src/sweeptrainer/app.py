@@ -152,8 +152,11 @@ def train_run(
     overrides: Sequence[str] = (),
     signals: StopSignals | None = None,
     job_num: int | None = None,
+    sweep_dir: Path | None = None,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
+
+    ``sweep_dir``: the folder of the ``-m`` sweep the run is part of (for the loggers).
 
     Raises ConfigError for problems in the input (before anything is written); a
     failure during training returns a ``failed`` outcome after recording it.
@@ -173,9 +176,9 @@ def train_run(
 
     dist = Distributed.from_env()
     device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
-    configure_determinism(cfg.reproducible)
+    configure_determinism(cfg.reproducible, cfg.compile)
     seed_everything(cfg.seed)
-    components = build(cfg, device, run_dir.path, with_loggers=dist.is_main)
+    components = build(cfg, device, run_dir.path, with_loggers=dist.is_main, sweep_dir=sweep_dir)
     trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals, dist)
     if not dist.is_main:  # torchrun: rank 0 owns the run folder; the others only train
         return _train_follower(plan, trainer)
@@ -313,17 +316,21 @@ def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[Dic
 
     def task(cfg: DictConfig) -> float | None:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         from sweeptrainer.logs import configure_console
 
         configure_console()  # a launcher's worker process starts without it
         hydra_cfg = HydraConfig.get()
         overrides = list(hydra_cfg.overrides.task)
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
         if signals.received is not None:
             return None  # stopping: leave the remaining runs of the sweep for the next one
         try:
-            outcome = train_run(cfg, overrides, signals, OmegaConf.select(hydra_cfg, "job.num"))
+            job_num = OmegaConf.select(hydra_cfg, "job.num")
+            outcome = train_run(cfg, overrides, signals, job_num, sweep_dir)
             outcomes.append(outcome)
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from sweeptrainer.config.compose import packaged_conf_dir
 from sweeptrainer.config.schema import GROUPS as SCHEMA_GROUPS
+from sweeptrainer.config.schema import KEYED_DICTS
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.io.atomic import read_yaml
 
-GROUPS = (*SCHEMA_GROUPS, "callbacks")
+GROUPS = (*SCHEMA_GROUPS, *KEYED_DICTS)  # callbacks and loggers: added with +GROUP=NAME
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,18 @@
 import pytest
 
 from sweeptrainer.config.compose import ConfigSources, compose, packaged_conf_dir
-from sweeptrainer.config.schema import GROUPS, validate
+from sweeptrainer.config.schema import GROUPS, KEYED_DICTS, validate
 
 OPTIONS = [
     (group, path.stem)
     for group in GROUPS
     for path in sorted((packaged_conf_dir() / group).glob("*.yaml"))
+]
+# callbacks and loggers: no default, added to the keyed dict with +GROUP=NAME
+ADDED = [
+    (kind, path.stem)
+    for kind in KEYED_DICTS
+    for path in sorted((packaged_conf_dir() / kind).glob("*.yaml"))
 ]
 
 
@@ -20,5 +26,13 @@ def test_option_validates(group, option):
     validate(compose(ConfigSources(), overrides))
 
 
+@pytest.mark.parametrize(("kind", "option"), ADDED)
+def test_added_option_validates_and_lands_under_its_name(kind, option):
+    cfg = compose(ConfigSources(), [f"+{kind}={option}"])
+    validate(cfg)
+    assert "_target_" in cfg[kind][option]
+
+
 def test_every_group_has_options():
     assert {g for g, _ in OPTIONS} == set(GROUPS)
+    assert {k for k, _ in ADDED} == set(KEYED_DICTS)

@@ -7,6 +7,7 @@ later ``trainer validate`` and a test over every shipped YAML).
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable
@@ -104,7 +105,7 @@ RUNTIME_KWARGS: dict[str, tuple[str, ...]] = {
     "optimizer": (),
     "scheduler": (),
     "callbacks": ("run_dir",),
-    "loggers": ("run_dir",),
+    "loggers": ("run_dir", "sweep_dir"),  # sweep_dir: the -m sweep's folder, else None
 }
 POSITIONAL_ARGS = {"optimizer": 1, "scheduler": 1}  # model parameters / the optimizer
 
@@ -194,8 +195,17 @@ def _check_keyed(cfg: DictConfig, kind: str, problems: list[str]) -> None:
             target = check_node(node, key, 0, RUNTIME_KWARGS[kind])
             if inspect.isclass(target):
                 check_class(target, key)
+            _check_packages(target, key, problems)
         except ConfigError as err:
             problems.append(str(err))
+
+
+def _check_packages(target: Any, key: str, problems: list[str]) -> None:
+    """A class may list the packages it imports lazily (``required_packages = {module: how to
+    install it}``); a missing one stops the command here, before any run starts."""
+    for module, install in (getattr(target, "required_packages", None) or {}).items():
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"{key}: needs the package {module!r}, not installed: {install}")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -43,3 +45,18 @@ class RunLock:
             self.release()
             return False
         return True
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold a blocking exclusive lock on the file ``path`` (created if missing) for a block.
+
+    For short critical sections shared by the processes of one sweep (e.g. creating one
+    MLflow parent run): the others wait instead of giving up, as they do for a run folder.
+    """
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

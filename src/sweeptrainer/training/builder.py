@@ -77,10 +77,10 @@ def resolve_device(
     return device
 
 
-def _keyed(cfg: DictConfig, kind: str, run_dir: Path) -> dict[str, Any]:
+def _keyed(cfg: DictConfig, kind: str, **runtime: Any) -> dict[str, Any]:
     entries = cfg.get(kind) or {}
     return {
-        str(name): instantiate(node, f"{kind}.{name}", None, run_dir=run_dir)
+        str(name): instantiate(node, f"{kind}.{name}", None, **runtime)
         for name, node in entries.items()
         if node is not None
     }
@@ -106,11 +106,17 @@ def _check_criterion(cfg: DictConfig, task: str) -> None:
 
 
 def build(
-    cfg: DictConfig, device: torch.device, run_dir: Path, with_loggers: bool = True
+    cfg: DictConfig,
+    device: torch.device,
+    run_dir: Path,
+    with_loggers: bool = True,
+    sweep_dir: Path | None = None,
 ) -> Components:
     """Build dataset, model, criterion, optimizer, scheduler, loggers and callbacks.
 
     ``with_loggers`` is False on the processes of a distributed run other than rank 0.
+    ``sweep_dir``: the folder of the ``-m`` sweep this run belongs to (None outside a sweep),
+    for loggers that group a sweep's runs.
     """
     dataset = instantiate(cfg.dataset, "dataset")
     for attr in ("train", "dev", "test", "task", "input_shape", "output_dim"):
@@ -145,6 +151,8 @@ def build(
         scheduler=scheduler,
         metrics=metrics,
         tracking=tracking,
-        loggers=_keyed(cfg, "loggers", run_dir) if with_loggers else {},
-        callbacks=_keyed(cfg, "callbacks", run_dir),
+        loggers=(
+            _keyed(cfg, "loggers", run_dir=run_dir, sweep_dir=sweep_dir) if with_loggers else {}
+        ),
+        callbacks=_keyed(cfg, "callbacks", run_dir=run_dir),
     )

@@ -1,0 +1,206 @@
+"""Experiment tracking: TensorBoard scalars and hparams, MLflow runs nested per sweep,
+resumed runs continuing their MLflow run, and start-up errors of the MLflow logger."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from sweeptrainer.io.run_dir import RunDir
+from tests.conftest import TINY, run_dirs
+
+WINE = ("dataset=Wine", "batch_size=50", "progress_bar=false")
+PARENT = "mlflow.parentRunId"
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory):
+    """One SQLite tracking store for the module: creating its tables takes seconds."""
+    pytest.importorskip("mlflow")
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+def _client(uri):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def _steps(client, run_id, key):
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def test_tensorboard_scalars_per_evaluation_and_hparams_in_the_run_folder(trainer, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    assert trainer(*TINY, "model.dropout=0.1").code == 0
+    (run,) = run_dirs(tmp_path)
+    folder = run / "tensorboard"
+    (events,) = folder.iterdir()  # one event file, no timestamped hparams sub-folder
+    assert events.name.startswith("events.out.tfevents.")
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("dev/accuracy")] == [1, 2]
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+    assert {"learning_rate", "test/accuracy", "hparam/test_accuracy"} <= set(acc.Tags()["scalars"])
+
+    content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content[metadata.SESSION_START_INFO_TAG]
+    ).session_start_info
+    hparams = start.hparams
+    assert hparams["learning_rate"].number_value == pytest.approx(0.001)
+    assert hparams["model.id"].string_value == "FFNN"
+    assert hparams["model.dropout"].number_value == pytest.approx(0.1)
+    assert hparams["model.hidden_sizes"].string_value == "256,128"
+    assert hparams["seed"].number_value == 1 and hparams["iterations"].number_value == 2
+    assert not any(k.endswith("_target_") or k == "results_dir" for k in hparams)
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content[metadata.EXPERIMENT_TAG]
+    ).experiment
+    metrics = {m.name.tag for m in experiment.metric_infos}
+    assert {"hparam/test_accuracy", "hparam/best_dev_accuracy", "hparam/best_iteration"} <= metrics
+    (test_accuracy,) = acc.Scalars("hparam/test_accuracy")
+    assert test_accuracy.value == pytest.approx(RunDir(run).read_results()["test"]["accuracy"])
+
+
+def test_mlflow_sweep_nests_its_runs_under_one_parent(trainer, tmp_path, mlflow_uri):
+    result = trainer(
+        "-m", "seed=1,2", *WINE, "iterations=2", "experiment_id=swept",
+        "+loggers=mlflow", f"loggers.mlflow.tracking_uri={mlflow_uri}",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    client = _client(mlflow_uri)
+    experiment = client.get_experiment_by_name("swept")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if "sweeptrainer.sweep" in r.data.tags]
+    sweeps = tmp_path / "results" / "swept" / "sweeps"
+    (sweep,) = sweeps.iterdir()
+    assert parent.data.tags["sweeptrainer.sweep"] == str(sweep.resolve())
+    assert parent.info.run_name == sweep.name and parent.info.status == "FINISHED"
+    children = sorted((r for r in runs if r is not parent), key=lambda r: r.data.params["seed"])
+    assert [r.data.tags[PARENT] for r in children] == [parent.info.run_id] * 2
+    assert [r.info.run_name for r in children] == [p.name for p in run_dirs(tmp_path, "swept")]
+    for seed, child in enumerate(children, 1):
+        params, metrics = child.data.params, child.data.metrics
+        assert params["seed"] == str(seed) and params["learning_rate"] == "0.001"
+        assert params["dataset.id"] == "Wine" and params["model.hidden_sizes"] == "256,128"
+        assert not any(k.endswith("_target_") for k in params)
+        assert _steps(client, child.info.run_id, "dev_accuracy") == [1, 2]
+        assert _steps(client, child.info.run_id, "learning_rate") == [1, 2]
+        assert {"test_accuracy", "test_loss", "best_dev_accuracy", "best_iteration"} <= set(metrics)
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.yaml", "metrics.csv"} <= artifacts
+        assert child.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_parallel_jobs_share_one_parent_and_a_fresh_store(tmp_path):
+    """joblib processes connect to a new SQLite store and look for the parent at the same
+    time: the lock in the sweep folder leaves one store, one parent, every child under it."""
+    pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ("-m", "seed=1,2,3", *WINE, "iterations=2", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=3", "+loggers=mlflow",
+            f"loggers.mlflow.tracking_uri={uri}")  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "sweeptrainer", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = _client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    (parent,) = [r for r in runs if "sweeptrainer.sweep" in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 3
+    assert {r.data.tags[PARENT] for r in children} == {parent.info.run_id}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_a_resumed_run_continues_its_mlflow_run(trainer, tmp_path, monkeypatch, mlflow_uri):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = (*WINE, "iterations=4", "experiment_id=resumed", "+loggers=mlflow",
+            f"loggers.mlflow.tracking_uri={mlflow_uri}")  # fmt: skip
+    save_state = RunDir.save_state
+
+    def save_then_die(self, name, state, **kwargs):  # dies right after saving iteration 2
+        save_state(self, name, state, **kwargs)
+        if name == "last" and state["training"]["iteration"] == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDir, "save_state", save_then_die)
+        assert trainer(*args).code == 130
+    client = _client(mlflow_uri)
+    experiment = client.get_experiment_by_name("resumed").experiment_id
+    (cut,) = client.search_runs([experiment])
+    assert cut.info.status == "RUNNING"  # nothing told MLflow the process died
+    assert _steps(client, cut.info.run_id, "dev_accuracy") == [1, 2]
+
+    result = trainer(*args)
+    assert result.code == 0 and "resume (killed)" in result.out, result.err
+    (run,) = client.search_runs([experiment])
+    assert run.info.run_id == cut.info.run_id and run.info.status == "FINISHED"
+    assert PARENT not in run.data.tags  # a single `trainer` run has no parent
+    assert _steps(client, run.info.run_id, "dev_accuracy") == [1, 2, 3, 4]
+    assert "test_accuracy" in run.data.metrics
+    (folder,) = run_dirs(tmp_path, "resumed")
+    acc = EventAccumulator(str(folder / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("dev/accuracy")] == [1, 2, 3, 4]
+
+
+def test_a_continued_run_is_a_new_mlflow_run_with_the_carried_history(
+    trainer, tmp_path, mlflow_uri
+):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = (*WINE, "experiment_id=continued", "+loggers=mlflow",
+            f"loggers.mlflow.tracking_uri={mlflow_uri}")  # fmt: skip
+    assert trainer(*args, "iterations=2").code == 0
+    result = trainer(*args, "iterations=3")
+    assert result.code == 0 and "continue from" in result.out, result.err
+    client = _client(mlflow_uri)
+    experiment = client.get_experiment_by_name("continued").experiment_id
+    short, long = sorted(client.search_runs([experiment]), key=lambda r: r.info.start_time)
+    assert long.data.tags["sweeptrainer.continued_from"] == short.info.run_id
+    assert _steps(client, short.info.run_id, "dev_accuracy") == [1, 2]
+    assert _steps(client, long.info.run_id, "dev_accuracy") == [1, 2, 3]
+    acc = EventAccumulator(str(run_dirs(tmp_path, "continued")[1] / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("dev/accuracy")] == [1, 2, 3]
+
+
+def test_mlflow_logger_state_keeps_the_run_id_of_its_own_folder_only(tmp_path):
+    from sweeptrainer.components.loggers import MLflowLogger
+
+    pytest.importorskip("mlflow")
+    first = MLflowLogger(tmp_path / "run_a")
+    first.run_id = "abc"
+    again, other = MLflowLogger(tmp_path / "run_a"), MLflowLogger(tmp_path / "run_b")
+    again.load_state_dict(first.state_dict())
+    other.load_state_dict(first.state_dict())  # `continue` from run_a: a new MLflow run
+    assert again.run_id == "abc" and other.run_id is None
+
+
+def test_bad_mlflow_kwarg_fails_at_start(trainer, tmp_path):
+    result = trainer(*TINY, "+loggers=mlflow", "+loggers.mlflow.tracking_url=x")
+    assert result.code == 2
+    assert "loggers.mlflow" in result.err and "tracking_url" in result.err
+    assert not (tmp_path / "results").exists()
+
+
+def test_mlflow_not_installed_fails_at_start_with_the_install_line(trainer, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+
+    def without_mlflow(name, *args):
+        return None if name == "mlflow" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_mlflow)
+    result = trainer(*TINY, "+loggers=mlflow")
+    assert result.code == 2
+    assert "pip install 'sweeptrainer[mlflow]'" in result.err
+    assert not (tmp_path / "results").exists()
