@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # make install uses .venv; set VENV to another folder to install elsewhere.
 
-.PHONY: help install test test-slow test-all lint format docs bench clean
+.PHONY: help install test test-slow test-all lint format docs bench bench-launchers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,10 +34,11 @@ format:  ## apply ruff format and autofixes
 docs:  ## build the documentation site into build/site (offline, warnings are errors)
 	$(BIN)/mkdocs build --strict -d build/site
 
-bench:  ## benchmarks: trainer vs hand-written loop; postprocess of 100 runs; basic vs joblib sweep
-	$(BIN)/python benches/bench_digits.py
-	$(BIN)/python benches/bench_postprocess.py
-	$(BIN)/python benches/bench_sweep.py
+bench:  ## the benchmark table (trainer vs hand-written loop, ~8 min) -> benches/results.md
+	$(BIN)/python benches/bench.py
+
+bench-launchers:  ## an 8-run sweep: basic launcher vs joblib with 2 jobs
+	$(BIN)/python benches/bench_launchers.py
 
 clean:  ## remove build and test leftovers
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache results benches/_work

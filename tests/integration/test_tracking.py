@@ -68,7 +68,13 @@ def test_tensorboard_scalars_per_evaluation_and_hparams_in_the_run_folder(traine
     assert test_accuracy.value == pytest.approx(RunDir(run).read_results()["test"]["accuracy"])
 
 
-def test_mlflow_sweep_nests_its_runs_under_one_parent(trainer, tmp_path, mlflow_uri):
+@pytest.mark.parametrize("store", ["sqlite", "file"])
+def test_mlflow_sweep_nests_its_runs_under_one_parent(
+    trainer, tmp_path, monkeypatch, mlflow_uri, store
+):
+    if store == "file":  # MLflow 3 keeps its plain-folder store behind a switch
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        mlflow_uri = f"file://{tmp_path}/mlruns"
     result = trainer(
         "-m", "seed=1,2", *WINE, "iterations=2", "experiment_id=swept",
         "+loggers=mlflow", f"loggers.mlflow.tracking_uri={mlflow_uri}",

@@ -1,0 +1,289 @@
+"""sweeptrainer's benchmark suite: the trainer against the hand-written loop (``make bench``).
+
+Every row is measured side by side in this one invocation: the commands of a row
+alternate (trainer, hand-written, trainer, ...), each in a fresh process and a fresh
+results folder, ``--repeats`` times; the table shows medians and, for paired rows, the
+median of the per-pair ratios. The table is printed and written to ``benches/results.md``
+with the machine's CPU and the date.
+
+Rows (targets from the performance issue):
+  start-up      ``trainer --help``, ``trainer list model``, ``import sweeptrainer``  <= 0.3 s
+  single run    default Digits config vs handwritten.py digits, whole process     <= 1.3x
+  per step      MLP hidden 1024 on 20 000 x 256 synthetic, 3 epochs, ms/step      <= 1.03x
+  sweep         ``trainer -m seed=1..8`` vs 8 hand-written trainings, one process <= 1.2x
+  postprocess   ``trainer postprocess`` on 100 synthetic runs, plots included     <= 3 s
+  peak memory   max RSS of the single run vs the hand-written script              <= 1.2x
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+TRAINER = (
+    [str(BIN / "trainer")] if (BIN / "trainer").exists() else [sys.executable, "-m", "sweeptrainer"]
+)
+HANDWRITTEN = [sys.executable, str(HERE / "handwritten.py")]
+QUIET = ["progress_bar=false"]
+SYNTHETIC = ["dataset._target_=synthetic.Synthetic", "dataset.id=Synthetic",
+             "model.hidden_sizes=[1024]", "iterations=3", "+callbacks=timer"]  # fmt: skip
+SYNTHETIC_STEPS = 3 * -(-14_000 // 32)  # 3 epochs of the 70 % training split, batch 32
+SEEDS = "1,2,3,4,5,6,7,8"
+
+
+@dataclass
+class Measurement:
+    wall_s: float
+    max_rss_mb: float
+    value: float  # what the row compares: wall time, ms per step, ...
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    target: str
+    ours: list[Measurement] = field(default_factory=list)
+    theirs: list[Measurement] = field(default_factory=list)  # empty: an absolute target
+    limit: float | None = None  # on the ratio (paired rows) or on our median
+
+    @property
+    def ours_median(self) -> float:
+        return statistics.median(m.value for m in self.ours)
+
+    @property
+    def theirs_median(self) -> float | None:
+        return statistics.median(m.value for m in self.theirs) if self.theirs else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Median of the per-pair ratios (each pair ran back to back)."""
+        if not self.theirs:
+            return None
+        return statistics.median(
+            a.value / b.value for a, b in zip(self.ours, self.theirs, strict=True)
+        )
+
+    @property
+    def ratio_range(self) -> tuple[float, float] | None:
+        """The smallest and largest per-pair ratio: how much the machine's noise moves it."""
+        if not self.theirs:
+            return None
+        ratios = [a.value / b.value for a, b in zip(self.ours, self.theirs, strict=True)]
+        return min(ratios), max(ratios)
+
+    @property
+    def met(self) -> bool | None:
+        if self.limit is None:
+            return None
+        return (self.ratio if self.theirs else self.ours_median) <= self.limit
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[Measurement, str]:
+    """Run ``cmd`` to the end: wall time, the peak RSS of that process alone, stdout."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # its own rusage (Linux: ru_maxrss in KiB)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.read()}")
+        return Measurement(wall, usage.ru_maxrss / 1024, wall), out.read()
+
+
+def fresh(workdir: Path) -> Path:
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return workdir
+
+
+def only_run(workdir: Path) -> Path:
+    (path,) = (workdir / "results/default/training").iterdir()
+    return path
+
+
+# -- rows ---------------------------------------------------------------------------------
+def startup(tmp: Path, repeats: int) -> list[Row]:
+    commands = {
+        "start-up: trainer --help": [*TRAINER, "--help"],
+        "start-up: trainer list model": [*TRAINER, "list", "model"],
+        "start-up: import sweeptrainer": [sys.executable, "-c", "import sweeptrainer"],
+    }
+    rows = {name: Row(name, "s", "<= 0.3 s" if "help" in name else "", limit=None)
+            for name in commands}  # fmt: skip
+    rows["start-up: trainer --help"].limit = 0.3
+    for _ in range(repeats):
+        for name, cmd in commands.items():
+            rows[name].ours.append(run(cmd, tmp)[0])
+    return list(rows.values())
+
+
+def single(tmp: Path, repeats: int) -> list[Row]:
+    wall = Row("single run, whole process (Digits)", "s", "<= 1.3x", limit=1.3)
+    train = Row("  of which training", "s", "")
+    memory = Row("peak memory of the single run", "MB", "<= 1.2x", limit=1.2)
+    accuracy = Row("  test accuracy (same work)", "", "")
+    for _ in range(repeats):
+        work = fresh(tmp / "single")
+        ours, _ = run([*TRAINER, *QUIET], work)
+        results = yaml.safe_load((only_run(work) / "results.yaml").read_text())
+        theirs, out = run([*HANDWRITTEN, "digits"], work)
+        hand = json.loads(out.splitlines()[-1])
+        wall.ours.append(ours)
+        wall.theirs.append(theirs)
+        train.ours.append(Measurement(0, 0, results["train_time_s"]))
+        train.theirs.append(Measurement(0, 0, hand["fit_time_s"]))
+        memory.ours.append(Measurement(0, 0, ours.max_rss_mb))
+        memory.theirs.append(Measurement(0, 0, theirs.max_rss_mb))
+        accuracy.ours.append(Measurement(0, 0, results["test"]["accuracy"]))
+        accuracy.theirs.append(Measurement(0, 0, hand["test_accuracy"]))
+    return [wall, train, accuracy, memory]
+
+
+def per_step(tmp: Path, repeats: int) -> list[Row]:
+    row = Row("per optimizer step (MLP 1024, synthetic)", "ms", "<= 1.03x", limit=1.03)
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    for _ in range(repeats):
+        work = fresh(tmp / "step")
+        ours, _ = run([*TRAINER, *QUIET, *SYNTHETIC], work, env)
+        results = yaml.safe_load((only_run(work) / "results.yaml").read_text())
+        ours.value = 1000 * results["time_s"]["train"] / SYNTHETIC_STEPS
+        theirs, out = run(
+            [*HANDWRITTEN, "synthetic", "--hidden", "1024", "--epochs", "3"], work, env
+        )
+        theirs.value = json.loads(out.splitlines()[-1])["step_ms"]
+        row.ours.append(ours)
+        row.theirs.append(theirs)
+    return [row]
+
+
+def sweep(tmp: Path, repeats: int) -> list[Row]:
+    row = Row("8-run sweep in one process (Digits)", "s", "<= 1.2x", limit=1.2)
+    for _ in range(repeats):
+        work = fresh(tmp / "sweep")
+        row.ours.append(run([*TRAINER, "-m", f"seed={SEEDS}", *QUIET], work)[0])
+        row.theirs.append(run([*HANDWRITTEN, "digits", "--seeds", SEEDS], work)[0])
+    return [row]
+
+
+def postprocess(tmp: Path, repeats: int) -> list[Row]:
+    from bench_postprocess import make_experiment
+
+    experiment = make_experiment(fresh(tmp / "post"))
+    plots = Row("postprocess 100 runs, with plots", "s", "<= 3 s", limit=3.0)
+    tables = Row("  postprocess 100 runs, --no-plots", "s", "")
+    for _ in range(repeats):
+        plots.ours.append(run([*TRAINER, "postprocess", str(experiment)], tmp)[0])
+        tables.ours.append(run([*TRAINER, "postprocess", str(experiment), "--no-plots"], tmp)[0])
+    return [plots, tables]
+
+
+ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
+    "startup": startup,
+    "single": single,
+    "step": per_step,
+    "sweep": sweep,
+    "postprocess": postprocess,
+}
+
+
+# -- report -------------------------------------------------------------------------------
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    digits = 4 if unit == "" else 0 if unit == "MB" else 3 if value < 10 else 1
+    return f"{value:.{digits}f} {unit}".strip()
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = ["| measure | sweeptrainer | hand-written | ratio | pair range | target | met |",
+             "|---|---:|---:|---:|---:|---|---|"]  # fmt: skip
+    for r in rows:
+        show = r.ratio is not None and r.unit
+        ratio = f"{r.ratio:.3f}x" if show else ""
+        spread = "{:.2f}-{:.2f}".format(*r.ratio_range) if show else ""
+        met = {None: "", True: "yes", False: "**no**"}[r.met]
+        ours, theirs = fmt(r.ours_median, r.unit), fmt(r.theirs_median, r.unit)
+        lines.append(f"| {r.name} | {ours} | {theirs} | {ratio} | {spread} | {r.target} | {met} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="alternating runs per row (>= 5 for results.md)"
+    )
+    parser.add_argument(
+        "--only", default=",".join(ROWS), help=f"comma-separated rows: {', '.join(ROWS)}"
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results.md", help="'-' writes nothing")
+    args = parser.parse_args()
+    names = args.only.split(",")
+    unknown = set(names) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows: {', '.join(sorted(unknown))}; choose from {', '.join(ROWS)}")
+    sys.path.insert(0, str(HERE))
+    started = time.perf_counter()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run([*HANDWRITTEN, "digits"], Path(tmp))  # warm the file cache for both sides
+        for name in names:
+            t0 = time.perf_counter()
+            rows += ROWS[name](Path(tmp), args.repeats)
+            print(f"  {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    total = time.perf_counter() - started
+    import torch
+
+    header = [
+        "# Benchmarks: sweeptrainer vs the hand-written loop",
+        "",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- CPU: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"torch {torch.__version__}",
+        f"- `python benches/bench.py --repeats {args.repeats}` (`make bench`): alternating "
+        f"runs, medians; ratio = median of the per-pair ratios; total {total / 60:.1f} min",
+        "",
+    ]
+    text = "\n".join(header + table(rows)) + "\n"
+    print(text)
+    if str(args.out) != "-":
+        notes = HERE / "notes.md"
+        if notes.exists():
+            text += "\n" + notes.read_text()
+        args.out.write_text(text)
+        print(f"written to {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
