@@ -187,3 +187,28 @@ class _Noisy:
         import torch
 
         return self.x[i] + 0.1 * torch.randn_like(self.x[i]), self.y[i]
+
+
+class EditConfigOnce:
+    """At the end of the first run's test, edits ``path`` on disk (``old`` -> ``new``): a user
+    changing ``conf/config.yaml`` while their sweep runs. Later runs find it edited already."""
+
+    def __init__(self, path: str = "conf/config.yaml", old: str = "", new: str = "") -> None:
+        self.path, self.old, self.new = Path(path), old, new
+
+    def cb_on_test_end(self):
+        text = self.path.read_text()
+        if self.old in text:
+            self.path.write_text(text.replace(self.old, self.new))
+
+
+class SignalSelf:
+    """Sends ``signum`` (default SIGINT: Ctrl-C) to its own process at (iteration, batch_idx):
+    a user interrupting a notebook cell mid-epoch."""
+
+    def __init__(self, iteration: int = 1, batch_idx: int = 0, signum: int = 2) -> None:
+        self.at, self.signum = (iteration, batch_idx), signum
+
+    def cb_on_step_end(self, iteration, batch_idx):
+        if (iteration, batch_idx) == self.at:
+            os.kill(os.getpid(), self.signum)

@@ -1,7 +1,23 @@
 """sweeptrainer: a Hydra-based YAML sweep trainer for PyTorch.
 
 Heavy libraries (torch, pandas, hydra) are imported only by the code paths that
-need them, so `trainer --help` and `import sweeptrainer` stay fast.
+need them, so `trainer --help` and `import sweeptrainer` stay fast: the Python API
+(``compose``, ``train``, ``load_run``; see ``sweeptrainer.api``) is imported on first use.
 """
 
 __version__ = "0.1.0"
+
+_API = ("compose", "train", "load_run", "RunResult", "LoadedRun")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        from sweeptrainer import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sweeptrainer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

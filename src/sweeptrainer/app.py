@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sweeptrainer.errors import ConfigError, Interrupted
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir, training_dir
 from sweeptrainer.logs import attach_file, detach
+from sweeptrainer.snapshot import Provenance
 from sweeptrainer.training.signals import StopSignals
 
 log = logging.getLogger("sweeptrainer")
@@ -153,10 +155,15 @@ def train_run(
     signals: StopSignals | None = None,
     job_num: int | None = None,
     sweep_dir: Path | None = None,
+    provenance: Provenance | None = None,
+    choices: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
 
     ``sweep_dir``: the folder of the ``-m`` sweep the run is part of (for the loggers).
+    ``provenance``: what the command records in the run's ``snapshot/`` (default: this
+    process's command line and folder); ``choices``: the config group options the run was
+    composed from (Hydra's ``runtime.choices``), for the snapshot.
 
     Raises ConfigError for problems in the input (before anything is written); a
     failure during training returns a ``failed`` outcome after recording it.
@@ -199,7 +206,9 @@ def train_run(
         if plan.action == "continue" and plan.source is not None:
             # the best state so far is part of the history this run continues
             run_dir.copy_state_from(plan.source, "best")
-        return _train(cfg, plan, trainer, how, device)
+        record = provenance or Provenance(command=shlex.join(sys.argv))
+        snapshot = Snapshot(record, overrides, sweep_dir, choices)
+        return _train(cfg, plan, trainer, how, device, snapshot)
     finally:
         lock.release()
 
@@ -228,7 +237,30 @@ def _skipped(plan: Plan) -> RunOutcome:
     return RunOutcome(run_dir.name, run_dir.path, "skipped", results=run_dir.read_results() or {})
 
 
-def _train(cfg: DictConfig, plan: Plan, trainer: Any, how: str, device: Any) -> RunOutcome:
+@dataclass
+class Snapshot:
+    """What :func:`_train` needs to write the run's ``snapshot/``."""
+
+    provenance: Provenance
+    overrides: Sequence[str]
+    sweep_dir: Path | None
+    choices: Mapping[str, Any] | None
+
+    def write(self, cfg: DictConfig, plan: Plan) -> None:
+        """Best effort: a snapshot that cannot be written (disk full, permissions) is a
+        warning in ``train.log``, not a reason to lose the run."""
+        record = self.provenance
+        try:
+            record.write(plan.run_dir.path, cfg, self.overrides, plan.describe(),
+                         sweep_dir=self.sweep_dir, choices=self.choices)  # fmt: skip
+        except Exception as err:
+            log.warning(f"warning: snapshot/ incomplete: {type(err).__name__}: {err}")
+            log.debug(traceback.format_exc())
+
+
+def _train(
+    cfg: DictConfig, plan: Plan, trainer: Any, how: str, device: Any, snapshot: Snapshot
+) -> RunOutcome:
     run_dir = plan.run_dir
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     status = {
@@ -239,6 +271,7 @@ def _train(cfg: DictConfig, plan: Plan, trainer: Any, how: str, device: Any) -> 
     run_dir.write_status("running", plan.config_hash, **status)
     handler = attach_file(run_dir.log)
     try:
+        snapshot.write(cfg, plan)
         log.info(f"train {run_dir.name} on {device} ({how}) -> {run_dir.path}")
         trainer.fit()
         results = trainer.test()
@@ -306,7 +339,9 @@ def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
         torch.set_num_threads(num_threads)
 
 
-def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[DictConfig], None]:
+def make_task(
+    outcomes: list[RunOutcome], signals: StopSignals, provenance: Provenance | None = None
+) -> Callable[[DictConfig], None]:
     """The Hydra task function: trains one job's run and records its outcome.
 
     It never raises for a failed or invalid run, so the other jobs of a sweep go on;
@@ -330,7 +365,10 @@ def make_task(outcomes: list[RunOutcome], signals: StopSignals) -> Callable[[Dic
             return None  # stopping: leave the remaining runs of the sweep for the next one
         try:
             job_num = OmegaConf.select(hydra_cfg, "job.num")
-            outcome = train_run(cfg, overrides, signals, job_num, sweep_dir)
+            choices = dict(hydra_cfg.runtime.choices)  # group -> option, for the snapshot
+            outcome = train_run(
+                cfg, overrides, signals, job_num, sweep_dir, provenance=provenance, choices=choices
+            )
             outcomes.append(outcome)
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

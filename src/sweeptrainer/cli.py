@@ -9,6 +9,7 @@ and one readable message, and no run starts.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -168,16 +169,55 @@ def run_hydra(args: Sequence[str]) -> int:
     except ConfigError as err:
         return _error(str(err))
     with sources:
-        return _compose_and_launch(sources, hargs)
+        return _compose_and_launch(sources, hargs, shlex.join(["trainer", *args]))
 
 
-def _compose_and_launch(sources, hargs: HydraArgs) -> int:
+def move_to_sweep(sources, hargs: HydraArgs) -> list[str]:
+    """Move a sweep's frozen config sources (see ``ConfigSources.freeze``) from their temp
+    folder to ``<sweep folder>/conf``; return the Hydra override that pins that folder.
+
+    The sweep folder is known only once the config is composed (its path holds
+    ``results_dir``, ``experiment_id`` and the time), and the copy goes there only once
+    every run is valid (bad input leaves the results folder as it was). Launcher workers,
+    on other machines too (SLURM), compose their job from it, and it stays as the record
+    of what the sweep was composed from. Pinned, because Hydra would take the time again.
+    """
+    from sweeptrainer.config.compose import base_config
+
+    if sources.live_dir is None or not hargs.multirun:  # nothing frozen, or no sweep folder
+        return []
+    base = base_config(sources, hargs.overrides)
+    try:
+        sweep_dir = str(base.hydra.sweep.dir)
+    except Exception:  # an interpolation only a Hydra job resolves: keep the temp copy
+        return []
+    sources.freeze(claim_folder(Path(sweep_dir), "conf"))
+    quoted = sweep_dir.replace("'", "\\'")
+    return [f"hydra.sweep.dir='{quoted}'"]
+
+
+def claim_folder(parent: Path, name: str) -> Path:
+    """A new folder ``parent/name`` (``name-2``, ... when taken: two sweeps in one second)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 1000):
+        folder = parent / (name if number == 1 else f"{name}-{number}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: no free folder name {name}-N")
+
+
+def _compose_and_launch(sources, hargs: HydraArgs, command: str) -> int:
     from sweeptrainer.errors import ConfigError
 
-    configs = []
+    configs, pinned = [], []
     try:
         if hargs.trains:
+            sources.freeze()  # a copy, at once: every run of the command composes from it
             configs = preflight(sources, hargs)
+            pinned = move_to_sweep(sources, hargs)
     except ConfigError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
@@ -187,11 +227,13 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
     from omegaconf import OmegaConf
 
     from sweeptrainer.app import RunOutcome, make_task
+    from sweeptrainer.snapshot import Provenance
     from sweeptrainer.training.signals import StopSignals
 
     outcomes: list[RunOutcome] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides()]
+    provenance = Provenance(command, sources=sources).prepare() if hargs.trains else None
+    argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides(), *pinned]
     saved, sys.argv = sys.argv, argv
     try:
         with StopSignals() as signals:
@@ -199,7 +241,7 @@ def _compose_and_launch(sources, hargs: HydraArgs) -> int:
                 config_path=str(sources.primary),
                 config_name=sources.config_name,
                 version_base="1.3",
-            )(make_task(outcomes, signals))
+            )(make_task(outcomes, signals, provenance))
             main_fn()
     except KeyboardInterrupt:
         print(

@@ -40,17 +40,46 @@ def describe_dataset(dataset: Any) -> dict[str, Any]:
     return info
 
 
-def _load(run_dir: Path) -> tuple[DictConfig, dict[str, Any]]:
+def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
+    """A run's resolved ``config.yaml``; ConfigError naming ``what`` when it is no run."""
     run = RunDir(run_dir)
     if not run.config.is_file():
-        raise ConfigError(f"RUN_DIR: {str(run_dir)!r} is not a run folder (no config.yaml)")
+        raise ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
+    return OmegaConf.load(run.config)  # type: ignore[return-value]
+
+
+def load_best(run_dir: Path, what: str = "RUN_DIR") -> dict[str, Any]:
+    """A run's best state (``weights_only``); ConfigError when it has none or it is damaged."""
+    run = RunDir(run_dir)
     if not run.state("best").is_file():
-        raise ConfigError(f"RUN_DIR: {str(run_dir)!r} has no states/best.pt (did it train?)")
+        raise ConfigError(f"{what}: {str(run_dir)!r} has no states/best.pt (did it train?)")
     try:
-        state = load_state_file(run.state("best"))
+        return load_state_file(run.state("best"))
     except CorruptStateError as err:
-        raise ConfigError(f"RUN_DIR: states/best.pt is unreadable: {err}") from None
-    return OmegaConf.load(run.config), state  # type: ignore[return-value]
+        raise ConfigError(f"{what}: states/best.pt is unreadable: {err}") from None
+
+
+def _load(run_dir: Path) -> tuple[DictConfig, dict[str, Any]]:
+    return load_config(run_dir), load_best(run_dir)
+
+
+def dataset_info(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any]:
+    """What the model needs to be built (input shape, output size, ...): saved in every
+    state; a state without it builds the run's dataset to find out."""
+    info = state.get("dataset") or {}
+    if info.get("input_shape") is None or info.get("output_dim") is None:
+        info = describe_dataset(instantiate(cfg.dataset, "dataset"))
+    return info
+
+
+def build_model(cfg: DictConfig, info: dict[str, Any], state: dict[str, Any]) -> torch.nn.Module:
+    """The run's model with the state's weights, in eval mode, on the CPU."""
+    shape, output_dim = tuple(info["input_shape"]), info["output_dim"]
+    model = instantiate(
+        cfg.model, "model", torch.nn.Module, input_shape=shape, output_dim=output_dim
+    )
+    model.load_state_dict(state["model"])
+    return model.eval()
 
 
 def _split_features(cfg: DictConfig, spec: str) -> tuple[torch.Tensor, Any]:
@@ -119,12 +148,7 @@ def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.Data
     if math.prod(features.shape[1:]) != math.prod(info["input_shape"]):
         raise ConfigError(f"INPUT: features of shape {tuple(features.shape[1:])} do not fit the "
                           f"model's input {tuple(info['input_shape'])}")  # fmt: skip
-    shape, output_dim = tuple(info["input_shape"]), info["output_dim"]
-    model = instantiate(
-        cfg.model, "model", torch.nn.Module, input_shape=shape, output_dim=output_dim
-    )
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = build_model(cfg, info, state)
     batch = int(cfg.inference_batch_size)
     outputs = torch.cat([model(features[i : i + batch]) for i in range(0, len(features), batch)])
     frame = _decode(info, outputs.float())

@@ -10,7 +10,11 @@ Conventions in the hand-written pages (docs/*.md):
 - ``<!-- file: PATH -->`` on the line before a fenced block says the block is the file PATH:
   such files are written into the page's folder before its first command;
 - ``<!-- skip: REASON -->`` on the line before a bash block: its commands are not run (they
-  need a cluster, or run until stopped).
+  need a cluster, or run until stopped);
+- ``<!-- run: NAME -->`` on the line before a python block: the block is a cell of the notebook
+  NAME: the page's cells of one notebook run in order, in one namespace, in a temp folder
+  (with the page's ``file:`` blocks written there first); other python blocks only compile,
+  and run when they only define things.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 CONF = ROOT / "conf"
 PAGES = sorted(DOCS.glob("*.md"))  # hand-written; generated pages live in subfolders
-MARK = re.compile(r"^<!-- (file|skip): (.+?) -->$")
+MARK = re.compile(r"^<!-- (file|skip|run): (.+?) -->$")
 EXIT_MARK = re.compile(r"#\s*exit\s+(\d+)\s*$")
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -119,6 +123,35 @@ def is_docstring(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
 
 
+def write_files(page: Path, folder: Path) -> None:
+    """The page's ``<!-- file: PATH -->`` blocks, written into ``folder``."""
+    for block in fenced_blocks(page):
+        if block.file:
+            (folder / block.file).parent.mkdir(parents=True, exist_ok=True)
+            (folder / block.file).write_text(block.source, encoding="utf-8")
+
+
+NOTEBOOKS = sorted(
+    {(b.page, b.mark[1]) for b in PYTHON_BLOCKS if b.mark and b.mark[0] == "run"},
+)
+
+
+@pytest.mark.parametrize(
+    ("page", "notebook"), [pytest.param(p, n, id=f"{p.name}:{n}") for p, n in NOTEBOOKS]
+)
+def test_notebook(page, notebook, tmp_path, monkeypatch, capsys):
+    """Run a page's notebook cells in order, as a user would in Jupyter."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    write_files(page, tmp_path)
+    cells = [b for b in fenced_blocks(page) if b.lang == "python" and b.mark == ("run", notebook)]
+    namespace = {"__name__": f"docs_{page.stem}_{notebook}"}
+    for cell in cells:
+        exec(compile(cell.source, cell.name, "exec"), namespace)
+    with capsys.disabled():
+        print(f"\n{page.name}: ran the {len(cells)} cells of notebook {notebook!r}")
+
+
 # ---------------------------------------------------------------- trainer commands
 
 
@@ -182,10 +215,7 @@ def test_trainer_commands(page, tmp_path, capsys, trainer):
     In-process, like the integration tests (the `trainer` fixture): the process start-up
     of every command would double the test's time; tests/e2e covers real processes.
     """
-    for block in fenced_blocks(page):
-        if block.file:
-            (tmp_path / block.file).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / block.file).write_text(block.source, encoding="utf-8")
+    write_files(page, tmp_path)
     commands, skipped = trainer_lines(page)
     ran = []
     for command in commands:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import itertools
+import os
 import re
 import shutil
 import tempfile
@@ -44,12 +45,17 @@ class ConfigSources:
     when the user's folder has no ``config.yaml`` the primary folder is a private
     temporary one holding a copy of the packaged ``config.yaml``, followed by the
     user's folder and the library. Use as a context manager: it removes that folder.
+
+    :meth:`freeze` replaces the user's folder by a copy for the rest of a command, so
+    editing ``conf/`` while a sweep runs never changes the runs that start later.
     """
 
     user_dir: Path | None = None
     config_name: str = CONFIG_NAME
     packaged: Path = field(default_factory=packaged_conf_dir)
+    live_dir: Path | None = None  # the user's own folder, once ``user_dir`` is a frozen copy
     _stand_in: Path | None = None
+    _frozen_temp: Path | None = None  # a frozen copy in a temp folder: removed on exit
 
     @classmethod
     def find(cls, config_dir: str | None, config_name: str | None, cwd: Path) -> ConfigSources:
@@ -66,9 +72,43 @@ class ConfigSources:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._stand_in is not None:
-            shutil.rmtree(self._stand_in, ignore_errors=True)
-            self._stand_in = None
+        for folder in (self._stand_in, self._frozen_temp):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._stand_in = self._frozen_temp = None
+
+    def freeze(self, folder: Path | None = None) -> ConfigSources:
+        """Compose from a copy of the user's folder from now on; return ``self``.
+
+        The copy goes into ``folder`` (new or empty) or, when None, into a temp folder
+        removed on exit. When the user's folder has no main config, the packaged one is
+        copied in beside their files, so the copy alone is the primary folder. Freezing
+        frozen sources again copies the frozen copy (e.g. from a temp folder to a sweep
+        folder, once the sweep folder is known). The packaged library does not change
+        while a command runs: it is not copied. Without a user folder there is nothing
+        to freeze.
+        """
+        if self.user_dir is None:
+            return self
+        name = f"{self.config_name}.yaml"
+        if not self.user_has_main and not (self.packaged / name).is_file():
+            raise ConfigError(f"--config-name: no config {self.config_name!r} in {self.user_dir}")
+        if folder is None:
+            if self._frozen_temp is not None:
+                return self
+            folder = self._frozen_temp = Path(tempfile.mkdtemp(prefix="sweeptrainer-conf-"))
+        copy_config_tree(self.user_dir, folder)
+        if not self.user_has_main:
+            shutil.copyfile(self.packaged / name, folder / name)
+        self.live_dir = self.live_dir or self.user_dir
+        self.user_dir = folder.resolve()
+        return self
+
+    @property
+    def kept_copy(self) -> Path | None:
+        """The frozen copy composed from, when it outlives the command (a sweep's)."""
+        temp = self._frozen_temp.resolve() if self._frozen_temp is not None else None
+        return self.user_dir if self.live_dir is not None and self.user_dir != temp else None
 
     @property
     def user_has_main(self) -> bool:
@@ -112,6 +152,50 @@ def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
             )
     except Exception as err:
         raise ConfigError(composition_message(err)) from None
+
+
+def copy_config_tree(source: Path, target: Path) -> list[Path]:
+    """Copy the YAML files under ``source`` into ``target`` (keeping sub-folders); return them.
+
+    Only what Hydra reads (``*.yaml``/``*.yml``): no caches, no hidden folders, and, for a
+    config folder that holds results (``--config-dir .``), not ``target`` itself, nor run
+    folders (``status.yaml``) or sweep folders (``multirun.yaml``).
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    skip = target.resolve()
+
+    def wanted(folder: Path) -> bool:
+        return not (
+            folder.name.startswith(".")
+            or folder.name == "__pycache__"
+            or (folder / "status.yaml").is_file()
+            or (folder / "multirun.yaml").is_file()
+            or folder.resolve() == skip
+        )
+
+    copied = []
+    for folder, subfolders, files in os.walk(source):
+        here = Path(folder)
+        subfolders[:] = sorted(d for d in subfolders if wanted(here / d))
+        for name in sorted(files):
+            if name.endswith((".yaml", ".yml")) and not name.startswith("."):
+                destination = target / (here / name).relative_to(source)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(here / name, destination)
+                copied.append(destination)
+    return copied
+
+
+def base_config(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
+    """The config a ``-m`` command composes before expanding its sweep: every override
+    but the sweeps (``key=a,b``). Hydra's ``hydra.sweep.dir`` comes from it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as err:
+        raise ConfigError(composition_message(err)) from None
+    return compose(sources, [o.input_line for o in parsed if not o.is_sweep_override()])
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
@@ -186,10 +270,7 @@ def sweep_overrides(
     try:
         if not multirun:
             return [list(overrides)]
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-        base = compose(sources, [o.input_line for o in parsed if not o.is_sweep_override()])
+        base = base_config(sources, overrides)
         params = OmegaConf.select(base, "hydra.sweeper.params") or {}
         declared = {str(k): str(v) for k, v in params.items()}
         return list(expand(_sweep_values(overrides, declared)))
