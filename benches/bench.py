@@ -10,6 +10,7 @@ Rows (targets from the performance issue):
   start-up      ``trainer --help``, ``trainer list model``, ``import sweeptrainer``  <= 0.3 s
   single run    default Digits config vs handwritten.py digits, whole process     <= 1.3x
   per step      MLP hidden 1024 on 20 000 x 256 synthetic, 3 epochs, ms/step      <= 1.03x
+                (both sides in one process, bench_step.py)
   sweep         ``trainer -m seed=1..8`` vs 8 hand-written trainings, one process <= 1.2x
   postprocess   ``trainer postprocess`` on 100 synthetic runs, plots included     <= 3 s
   peak memory   max RSS of the single run vs the hand-written script              <= 1.2x
@@ -41,9 +42,6 @@ TRAINER = (
 )
 HANDWRITTEN = [sys.executable, str(HERE / "handwritten.py")]
 QUIET = ["progress_bar=false"]
-SYNTHETIC = ["dataset._target_=synthetic.Synthetic", "dataset.id=Synthetic",
-             "model.hidden_sizes=[1024]", "iterations=3", "+callbacks=timer"]  # fmt: skip
-SYNTHETIC_STEPS = 3 * -(-14_000 // 32)  # 3 epochs of the 70 % training split, batch 32
 SEEDS = "1,2,3,4,5,6,7,8"
 
 
@@ -160,19 +158,16 @@ def single(tmp: Path, repeats: int) -> list[Row]:
 
 
 def per_step(tmp: Path, repeats: int) -> list[Row]:
+    """In one process (bench_step.py): per-step times are short and noisy, so the pairs run
+    back to back without process start-up in between, switching order every pair."""
     row = Row("per optimizer step (MLP 1024, synthetic)", "ms", "<= 1.03x", limit=1.03)
     env = {**os.environ, "PYTHONPATH": str(HERE)}
-    for _ in range(repeats):
-        work = fresh(tmp / "step")
-        ours, _ = run([*TRAINER, *QUIET, *SYNTHETIC], work, env)
-        results = yaml.safe_load((only_run(work) / "results.yaml").read_text())
-        ours.value = 1000 * results["time_s"]["train"] / SYNTHETIC_STEPS
-        theirs, out = run(
-            [*HANDWRITTEN, "synthetic", "--hidden", "1024", "--epochs", "3"], work, env
-        )
-        theirs.value = json.loads(out.splitlines()[-1])["step_ms"]
-        row.ours.append(ours)
-        row.theirs.append(theirs)
+    _, out = run([sys.executable, str(HERE / "bench_step.py"), "--pairs", str(repeats)], tmp, env)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            pair = json.loads(line)
+            row.ours.append(Measurement(0, 0, pair["trainer_ms"]))
+            row.theirs.append(Measurement(0, 0, pair["handwritten_ms"]))
     return [row]
 
 
@@ -257,7 +252,6 @@ def main() -> None:
     started = time.perf_counter()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        run([*HANDWRITTEN, "digits"], Path(tmp))  # warm the file cache for both sides
         for name in names:
             t0 = time.perf_counter()
             rows += ROWS[name](Path(tmp), args.repeats)
