@@ -18,7 +18,7 @@ original = run_dir.atomic_write
 saves = 0
 
 
-def dying_write(path, write):
+def dying_write(path, write, *args, **kwargs):
     global saves
     if path.suffix == ".pt":
         saves += 1
@@ -29,8 +29,8 @@ def dying_write(path, write):
                 f.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
 
-            return original(path, half_then_die)
-    return original(path, write)
+            return original(path, half_then_die, *args, **kwargs)
+    return original(path, write, *args, **kwargs)
 
 
 run_dir.atomic_write = dying_write
