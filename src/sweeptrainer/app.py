@@ -213,6 +213,15 @@ def train_run(
         lock.release()
 
 
+def _run_end(trainer: Any, status: str, error: str) -> None:
+    """Tell the callbacks how a stopped or failed run ended; a hook failing here is a
+    warning: the run's own outcome is already recorded and must not be masked."""
+    try:
+        trainer.callbacks("cb_on_run_end", trainer=trainer, status=status, results={}, error=error)
+    except Exception as err:
+        log.warning(f"warning: cb_on_run_end failed: {type(err).__name__}: {err}")
+
+
 def _train_follower(plan: Plan, trainer: Any) -> RunOutcome:
     """A process of a distributed run other than rank 0: same start state, no writes."""
     start, _ = _start_state(plan)
@@ -278,12 +287,16 @@ def _train(
         if plan.action == "continue" and plan.source is not None:
             results["continued_from"] = {"run": plan.source.name, "iteration": plan_source_it(plan)}
         run_dir.write_results(results)
+        trainer.callbacks(
+            "cb_on_run_end", trainer=trainer, status="finished", results=results, error=None
+        )
         run_dir.write_status("finished", plan.config_hash, **status)
     except Interrupted as stop:
         log.warning(
             f"interrupted {run_dir.name}: {stop}; states/last.pt saved, run again to resume"
         )
         run_dir.write_status("interrupted", plan.config_hash, **status)
+        _run_end(trainer, "interrupted", str(stop))
         return RunOutcome(run_dir.name, run_dir.path, "interrupted", stop.exit_code, str(stop))
     except ConfigError as err:  # found at start-up by a component (e.g. a callback's check)
         log.error(f"error: {err}")
@@ -294,6 +307,7 @@ def _train(
         log.debug(traceback.format_exc())  # train.log only
         log.error(f"run failed: {message} (details: {run_dir.log})")
         run_dir.write_status("failed", plan.config_hash, error=message, **status)
+        _run_end(trainer, "failed", message)
         return RunOutcome(run_dir.name, run_dir.path, "failed", 1, message)
     finally:
         detach(handler)

@@ -100,7 +100,9 @@ def test_mlflow_sweep_nests_its_runs_under_one_parent(
         assert _steps(client, child.info.run_id, "learning_rate") == [1, 2]
         assert {"test_accuracy", "test_loss", "best_dev_accuracy", "best_iteration"} <= set(metrics)
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"config.yaml", "metrics.csv"} <= artifacts
+        assert {"config.yaml", "metrics.csv", "results.yaml", "states"} <= artifacts
+        states = [a.path for a in client.list_artifacts(child.info.run_id, "states")]
+        assert states == ["states/best.pt"]
         assert child.info.status == "FINISHED"
 
 
@@ -210,3 +212,36 @@ def test_mlflow_not_installed_fails_at_start_with_the_install_line(trainer, tmp_
     assert result.code == 2
     assert "pip install 'sweeptrainer[mlflow]'" in result.err
     assert not (tmp_path / "results").exists()
+
+
+def test_failed_and_interrupted_runs_end_their_mlflow_runs(trainer, tmp_path, mlflow_uri):
+    """cb_on_run_end: a failure ends the MLflow run FAILED, a stop signal KILLED, and the
+    resumed run continues the same MLflow run to FINISHED."""
+    args = (*WINE, "iterations=3", "+loggers=mlflow", f"loggers.mlflow.tracking_uri={mlflow_uri}")
+    failing = "+callbacks.fail._target_=tests.helpers.FailingCallback"
+    assert trainer(*args, "experiment_id=fails", failing).code == 1
+    stops = ("experiment_id=stops", "+callbacks.stop._target_=tests.helpers.SignalSelf",
+             "+callbacks.stop.iteration=2")  # Ctrl-C at the first batch of epoch 2  # fmt: skip
+    assert trainer(*args, *stops).code == 130
+    client = _client(mlflow_uri)
+
+    def only(name):
+        (run,) = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+        return run
+
+    assert only("fails").info.status == "FAILED"
+    killed = only("stops")
+    assert killed.info.status == "KILLED"
+    assert trainer(*args, *stops).code == 0  # resumes after that batch: no second signal
+    resumed = only("stops")
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+
+
+def test_the_default_store_is_beside_the_results(trainer, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert trainer(*WINE, "iterations=1", "+loggers=mlflow").code == 0
+    store = tmp_path / "results" / "mlflow.db"
+    client = _client(f"sqlite:///{store}")
+    (run,) = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics

@@ -25,4 +25,6 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "cb_on_test_step_end": ("trainer", "batch_idx", "loss"),
     "cb_on_test_end": ("trainer", "metrics"),
     "cb_on_train_end": ("trainer",),
+    # once at the very end, after results.yaml (finished) or the stop/failure is recorded
+    "cb_on_run_end": ("trainer", "status", "results", "error"),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,7 @@ RUN_DIR_TAG = "sweeptrainer.run_dir"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: nests a run under another in the UI
 PARAMS_BATCH = 100  # MLflow takes at most 100 params and 1000 metrics per log_batch call
 METRICS_BATCH = 1000
+RUN_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 
 
 class MLflowLogger:
@@ -150,8 +152,9 @@ class MLflowLogger:
     under a lock in the sweep folder, so there is exactly one. A resumed run continues its
     MLflow run (the id is saved in the state files).
 
-    MLflow runs end FINISHED after the test. A failed or interrupted run stays RUNNING until
-    it is resumed: no hook fires when training stops with an error; ``status.yaml`` says why.
+    At the end (``cb_on_run_end``) the MLflow run is FINISHED, KILLED (stop signal) or
+    FAILED; only a process killed outright (SIGKILL, power loss) leaves it RUNNING until the
+    run is resumed.
     """
 
     required_packages: ClassVar[dict[str, str]] = {"mlflow": MLFLOW_INSTALL}
@@ -163,8 +166,9 @@ class MLflowLogger:
         tracking_uri: str | None = None,
         experiment_name: str | None = None,
     ) -> None:
-        """``tracking_uri``: None = MLflow's default (``MLFLOW_TRACKING_URI`` when set);
-        ``experiment_name``: None = the config's ``experiment_id``."""
+        """``tracking_uri``: None = ``MLFLOW_TRACKING_URI`` when set, else a SQLite store
+        beside the results (``<results_dir>/mlflow.db``); ``experiment_name``: None = the
+        config's ``experiment_id``."""
         if importlib.util.find_spec("mlflow") is None:  # before any run folder is written
             raise ConfigError(
                 f"loggers: MLflowLogger needs MLflow, not installed: {MLFLOW_INSTALL}"
@@ -191,6 +195,10 @@ class MLflowLogger:
 
     # -- hooks ------------------------------------------------------------------------------
     def cb_on_train_begin(self, trainer: Any) -> None:
+        if self.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+            # a local store beside the results (MLflow 3 keeps plain-folder stores off)
+            results = Path(str(trainer.cfg.results_dir)).resolve()
+            self.tracking_uri = f"sqlite:///{results / 'mlflow.db'}"
         client = self._connect()
         if self.run_id is not None and self._resumable(client, self.run_id):
             client.update_run(self.run_id, status="RUNNING")
@@ -201,27 +209,36 @@ class MLflowLogger:
         self._log_rows([(metrics, iteration)])
 
     def cb_on_test_end(self, trainer: Any, metrics: dict[str, float]) -> None:
-        """Final metrics, then config.yaml, metrics.csv (and results.yaml when it exists
-        already: the trainer writes it after this last hook), then FINISHED."""
+        """The final metrics: test scores, the dev scores of the best iteration."""
         if self.run_id is None:  # test without training
             self.cb_on_train_begin(trainer)
-        client = self._connect()
         self._log_rows([(final_metrics(trainer, metrics), trainer.state.iteration)])
+
+    def cb_on_run_end(self, status: str) -> None:
+        """The run's files (config.yaml, metrics.csv, results.yaml, states/best.pt) as
+        artifacts, then the MLflow status: FINISHED, KILLED (a stop signal: resuming the
+        run continues this MLflow run) or FAILED. The parent of a sweep is FINISHED when
+        none of its children is RUNNING any more."""
+        if self.run_id is None:  # it never started (e.g. failed before training)
+            return
+        client = self._connect()
         for path in (self.run_dir.config, self.run_dir.metrics, self.run_dir.results):
             if path.is_file():
                 client.log_artifact(self.run_id, str(path))
-        client.set_terminated(self.run_id, "FINISHED")
-        run = client.get_run(self.run_id)
-        parent = run.data.tags.get(PARENT_TAG)
-        if parent is not None:
-            with self._sweep_lock():  # the last child to end marks the parent FINISHED
-                running = client.search_runs(
-                    [run.info.experiment_id],
-                    f"tags.`{PARENT_TAG}` = '{parent}' and attributes.status = 'RUNNING'",
-                    max_results=1,
-                )
-                if not running:
-                    client.set_terminated(parent, "FINISHED")
+        if status == "finished" and self.run_dir.state("best").is_file():
+            client.log_artifact(self.run_id, str(self.run_dir.state("best")), "states")
+        client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"))
+        parent = client.get_run(self.run_id).data.tags.get(PARENT_TAG)
+        if parent is None or status == "interrupted":  # a stopped sweep is not finished
+            return
+        with self._sweep_lock():  # the last child to end marks the parent FINISHED
+            running = client.search_runs(
+                [client.get_run(self.run_id).info.experiment_id],
+                f"tags.`{PARENT_TAG}` = '{parent}' and attributes.status = 'RUNNING'",
+                max_results=1,
+            )
+            if not running:
+                client.set_terminated(parent, "FINISHED")
 
     # -- MLflow ---------------------------------------------------------------------------
     def _connect(self) -> Any:
