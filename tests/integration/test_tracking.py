@@ -245,3 +245,11 @@ def test_the_default_store_is_beside_the_results(trainer, tmp_path, monkeypatch)
     client = _client(f"sqlite:///{store}")
     (run,) = client.search_runs([client.get_experiment_by_name("default").experiment_id])
     assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+
+
+def test_a_bad_tracking_uri_is_refused_before_the_run_starts(trainer, tmp_path):
+    pytest.importorskip("mlflow")
+    result = trainer(*WINE, "+loggers=mlflow", "loggers.mlflow.tracking_uri=bogus://nowhere")
+    assert result.code == 2
+    assert "loggers.mlflow.tracking_uri: MLflow cannot use 'bogus://nowhere'" in result.err
+    assert not (tmp_path / "results").exists()

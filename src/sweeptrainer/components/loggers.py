@@ -180,6 +180,14 @@ class MLflowLogger:
         self.run_id: str | None = None
         self._continued_from: str | None = None
         self._client: Any = None
+        if tracking_uri is not None:  # a bad URI is bad input: refuse it before the run starts
+            try:
+                self._connect()
+            except Exception as err:
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise ConfigError(
+                    f"loggers.mlflow.tracking_uri: MLflow cannot use {tracking_uri!r}: {reason}"
+                ) from None
 
     # -- state: the MLflow run of this run folder -----------------------------------------
     def state_dict(self) -> dict[str, Any]:
