@@ -212,3 +212,19 @@ class SignalSelf:
     def cb_on_step_end(self, iteration, batch_idx):
         if (iteration, batch_idx) == self.at:
             os.kill(os.getpid(), self.signum)
+
+
+def die_after_saving(iteration: int):
+    """A stand-in for ``RunDir.save_state`` (monkeypatch it in) that saves as usual, then
+    raises KeyboardInterrupt right after ``last.pt`` of ``iteration`` is written: the process
+    dies at the worst moment for a resume, with no hook told (exit code 130)."""
+    from sweeptrainer.io.run_dir import RunDir
+
+    save_state = RunDir.save_state
+
+    def save_then_die(self, name, state, **kwargs):
+        save_state(self, name, state, **kwargs)
+        if name == "last" and state["training"]["iteration"] == iteration:
+            raise KeyboardInterrupt
+
+    return save_then_die

@@ -13,6 +13,7 @@ import yaml
 
 from sweeptrainer.io.run_dir import RunDir
 from tests.conftest import run_dirs, snapshot
+from tests.helpers import die_after_saving
 
 WINE = ("dataset=Wine", "batch_size=50", "progress_bar=false")
 
@@ -119,15 +120,8 @@ def test_resume_after_a_hard_stop_right_after_a_save_is_exact(
     assert trainer("iterations=6", *WINE, "experiment_id=ref").code == 0
     (ref,) = run_dirs(tmp_path, "ref")
 
-    save_state = RunDir.save_state
-
-    def save_then_die(self, name, state, **kwargs):  # dies right after saving iteration 3
-        save_state(self, name, state, **kwargs)
-        if name == "last" and state["training"]["iteration"] == 3:
-            raise KeyboardInterrupt
-
     with monkeypatch.context() as patch:
-        patch.setattr(RunDir, "save_state", save_then_die)
+        patch.setattr(RunDir, "save_state", die_after_saving(3))
         assert trainer("iterations=6", *WINE, "experiment_id=cut").code == 130
     (cut,) = run_dirs(tmp_path, "cut")
     assert _status(cut)["state"] == "running"  # as a killed process leaves it

@@ -11,6 +11,7 @@ import pytest
 
 from sweeptrainer.io.run_dir import RunDir
 from tests.conftest import TINY, run_dirs
+from tests.helpers import die_after_saving
 
 WINE = ("dataset=Wine", "batch_size=50", "progress_bar=false")
 PARENT = "mlflow.parentRunId"
@@ -132,15 +133,8 @@ def test_a_resumed_run_continues_its_mlflow_run(trainer, tmp_path, monkeypatch, 
 
     args = (*WINE, "iterations=4", "experiment_id=resumed", "+loggers=mlflow",
             f"loggers.mlflow.tracking_uri={mlflow_uri}")  # fmt: skip
-    save_state = RunDir.save_state
-
-    def save_then_die(self, name, state, **kwargs):  # dies right after saving iteration 2
-        save_state(self, name, state, **kwargs)
-        if name == "last" and state["training"]["iteration"] == 2:
-            raise KeyboardInterrupt
-
     with monkeypatch.context() as patch:
-        patch.setattr(RunDir, "save_state", save_then_die)
+        patch.setattr(RunDir, "save_state", die_after_saving(2))
         assert trainer(*args).code == 130
     client = _client(mlflow_uri)
     experiment = client.get_experiment_by_name("resumed").experiment_id

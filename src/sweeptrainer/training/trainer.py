@@ -284,11 +284,11 @@ class ModularTaskTrainer:
         self.run_dir.write_metrics(state.rows, durable=final)
         save_last = self.budget.is_save_point(it) or self.should_stop
         if improved or save_last:
-            snapshot = self.state_dict()  # built once when both are saved
+            saved = self.state_dict()  # built once when both are saved
             if improved:
-                self.run_dir.save_state("best", snapshot, durable=final)
+                self.run_dir.save_state("best", saved, durable=final)
             if save_last:
-                self.run_dir.save_state("last", snapshot, durable=final)
+                self.run_dir.save_state("last", saved, durable=final)
 
     def _log_row(self, row: dict[str, float], improved: bool) -> None:
         parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("iteration", "elapsed_s")]
