@@ -529,16 +529,14 @@ def cmd_status(args: Sequence[str]) -> int:
 
 
 def cmd_cancel(args: Sequence[str]) -> int:
-    import argparse
-
     from sweeptrainer.monitor import cancel
 
-    parser = argparse.ArgumentParser(
-        prog="trainer cancel",
-        description="Ask running runs on this host to stop: they save states/last.pt, are "
+    parser = _experiment_parser(
+        "cancel",
+        "Ask running runs on this host to stop: they save states/last.pt, are "
         "marked interrupted, and resume when the command runs again.",
+        dry_run=False,
     )
-    parser.add_argument("experiment_dir", metavar="EXPERIMENT_DIR")
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run names (default: all)")
     ns = parser.parse_args(args)
     signalled, missed = cancel(ns.experiment_dir, ns.runs)
