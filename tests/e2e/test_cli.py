@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
-# Not marked slow: these are the foundation's acceptance, run by `make test` itself.
+# The full default run, the 300-step run, the 4-run sweep and the default regression train
+# real default-sized jobs (about 60 s together on 2 cores): `make test-slow` runs them; the
+# exit-code test stays in `make test`.
 
 PRODUCT_FILES = ("config.yaml", "metrics.csv", "results.yaml", "outputs/dev.csv",
                  "outputs/test.csv", "states/best.pt", "states/last.pt", "train.log",
@@ -26,6 +29,7 @@ def trainer(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_default_run_in_an_empty_folder(tmp_path):
     result = trainer(tmp_path)
     assert result.returncode == 0, result.stderr
@@ -40,6 +44,7 @@ def test_default_run_in_an_empty_folder(tmp_path):
     assert len(pd.read_csv(run / "metrics.csv")) == 20
 
 
+@pytest.mark.slow
 def test_step_training_300_steps_every_50(tmp_path):
     result = trainer(tmp_path, "training_type=step", "iterations=300", "eval_frequency=50")
     assert result.returncode == 0, result.stderr
@@ -47,6 +52,7 @@ def test_step_training_300_steps_every_50(tmp_path):
     assert pd.read_csv(run / "metrics.csv").iteration.tolist() == [50, 100, 150, 200, 250, 300]
 
 
+@pytest.mark.slow
 def test_sweep_of_four_and_rerun(tmp_path):
     args = ("-m", "learning_rate=0.01,0.001", "seed=1,2")
     first = trainer(tmp_path, *args)
@@ -62,6 +68,7 @@ def test_sweep_of_four_and_rerun(tmp_path):
     print(f"re-running the finished sweep took {elapsed:.1f} s")
 
 
+@pytest.mark.slow
 def test_regression_from_the_command_line(tmp_path):
     result = trainer(tmp_path, "dataset=Diabetes", "model=FFNN", "criterion=MSE")
     assert result.returncode == 0, result.stderr
