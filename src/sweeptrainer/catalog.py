@@ -24,7 +24,12 @@ class Option:
 
     def target(self) -> str:
         data = read_yaml(self.path)
-        return str(data.get("_target_")) if isinstance(data, dict) else "?"
+        if not isinstance(data, dict):
+            return "?"
+        if "_target_" not in data and data.get("defaults"):  # extends another option
+            base = next((d for d in data["defaults"] if isinstance(d, str) and d != "_self_"), "?")
+            return f"(as {base})"
+        return str(data.get("_target_"))
 
 
 def _check_group(group: str) -> None:

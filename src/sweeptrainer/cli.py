@@ -23,6 +23,7 @@ HELP = f"""\
 usage: trainer [OVERRIDES ...]            train the composed config (one run)
        trainer -m [OVERRIDES ...]         a sweep: key=a,b runs every combination
        trainer validate [-m] [OVERRIDES]  check every run, print the plan; trains nothing
+       trainer preprocess [-m] [OVERRIDES]  build the datasets' preprocessing caches
        trainer create [DIR] [--template NAME]   a ready-to-run project (--list: templates)
        trainer list GROUP / show GROUP NAME     the options of a config group / one's YAML
        trainer inference RUN_DIR INPUT OUTPUT   predict with a run's best state
@@ -127,6 +128,13 @@ class HydraArgs:
         return out
 
 
+def import_from_cwd() -> None:
+    """Like ``python -m``: modules in the current folder (a user's model, dataset,
+    callbacks) are importable by every verb that builds or checks components."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _error(message: str, code: int = 2) -> int:
     print(f"trainer: error: {message}", file=sys.stderr)
     return code
@@ -160,9 +168,7 @@ def run_hydra(args: Sequence[str]) -> int:
     from sweeptrainer.logs import configure_console
 
     configure_console()
-    # Like `python -m`, modules in the current folder (a user's model) are importable.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    import_from_cwd()
     hargs = HydraArgs.parse(args)
     try:
         sources = ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd())
@@ -319,6 +325,7 @@ def cmd_validate(args: Sequence[str]) -> int:
     from sweeptrainer.config.schema import validate
     from sweeptrainer.errors import ConfigError
 
+    import_from_cwd()
     hargs = HydraArgs.parse(args)
     rows, bad = [], 0
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
@@ -337,6 +344,63 @@ def cmd_validate(args: Sequence[str]) -> int:
         print(f"{name:{width}}  {what}")
     print(f"{len(rows)} run(s), {bad} invalid")
     return 2 if bad else 0
+
+
+PREPROCESS_HELP = """\
+usage: trainer preprocess [-m] [OVERRIDES ...]
+
+Build the preprocessing cache of every dataset the same command would train on: the
+output of dataset.preprocess (resampling, spectrograms, resizing), computed once per
+file and step config and stored beside the data (or in dataset.cache_dir), so the runs
+of a sweep start at once. A cache that is up to date is left as it is; a run builds what
+is missing itself. Trains nothing. Exit code 2 for bad input (a missing or unreadable
+file is named).
+"""
+
+
+def cmd_preprocess(args: Sequence[str]) -> int:
+    """Build (or find up to date) the preprocessing cache of each distinct dataset."""
+    if args[:1] in (["-h"], ["--help"]):
+        print(PREPROCESS_HELP, end="")
+        return 0
+    from omegaconf import OmegaConf
+
+    from sweeptrainer.config.compose import ConfigSources, compose, sweep_overrides, task_config
+    from sweeptrainer.config.instantiate import instantiate
+    from sweeptrainer.config.schema import validate
+    from sweeptrainer.logs import configure_console
+
+    configure_console()
+    import_from_cwd()
+    hargs = HydraArgs.parse(args)
+    done: set[str] = set()
+    with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
+        for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
+            cfg = task_config(compose(sources, overrides))
+            validate(cfg)
+            text = OmegaConf.to_yaml(cfg.dataset, resolve=True)
+            if text in done:
+                continue
+            done.add(text)
+            if not cfg.dataset.get("preprocess"):
+                print(f"{cfg.dataset.id}: nothing to preprocess (no dataset.preprocess steps)")
+                continue
+            dataset = instantiate(
+                cfg.dataset,
+                "dataset",
+                None,
+                num_workers=cfg.num_workers,
+                progress_bar=cfg.progress_bar,
+            )
+            info = getattr(dataset, "cache_info", None)
+            if info is None:
+                print(f"{cfg.dataset.id}: {cfg.dataset._target_} keeps no preprocessing cache")
+            elif not info.built:  # a cache it builds is logged as it is built
+                print(
+                    f"{cfg.dataset.id}: preprocessing cache up to date ({info.files} files) "
+                    f"-> {info.folder}"
+                )
+    return 0
 
 
 def _experiment_parser(verb: str, description: str, dry_run: bool = True):
@@ -501,8 +565,7 @@ def cmd_inference(args: Sequence[str]) -> int:
     parser.add_argument("input", metavar="INPUT", help="features file, or NAME:SPLIT")
     parser.add_argument("output", metavar="OUTPUT", help="predictions file (.csv or .parquet)")
     ns = parser.parse_args(args)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # a run's own model class, as when it trained
+    import_from_cwd()  # a run's own model class, as when it trained
     from sweeptrainer.inference import predict
 
     frame = predict(ns.run_dir, ns.input, ns.output)
@@ -557,6 +620,7 @@ VERBS = {
     "show": cmd_show,
     "inference": cmd_inference,
     "validate": cmd_validate,
+    "preprocess": cmd_preprocess,
     "rm-failed": cmd_rm_failed,
     "rm-states": cmd_rm_states,
     "postprocess": cmd_postprocess,

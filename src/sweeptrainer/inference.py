@@ -1,8 +1,11 @@
 """`trainer inference RUN_DIR INPUT OUTPUT`: predictions with a run's best state.
 
-INPUT is a CSV/Parquet file with the dataset's feature columns (preprocessed with the
-statistics the run saved), or ``NAME:SPLIT`` for a split of a dataset option (the
-run's own dataset config when NAME is its id). OUTPUT gets one row per input row:
+INPUT is, for a run on files (the ``Files`` dataset), a folder of new files or a table
+listing them (its file column, paths relative to the table's folder), each made into a
+sample by the run's own loader, preprocessing and transform; for a run on a table, a
+CSV/Parquet file with the dataset's feature columns (preprocessed with the statistics the
+run saved); for any run, ``NAME:SPLIT`` for a split of a dataset option (the run's own
+dataset config when NAME is its id). OUTPUT gets one row per input: the file (for files),
 the prediction (class names for classification) and one score column per class.
 """
 
@@ -23,8 +26,19 @@ from sweeptrainer.io.atomic import atomic_write
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.training.checkpoint import CorruptStateError, load_state_file
 
-INFO_KEYS = ("task", "input_shape", "output_dim", "class_names", "feature_names",
-             "feature_mean", "feature_std", "target_mean", "target_std")  # fmt: skip
+INFO_KEYS = (
+    "task",
+    "input_shape",
+    "output_dim",
+    "class_names",
+    "feature_names",
+    "feature_mean",
+    "feature_std",
+    "target_mean",
+    "target_std",
+    "target_names",
+    "file_column",
+)
 
 
 def describe_dataset(dataset: Any) -> dict[str, Any]:
@@ -74,10 +88,9 @@ def dataset_info(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any]:
 
 def build_model(cfg: DictConfig, info: dict[str, Any], state: dict[str, Any]) -> torch.nn.Module:
     """The run's model with the state's weights, in eval mode, on the CPU."""
-    shape, output_dim = tuple(info["input_shape"]), info["output_dim"]
-    model = instantiate(
-        cfg.model, "model", torch.nn.Module, input_shape=shape, output_dim=output_dim
-    )
+    from sweeptrainer.training.builder import build_model as build
+
+    model = build(cfg.model, tuple(info["input_shape"]), info["output_dim"])
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -135,11 +148,68 @@ def _file_features(info: dict[str, Any], path: str) -> torch.Tensor:
     return x.reshape(len(x), *info["input_shape"])
 
 
+def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str]]:
+    """INPUT for a run on files: (root, file names relative to it), from a folder (every
+    file a loader knows, hidden folders such as the cache left out) or a table."""
+    from sweeptrainer.data import index as tables
+    from sweeptrainer.data.loaders import KNOWN
+
+    source = Path(spec)
+    if source.is_dir():
+        names = sorted(
+            str(p.relative_to(source))
+            for p in source.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in KNOWN
+            and not any(part.startswith(".") for part in p.relative_to(source).parts)
+        )
+        if not names:
+            raise ConfigError(f"INPUT: no audio, image, .npy or .pt files in folder {spec!r}")
+        return source, names
+    frame = tables.read_table(source, "INPUT")
+    column = info["file_column"]
+    if column not in frame.columns:
+        raise ConfigError(
+            f"INPUT: {spec!r} has no column {column!r} (the run's file column; "
+            f"columns: {', '.join(map(str, frame.columns))})"
+        )
+    return source.parent, frame[column].astype(str).tolist()
+
+
+def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any) -> pd.DataFrame:
+    """Predictions for new files, made into samples as the run made its own (no cache)."""
+    from sweeptrainer.data.files import FilePipeline
+
+    root, names = _new_files(info, spec)
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise ConfigError(
+            f"INPUT: {len(missing)} listed file(s) do not exist, first {str(root / missing[0])!r}"
+        )
+    pipeline = FilePipeline.from_config(cfg.dataset)
+    batch, outputs = int(cfg.inference_batch_size), []
+    for start in range(0, len(names), batch):
+        samples = []
+        for name in names[start : start + batch]:
+            try:
+                samples.append((pipeline(root / name), torch.zeros(())))
+            except Exception as err:
+                raise ConfigError(f"INPUT: cannot make a sample of {name!r}: {err}") from None
+        outputs.append(model(pipeline.collate(samples)[0]))
+    frame = _decode(info, torch.cat(outputs).float())
+    frame.insert(0, "file", names)
+    return frame
+
+
 @torch.no_grad()
 def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.DataFrame:
     """Write predictions for INPUT to OUTPUT; return them."""
     cfg, state = _load(Path(run_dir))
     info = state.get("dataset") or {}
+    if info.get("file_column") and ":" not in input_spec:  # a run on files: new files
+        frame = _predict_files(cfg, info, input_spec, build_model(cfg, info, state))
+        _write(frame, Path(output))
+        return frame
     if Path(input_spec).suffix in (".csv", ".parquet", ".pq") or Path(input_spec).exists():
         features = _file_features(info, input_spec)
     else:
@@ -152,12 +222,15 @@ def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.Data
     batch = int(cfg.inference_batch_size)
     outputs = torch.cat([model(features[i : i + batch]) for i in range(0, len(features), batch)])
     frame = _decode(info, outputs.float())
-    path = Path(output)
+    _write(frame, Path(output))
+    return frame
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
     if path.suffix in (".parquet", ".pq"):
         atomic_write(path, lambda f: frame.to_parquet(f, index=False))
     else:
         atomic_write(path, lambda f: frame.to_csv(f, index=False))
-    return frame
 
 
 def _decode(info: dict[str, Any], outputs: torch.Tensor) -> pd.DataFrame:
@@ -172,10 +245,13 @@ def _decode(info: dict[str, Any], outputs: torch.Tensor) -> pd.DataFrame:
         frame = pd.DataFrame({"prediction": [" ".join(labels[j] for j in np.flatnonzero(r > 0.5))
                                              for r in scores]})  # fmt: skip
     else:
-        values = outputs.reshape(len(outputs), -1)[:, 0].numpy().astype(np.float64)
+        values = outputs.reshape(len(outputs), -1).numpy().astype(np.float64)
         if info.get("target_mean") is not None:
-            values = values * info["target_std"] + info["target_mean"]
-        return pd.DataFrame({"prediction": values})
+            values = values * np.asarray(info["target_std"]) + np.asarray(info["target_mean"])
+        if values.shape[1] == 1:
+            return pd.DataFrame({"prediction": values[:, 0]})
+        names = info.get("target_names") or range(values.shape[1])
+        return pd.DataFrame({f"prediction_{n}": values[:, j] for j, n in enumerate(names)})
     for j, label in enumerate(labels):
         frame[f"score_{label}"] = scores[:, j]
     return frame

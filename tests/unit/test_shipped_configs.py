@@ -1,9 +1,14 @@
-"""Every option shipped in conf/ composes and passes validation."""
+"""Every option shipped in conf/ composes and passes validation (or, for an option over an
+optional library that is not installed, fails with the install hint)."""
+
+import importlib.util
 
 import pytest
 
 from sweeptrainer.config.compose import ConfigSources, compose, packaged_conf_dir
+from sweeptrainer.config.instantiate import locate
 from sweeptrainer.config.schema import GROUPS, KEYED_DICTS, validate
+from sweeptrainer.errors import ConfigError
 
 OPTIONS = [
     (group, path.stem)
@@ -23,7 +28,15 @@ def test_option_validates(group, option):
     overrides = [f"{group}={option}"]
     if group == "dataset" and option == "Diabetes":
         overrides.append("criterion=MSE")
-    validate(compose(ConfigSources(), overrides))
+    cfg = compose(ConfigSources(), overrides)
+    target = cfg[group].get("_target_")
+    needs = getattr(locate(target, group), "required_packages", {}) if target else {}
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        with pytest.raises(ConfigError, match=f"needs the package '{missing[0]}'.*pip install"):
+            validate(cfg)
+        return
+    validate(cfg)
 
 
 @pytest.mark.parametrize(("kind", "option"), ADDED)

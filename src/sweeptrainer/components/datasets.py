@@ -13,16 +13,15 @@ What the trainer needs from a dataset (any class offering these works):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from sweeptrainer.data.files import Files  # the dataset over files on disk
+from sweeptrainer.data.index import TASKS
 from sweeptrainer.errors import ConfigError
-
-TASKS = ("classification", "regression", "multilabel")
 
 
 def split_indices(
@@ -199,32 +198,14 @@ class MultiLabel(ArrayDataset):
         super().__init__(splits, "multilabel", [f"label_{i}" for i in range(n_labels)])
 
 
-def _read_table(path: str, key: str) -> Any:
-    import pandas as pd
-
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"dataset.{key}: file {path!r} does not exist (cwd: {Path.cwd()})")
-    suffix = file.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(file)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(file)
-    except ImportError as err:
-        raise ConfigError(f"dataset.{key}: reading {path!r} needs pyarrow: {err}") from None
-    except Exception as err:
-        raise ConfigError(f"dataset.{key}: cannot read {path!r}: {err}") from None
-    raise ConfigError(f"dataset.{key}: {path!r} is not a .csv or .parquet file")
-
-
 class Table(ArrayDataset):
     """The user's own CSV/Parquet files: feature columns and one or more target columns.
 
-    ``task: classification``: one target column; string labels are encoded (sorted
-    names, from all three splits). ``task: multilabel``: a list of 0/1 target columns,
-    one per label. ``task: regression``: one numeric target column.
-    ``features: null`` takes every column that is not a target.
+    ``task: classification``: one target column; labels (strings or numbers) are encoded
+    from the training split, and a label only dev or test has is an error naming the file
+    and row. ``task: multilabel``: a list of 0/1 target columns, one per label.
+    ``task: regression``: one numeric target column. ``features: null`` takes every column
+    that is not a target.
     """
 
     def __init__(
@@ -237,51 +218,39 @@ class Table(ArrayDataset):
         task: str = "classification",
         scale_target: bool = False,
     ) -> None:
-        if task not in TASKS:
-            raise ConfigError(f"dataset.task: expected one of {', '.join(TASKS)}, got {task!r}")
-        targets = [target] if isinstance(target, str) else list(target)
-        if task != "multilabel" and len(targets) != 1:
+        from sweeptrainer.data import index as tables
+
+        if task == "regression" and not isinstance(target, str) and len(list(target)) != 1:
             raise ConfigError(
-                f"dataset.target: a {task} dataset has one target column, got {targets}"
+                f"dataset.target: a regression Table has one target column, got {list(target)}"
             )
         paths = {"train": train, "dev": dev, "test": test}
-        frames = {split: _read_table(path, split) for split, path in paths.items()}
+        parts = {
+            split: tables.Part(
+                tables.read_table(path, f"dataset.{split}"), f"the {split} file {path!r}"
+            )
+            for split, path in paths.items()
+        }
+        encoded = tables.encode_targets(parts, target, task)
+        targets = encoded.names
         columns = features if features is not None else [
-            c for c in frames["train"].columns if c not in targets
+            c for c in parts["train"].frame.columns if c not in targets
         ]  # fmt: skip
-        for split, frame in frames.items():
-            missing = [c for c in [*targets, *columns] if c not in frame.columns]
-            if missing:
-                raise ConfigError(
-                    f"dataset.{'target' if set(missing) & set(targets) else 'features'}: column(s) "
-                    f"{missing} not in the {split} file {paths[split]!r} "
-                    f"(columns: {', '.join(map(str, frame.columns))})"
-                )
-        class_names = None
-        if task == "classification":
-            class_names = sorted({str(v) for f in frames.values() for v in f[targets[0]]})
-            index = {name: i for i, name in enumerate(class_names)}
-        elif task == "multilabel":
-            class_names = [str(t) for t in targets]
+        tables.check_columns(parts, columns, "dataset.features")
         splits = {}
-        for split, frame in frames.items():
+        for split, part in parts.items():
             try:
-                x = frame[columns].to_numpy(dtype=np.float32)
+                x = part.frame[columns].to_numpy(dtype=np.float32)
             except ValueError as err:
                 raise ConfigError(
                     f"dataset.features: non-numeric feature values in {split}: {err}"
                 ) from None
-            if task == "classification":
-                y = np.array([index[str(v)] for v in frame[targets[0]]])
-            elif task == "multilabel":
-                y = frame[targets].to_numpy()
-                if not np.isin(y, (0, 1)).all():
-                    raise ConfigError(
-                        f"dataset.target: multi-label columns must hold 0 or 1 ({split})"
-                    )
-            else:
-                y = frame[targets[0]].to_numpy(np.float64)
-            splits[split] = (x, y)
+            y = encoded.values[split]
+            splits[split] = (x, y[:, 0] if task == "regression" else y)
         super().__init__(
-            splits, task, class_names, scale_target=scale_target, feature_names=list(columns)
-        )
+            splits, task, encoded.class_names, scale_target=scale_target,
+            feature_names=list(columns),
+        )  # fmt: skip
+
+
+__all__ = ["BreastCancer", "Diabetes", "Digits", "Files", "MultiLabel", "Table", "Wine"]

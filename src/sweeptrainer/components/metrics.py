@@ -23,6 +23,9 @@ class Metric:
     tasks: tuple[str, ...]
 
     def __call__(self, truth: np.ndarray, prediction: np.ndarray) -> float:
+        if truth.ndim == 2 and self.tasks == ("regression",):  # several targets: their mean
+            columns = range(truth.shape[1])
+            return float(np.mean([self.fn(truth[:, j], prediction[:, j]) for j in columns]))
         return float(self.fn(truth, prediction))
 
     def is_better(self, value: float, best: float | None) -> bool:

@@ -3,12 +3,14 @@
 Group options carry bookkeeping keys (``id``; for datasets also ``metrics`` and
 ``tracking_metric``) that are not constructor arguments; they are left out here.
 Runtime values (input shape, number of classes, the run folder) are passed as
-keyword arguments, and only to constructors that declare them, so the config is
-never written to.
+keyword arguments, and only to constructors that declare them by name: a constructor
+that takes ``**kwargs`` (``torchvision.models.resnet18``) gets none of them, since it
+would hand them on to code that does not expect them. The config is never written to.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from typing import Any
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.errors import ConfigError
 
-RESERVED_KEYS = frozenset({"id", "_target_", "metrics", "tracking_metric"})
+RESERVED_KEYS = frozenset({"id", "_target_", "_partial_", "metrics", "tracking_metric", "stratify"})
 
 
 def locate(path: str, key: str) -> Any:
@@ -54,9 +56,10 @@ def constructor_kwargs(node: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in container.items() if k not in RESERVED_KEYS}
 
 
-def _accepts(signature: inspect.Signature, name: str) -> bool:
-    params = signature.parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+def declares(signature: inspect.Signature, name: str) -> bool:
+    """Whether the signature names ``name`` as a keyword parameter (``**kwargs`` does not count)."""
+    param = signature.parameters.get(name)
+    return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
 
 
 def _signature(target: Any, key: str) -> inspect.Signature | None:
@@ -72,27 +75,62 @@ def check_node(
     """Import the node's target and check its kwargs fit the signature, without building.
 
     Returns the located target. ``runtime`` names keyword arguments the builder will
-    add; those the target declares are treated as given.
+    add; those the target declares are treated as given. A required parameter that
+    neither the config nor the runtime values give is an error naming it.
     """
     target = locate(node.get("_target_"), key)
     signature = _signature(target, key)
     if signature is None:
         return target
     kwargs = constructor_kwargs(node)
-    given = {name: None for name in runtime if _accepts(signature, name) and name not in kwargs}
+    given = {name: None for name in runtime if declares(signature, name) and name not in kwargs}
+    accepted = [
+        n
+        for n, p in signature.parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ][n_positional:]
     try:
         signature.bind_partial(*([None] * n_positional), **kwargs, **given)
     except TypeError as err:
-        accepted = [
-            n
-            for n, p in signature.parameters.items()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ][n_positional:]
         raise ConfigError(
             f"{key}: the arguments do not fit {node.get('_target_')}: {err}. "
             f"It accepts: {', '.join(accepted) or '(nothing)'}"
         ) from None
+    missing = [
+        name
+        for name, p in list(signature.parameters.items())[n_positional:]
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and name not in kwargs
+        and name not in given
+    ]
+    if missing and not node.get("_partial_"):
+        offered = f" (the run gives {', '.join(runtime)} to a constructor that declares them)"
+        raise ConfigError(
+            f"{key}: {node.get('_target_')} needs {', '.join(map(repr, missing))}, which "
+            f"neither the config nor the run gives{offered if runtime else ''}; set "
+            f"{'it' if len(missing) == 1 else 'them'} in the config"
+        )
     return target
+
+
+def nested_nodes(node: Any, key: str) -> list[tuple[str, DictConfig]]:
+    """Every ``_target_`` node inside ``node`` (not ``node`` itself), with its dotted key:
+    ``dataset.transform[0]``, ``augmentation.steps[1]``, ``dataset.loader``."""
+    from omegaconf import ListConfig
+
+    found: list[tuple[str, DictConfig]] = []
+    if isinstance(node, DictConfig):
+        items = [(f"{key}.{k}", v) for k, v in node.items_ex(resolve=False)]
+    elif isinstance(node, ListConfig):
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(node)]
+    else:
+        return found
+    for child_key, child in items:
+        if isinstance(child, DictConfig) and "_target_" in child:
+            found.append((child_key, child))
+        found += nested_nodes(child, child_key)
+    return found
 
 
 def instantiate(
@@ -111,8 +149,10 @@ def instantiate(
     signature = _signature(target, key)
     kwargs = constructor_kwargs(node)
     for name, value in runtime.items():
-        if name not in kwargs and (signature is None or _accepts(signature, name)):
+        if name not in kwargs and signature is not None and declares(signature, name):
             kwargs[name] = value
+    if node.get("_partial_"):  # Hydra's convention: the callable with its arguments bound
+        return functools.partial(target, *args, **kwargs)
     try:
         obj = target(*args, **kwargs)
     except ConfigError:

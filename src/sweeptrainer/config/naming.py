@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,6 +25,7 @@ NAME_FIELDS = (
     "training_type",
     "iterations",
     "scheduler.id",
+    "augmentation.id",  # left out of the name while it is None (names from before it existed)
     "seed",
 )
 # Keys that change where or how visibly a run is kept, not what it trains.
@@ -49,7 +50,7 @@ OPERATIONAL_KEYS = frozenset(
         "hydra",
     }
 )
-GROUP_KEYS = frozenset({"dataset", "model", "optimizer", "scheduler", "criterion"})
+GROUP_KEYS = frozenset({"dataset", "model", "optimizer", "scheduler", "criterion", "augmentation"})
 MAX_NAME = 150
 
 
@@ -84,11 +85,27 @@ def _extra_overrides(overrides: Sequence[str]) -> list[str]:
     return parts
 
 
+def _no_augmentation(config: Mapping) -> bool:
+    """True while the config has no augmentation (the group's None option, or none at all)."""
+    augmentation = config.get("augmentation")
+    return augmentation is None or (
+        isinstance(augmentation, Mapping) and augmentation.get("_target_") is None
+    )
+
+
 def identity(cfg: DictConfig) -> dict:
-    """The resolved config without operational keys: what defines the trained result."""
+    """The resolved config without operational keys: what defines the trained result.
+
+    ``augmentation`` while it is None is left out too, so runs from before the group
+    existed keep their hash (and are found, skipped and resumed as before).
+    """
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
-    return {k: v for k, v in container.items() if k not in OPERATIONAL_KEYS}
+    return {
+        k: v
+        for k, v in container.items()
+        if k not in OPERATIONAL_KEYS and not (k == "augmentation" and _no_augmentation(container))
+    }
 
 
 def config_hash(cfg: DictConfig, ignore: Sequence[str] = ()) -> str:
@@ -100,7 +117,8 @@ def config_hash(cfg: DictConfig, ignore: Sequence[str] = ()) -> str:
 
 def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
     """The readable, unique-per-config folder name of a run."""
-    base = [_sanitize(_format(OmegaConf.select(cfg, f))) for f in NAME_FIELDS]
+    fields = [f for f in NAME_FIELDS if f != "augmentation.id" or not _no_augmentation(cfg)]
+    base = [_sanitize(_format(OmegaConf.select(cfg, f))) for f in fields]
     name = "_".join(base + _extra_overrides(overrides))
     if len(name) > MAX_NAME:
         name = f"{name[: MAX_NAME - 13]}_{config_hash(cfg)}"

@@ -17,10 +17,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.callbacks.dispatcher import check_class
-from sweeptrainer.config.instantiate import check_node
+from sweeptrainer.config.instantiate import check_node, nested_nodes
 from sweeptrainer.errors import ConfigError
 
-GROUPS = ("dataset", "model", "optimizer", "scheduler", "criterion")
+GROUPS = ("dataset", "model", "optimizer", "scheduler", "criterion", "augmentation")
+OPTIONAL_GROUPS = ("scheduler", "augmentation")  # their None option has `_target_: null`
 KEYED_DICTS = ("callbacks", "loggers")
 
 
@@ -99,8 +100,10 @@ KNOWN_KEYS = frozenset(k.name for k in MAIN_KEYS) | {*GROUPS, *KEYED_DICTS, "hyd
 
 # Runtime keyword arguments the builder passes to each kind of component (when declared).
 RUNTIME_KWARGS: dict[str, tuple[str, ...]] = {
-    "dataset": (),
-    "model": ("input_shape", "output_dim"),
+    "dataset": ("num_workers", "progress_bar"),
+    # the data's shape and size, under the names library constructors use
+    "model": ("input_shape", "output_dim", "num_classes", "in_channels", "in_chans"),
+    "augmentation": ("input_shape", "output_dim", "num_classes", "in_channels", "in_chans"),
     "criterion": ("dataset",),
     "optimizer": (),
     "scheduler": (),
@@ -143,15 +146,23 @@ def _check_group(cfg: DictConfig, group: str, problems: list[str]) -> None:
     if "id" not in node:
         problems.append(f"{group}.id: missing; every option needs an id (used in run names)")
     if node.get("_target_") is None:
-        if group != "scheduler":
+        if group not in OPTIONAL_GROUPS:
             problems.append(f"{group}._target_: missing; expected a dotted import path")
         return
     try:
         target = check_node(node, group, POSITIONAL_ARGS.get(group, 0), RUNTIME_KWARGS[group])
         if inspect.isclass(target):
             check_class(target, group)
+        _check_packages(target, group, problems)
     except ConfigError as err:
         problems.append(str(err))
+    # nested steps (a dataset's transform and loader, an augmentation's steps): they import
+    # and their arguments fit; runtime values such as num_classes may be declared by any
+    for key, nested in nested_nodes(node, group):
+        try:
+            check_node(nested, key, 0, RUNTIME_KWARGS["augmentation"])
+        except ConfigError as err:
+            problems.append(str(err))
     if group == "dataset":
         _check_dataset_metrics(node, problems)
 
@@ -169,6 +180,11 @@ def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
                 f"dataset.metrics: unknown metric {name!r}{_did_you_mean(name, METRICS)}; "
                 f"known: {', '.join(METRICS)}"
             )
+    stratify = node.get("stratify")
+    if stratify is not None and (
+        not OmegaConf.is_list(stratify) or not all(isinstance(c, str) for c in stratify)
+    ):
+        problems.append(f"dataset.stratify: expected a list of column names, got {stratify!r}")
     tracking = node.get("tracking_metric")
     if tracking not in names:
         problems.append(

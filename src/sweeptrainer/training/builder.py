@@ -6,6 +6,7 @@ and criterion need; the config itself is only read.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from torch import nn
 
 from sweeptrainer.components.metrics import Metric, get_metrics
 from sweeptrainer.config.instantiate import instantiate
+from sweeptrainer.data.augmentation import augment_split, batch_steps
+from sweeptrainer.data.pipeline import StepError
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.training.step import parameter_groups
 
@@ -33,9 +36,14 @@ class Components:
     tracking: Metric
     loggers: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
+    augmentation: Any = None
+    # the splits the trainer batches: the dataset's, the training one with its augmentation
+    splits: dict[str, Any] = field(default_factory=dict)
+    batch_transform: Callable[[Any], Any] | None = None  # batch augmentation steps (MixUp)
 
     def in_dispatch_order(self) -> list[tuple[str, object]]:
-        """dataset, model, criterion, optimizer, scheduler, loggers, callbacks (YAML order)."""
+        """dataset, model, criterion, optimizer, scheduler, augmentation, loggers, callbacks
+        (YAML order)."""
         parts: list[tuple[str, object]] = [
             ("dataset", self.dataset),
             ("model", self.model),
@@ -43,6 +51,8 @@ class Components:
             ("optimizer", self.optimizer),
             ("scheduler", self.scheduler),
         ]
+        if self.augmentation is not None:
+            parts.append(("augmentation", self.augmentation))
         parts += [(f"loggers.{k}", v) for k, v in self.loggers.items()]
         parts += [(f"callbacks.{k}", v) for k, v in self.callbacks.items()]
         return parts
@@ -105,6 +115,121 @@ def _check_criterion(cfg: DictConfig, task: str) -> None:
         )
 
 
+def model_runtime(input_shape: Sequence[int], output_dim: int) -> dict[str, Any]:
+    """The runtime values a model constructor gets, under each name it may declare:
+    ``input_shape`` (or ``in_channels``/``in_chans``: its first entry), ``output_dim``
+    (or ``num_classes``). The names are ``RUNTIME_KWARGS['model']`` of the schema."""
+    shape = tuple(int(n) for n in input_shape)
+    channels = shape[0] if shape else 1
+    return {
+        "input_shape": shape,
+        "output_dim": int(output_dim),
+        "num_classes": int(output_dim),
+        "in_channels": channels,
+        "in_chans": channels,
+    }
+
+
+def build_model(node: DictConfig, input_shape: Sequence[int], output_dim: int) -> nn.Module:
+    """The model of ``node`` for data of ``input_shape`` and ``output_dim`` outputs."""
+    return instantiate(node, "model", nn.Module, **model_runtime(input_shape, output_dim))
+
+
+def build_augmentation(cfg: DictConfig, dataset: Any) -> Any:
+    """The ``augmentation`` option built for this dataset, or None (``augmentation=None``)."""
+    node = cfg.get("augmentation")
+    if node is None or node.get("_target_") is None:
+        return None
+    runtime = model_runtime(dataset.input_shape, dataset.output_dim)
+    augmentation = instantiate(node, "augmentation", None, **runtime)
+    if not callable(augmentation) and not hasattr(augmentation, "augment_batch"):
+        raise ConfigError(
+            f"augmentation: {node._target_} built a {type(augmentation).__name__}; expected a "
+            "callable (per sample) or an object with augment_batch(batch)"
+        )
+    return augmentation
+
+
+def _check_stratify(cfg: DictConfig, dataset: Any) -> None:
+    """``dataset.stratify`` names per-sample columns the dataset has on dev and test."""
+    columns = list(cfg.dataset.get("stratify") or [])
+    if not columns:
+        return
+    if not callable(getattr(dataset, "sample_info", None)):
+        raise ConfigError(
+            f"dataset.stratify: {cfg.dataset._target_} has no per-sample columns to group by "
+            "(a dataset offers them with a sample_info(split) method, as Files does)"
+        )
+    for split in ("dev", "test"):
+        info = dataset.sample_info(split)
+        missing = [c for c in columns if c not in info.columns]
+        if missing:
+            raise ConfigError(
+                f"dataset.stratify: column(s) {missing} not in the {split} samples' columns "
+                f"({', '.join(map(str, info.columns))})"
+            )
+
+
+def _first_batch(split: Any, batch_transform: Callable[[Any], Any] | None) -> Any:
+    from sweeptrainer.data.collate import stack
+    from sweeptrainer.training.data import _SeededBatches
+
+    collate = getattr(split, "collate", None) or stack
+    n = min(2, len(split))
+    return _SeededBatches(split, 0, collate, batch_transform).__getitems__(
+        [(0, i) for i in range(n)]
+    )
+
+
+@torch.no_grad()
+def check_first_batch(cfg: DictConfig, c: Components, device: torch.device) -> None:
+    """Two training samples (augmented) and two dev samples through the model and the
+    criterion, before the run folder exists: data that does not fit the model is an input
+    error (exit 2), not a run that fails at its first step. It also sizes lazy modules
+    before the optimizer sees their parameters. The RNGs are left as they were."""
+    from sweeptrainer.data.files import SampleError
+
+    output_dim, task = c.dataset.output_dim, c.dataset.task
+    c.model.eval()
+    try:
+        for split in ("train", "dev"):
+            try:
+                x, y, *_ = _first_batch(
+                    c.splits[split], c.batch_transform if split == "train" else None
+                )
+            except (SampleError, ValueError, StepError) as err:
+                raise ConfigError(f"dataset: a {split} batch cannot be made: {err}") from None
+            x, y = x.to(device), y.to(device)
+            try:
+                out = c.model(x)
+            except Exception as err:
+                raise ConfigError(
+                    f"model: {cfg.model._target_} cannot take a {split} batch (inputs of shape "
+                    f"{tuple(x.shape)}): {type(err).__name__}: {err}"
+                ) from None
+            shape = tuple(getattr(out, "shape", ()))
+            if shape not in ((len(x), output_dim),) + (((len(x),),) if output_dim == 1 else ()):
+                what = (
+                    f"{output_dim} classes" if task == "classification" else f"{output_dim} outputs"
+                )
+                raise ConfigError(
+                    f"model: {cfg.model._target_} gives outputs of shape {shape} for {len(x)} "
+                    f"samples; the {task} dataset needs ({len(x)}, {output_dim}) ({what}). Let the "
+                    "model take its size from the data: declare output_dim (or num_classes) in "
+                    "its constructor, or use a wrapper such as model=TorchVision"
+                )
+            try:
+                c.criterion(out, y)
+            except Exception as err:
+                raise ConfigError(
+                    f"criterion: {cfg.criterion._target_} cannot score outputs of shape {shape} "
+                    f"against targets of shape {tuple(y.shape)} ({y.dtype}): "
+                    f"{type(err).__name__}: {err}"
+                ) from None
+    finally:
+        c.model.train()
+
+
 def build(
     cfg: DictConfig,
     device: torch.device,
@@ -118,7 +243,9 @@ def build(
     ``sweep_dir``: the folder of the ``-m`` sweep this run belongs to (None outside a sweep),
     for loggers that group a sweep's runs.
     """
-    dataset = instantiate(cfg.dataset, "dataset")
+    dataset = instantiate(
+        cfg.dataset, "dataset", None, num_workers=cfg.num_workers, progress_bar=cfg.progress_bar
+    )
     for attr in ("train", "dev", "test", "task", "input_shape", "output_dim"):
         if not hasattr(dataset, attr):
             raise ConfigError(f"dataset: {cfg.dataset._target_} has no attribute {attr!r}")
@@ -127,32 +254,34 @@ def build(
     except ValueError as err:
         raise ConfigError(f"dataset.metrics: {err}") from None
     tracking = next(m for m in metrics if m.name == cfg.dataset.tracking_metric)
-    model = instantiate(
-        cfg.model,
-        "model",
-        nn.Module,
-        input_shape=tuple(dataset.input_shape),
-        output_dim=dataset.output_dim,
-    ).to(device)
+    _check_stratify(cfg, dataset)
+    augmentation = build_augmentation(cfg, dataset)
+    splits = {"train": dataset.train, "dev": dataset.dev, "test": dataset.test}
+    if augmentation is not None:
+        splits["train"] = augment_split(dataset.train, augmentation)
+    model = build_model(cfg.model, dataset.input_shape, dataset.output_dim).to(device)
     criterion = instantiate(cfg.criterion, "criterion", nn.Module, dataset=dataset).to(device)
     _check_criterion(cfg, dataset.task)
+    c = Components(
+        dataset,
+        model,
+        criterion,
+        None,
+        None,
+        metrics,
+        tracking,  # type: ignore[arg-type]
+        augmentation=augmentation,
+        splits=splits,
+        batch_transform=batch_steps(augmentation),
+    )
+    check_first_batch(cfg, c, device)
     # weight decay applies to weights, not to biases and normalisation layers
-    optimizer = instantiate(
+    c.optimizer = instantiate(
         cfg.optimizer, "optimizer", torch.optim.Optimizer, parameter_groups(model)
     )
-    scheduler = None
     if cfg.scheduler.get("_target_") is not None:
-        scheduler = instantiate(cfg.scheduler, "scheduler", None, optimizer)
-    return Components(
-        dataset=dataset,
-        model=model,
-        criterion=criterion,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        metrics=metrics,
-        tracking=tracking,
-        loggers=(
-            _keyed(cfg, "loggers", run_dir=run_dir, sweep_dir=sweep_dir) if with_loggers else {}
-        ),
-        callbacks=_keyed(cfg, "callbacks", run_dir=run_dir),
-    )
+        c.scheduler = instantiate(cfg.scheduler, "scheduler", None, c.optimizer)
+    if with_loggers:
+        c.loggers = _keyed(cfg, "loggers", run_dir=run_dir, sweep_dir=sweep_dir)
+    c.callbacks = _keyed(cfg, "callbacks", run_dir=run_dir)
+    return c

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from sweeptrainer.data.collate import stack
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -31,34 +33,51 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class _SeededBatches(Dataset):
-    """Fetches a whole batch with Python, NumPy and torch RNGs seeded from its indices.
+    """Fetches and collates a whole batch with Python, NumPy and torch RNGs seeded from the
+    run's seed, the pass (the epoch) and the batch's indices.
 
     The generators are restored afterwards, so fetching in the main process
-    (``num_workers: 0``) leaves the training's random stream untouched.
+    (``num_workers: 0``) leaves the training's random stream untouched. Batch steps
+    (MixUp) run here too, right after collation: inside the same seeding.
     """
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed = dataset, seed
+    def __init__(
+        self,
+        dataset: Dataset,
+        seed: int,
+        collate: Callable[[list[Any]], Any],
+        batch_transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.dataset, self.seed, self.collate = dataset, seed, collate
+        self.batch_transform = batch_transform
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> Any:
-        return self.__getitems__([index])[0]
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        return self.__getitems__([key])
 
-    def __getitems__(self, indices: list[int]) -> list[Any]:
-        digest = hashlib.blake2b(repr((self.seed, indices)).encode(), digest_size=8).digest()
-        batch_seed = int.from_bytes(digest, "little") % 2**32
+    def __getitems__(self, keys: list[tuple[int, int]]) -> Any:
+        """``keys``: (pass, index) pairs, the pass the same for all."""
+        indices = [index for _, index in keys]
+        token = keys[0][0] if keys else 0
+        digest = hashlib.blake2b(repr((self.seed, token, indices)).encode(), digest_size=8)
+        batch_seed = int.from_bytes(digest.digest(), "little") % 2**32
         saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
         random.seed(batch_seed)
         np.random.seed(batch_seed)
         torch.manual_seed(batch_seed)
         try:
-            return [self.dataset[i] for i in indices]
+            batch = self.collate([self.dataset[i] for i in indices])
+            return batch if self.batch_transform is None else self.batch_transform(batch)
         finally:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
             torch.set_rng_state(saved[2])
+
+
+def _as_is(batch: Any) -> Any:
+    return batch  # _SeededBatches collates itself
 
 
 class _OrderSampler:
@@ -68,12 +87,15 @@ class _OrderSampler:
         self.batch_size = batch_size
         self.order: list[int] = []
         self.start = 0
+        self.token = 0  # the pass (epoch): part of each batch's seed
         self.shard: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for i in range(self.start * self.batch_size, len(self.order), self.batch_size):
             batch = self.order[i : i + self.batch_size]
-            yield batch if self.shard is None else self.shard(torch.tensor(batch)).tolist()
+            if self.shard is not None:
+                batch = self.shard(torch.tensor(batch)).tolist()
+            yield [(self.token, index) for index in batch]
 
     def __len__(self) -> int:
         return max(0, -(-len(self.order) // self.batch_size) - self.start)
@@ -91,21 +113,26 @@ class BatchSource:
         num_workers: int = 0,
         pin_memory: bool | str = "auto",
         persistent_workers: bool = False,
+        batch_transform: Callable[[Any], Any] | None = None,
     ) -> None:
+        """``batch_transform``: run on every collated batch (the training split's batch
+        augmentation steps); the dataset's own ``collate`` (an attribute) collates."""
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = device
         self.n = len(dataset)  # type: ignore[arg-type]
         self._tensors: tuple[torch.Tensor, ...] | None = None
         self._loader: DataLoader | None = None
-        if isinstance(dataset, TensorDataset):
+        if isinstance(dataset, TensorDataset) and batch_transform is None:
             self._tensors = tuple(t.to(device) for t in dataset.tensors)
             return
         pin = device.type == "cuda" if pin_memory == "auto" else bool(pin_memory)
         self._sampler = _OrderSampler(batch_size)
+        collate = getattr(dataset, "collate", None) or stack
         self._loader = DataLoader(
-            _SeededBatches(dataset, seed),
+            _SeededBatches(dataset, seed, collate, batch_transform),
             batch_sampler=self._sampler,
+            collate_fn=_as_is,
             num_workers=num_workers,
             pin_memory=pin,
             persistent_workers=persistent_workers and num_workers > 0,
@@ -123,9 +150,12 @@ class BatchSource:
         order: torch.Tensor | None = None,
         start: int = 0,
         shard: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        token: int = 0,
     ) -> Iterator[Batch]:
         """Yield batches ``start, start+1, ...`` of ``order`` (the natural order when None);
-        ``shard`` picks this process's part of each batch (one run across processes)."""
+        ``shard`` picks this process's part of each batch (one run across processes);
+        ``token`` (the epoch) goes into each batch's seed, so an augmentation differs from
+        one epoch to the next even for a batch of the same samples."""
         if order is None:
             order = torch.arange(self.n)
         if self._tensors is not None:
@@ -138,6 +168,6 @@ class BatchSource:
             return
         assert self._loader is not None
         self._sampler.order, self._sampler.start = order.tolist(), start
-        self._sampler.shard = shard
+        self._sampler.shard, self._sampler.token = shard, token
         for x, y in self._loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

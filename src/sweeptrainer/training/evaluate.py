@@ -57,11 +57,14 @@ def decode(dataset: Any, outputs: torch.Tensor, targets: torch.Tensor):
             (scores > 0.5).cpu().numpy().astype(int),
             scores.cpu().numpy(),
         )
-    pred = outputs.float().reshape(len(outputs), -1)[:, 0].cpu().numpy().astype(np.float64)
-    truth = targets.float().reshape(len(targets), -1)[:, 0].cpu().numpy().astype(np.float64)
+    # regression: (n,) for one target, (n, targets) for several, in the original units
+    pred = outputs.float().reshape(len(outputs), -1).cpu().numpy().astype(np.float64)
+    truth = targets.float().reshape(len(targets), -1).cpu().numpy().astype(np.float64)
     if getattr(dataset, "target_mean", None) is not None:
-        pred = pred * dataset.target_std + dataset.target_mean
-        truth = truth * dataset.target_std + dataset.target_mean
+        std, mean = np.asarray(dataset.target_std), np.asarray(dataset.target_mean)
+        pred, truth = pred * std + mean, truth * std + mean
+    if pred.shape[1] == 1:
+        pred, truth = pred[:, 0], truth[:, 0]
     return truth, pred, None
 
 
@@ -97,18 +100,63 @@ def evaluate(
     return SplitResult(float(all_losses.mean()), values, truth, prediction, scores, all_losses)
 
 
-def outputs_frame(result: SplitResult, dataset: Any) -> Any:
-    """One row per sample: index, target, prediction, loss (+ a score column per class)."""
+def sample_info(dataset: Any, split: str) -> Any:
+    """The dataset's per-sample columns of a split (file, speaker, ...), or None."""
+    describe = getattr(dataset, "sample_info", None)
+    return describe(split) if callable(describe) else None
+
+
+def grouped_metrics(
+    result: SplitResult, info: Any, columns: list[str], metrics: list[Metric]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Every metric per value of each of ``columns`` (``stratify``): column -> value ->
+    {n, metric: value}. A metric that cannot be computed on a group (too few samples) is NaN."""
+    import warnings
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for column in columns:
+        groups = info[column].astype(str).to_numpy()
+        out[column] = {}
+        for value in sorted(set(groups)):
+            mask = groups == value
+            row: dict[str, float] = {"n": int(mask.sum())}
+            for metric in metrics:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        row[metric.name] = metric(result.truth[mask], result.prediction[mask])
+                except Exception:
+                    row[metric.name] = float("nan")
+            out[column][value] = row
+    return out
+
+
+RESERVED_OUTPUT_COLUMNS = ("index", "target", "prediction", "loss")
+
+
+def outputs_frame(result: SplitResult, dataset: Any, split: str | None = None) -> Any:
+    """One row per sample: index, the dataset's per-sample columns (file, speaker, ...),
+    target, prediction, loss (+ a score column per class)."""
     import pandas as pd
 
     names = getattr(dataset, "class_names", None)
     frame: dict[str, Any] = {"index": np.arange(len(result.losses))}
+    info = sample_info(dataset, split) if split is not None else None
+    if info is not None and len(info) == len(result.losses):
+        for column in info.columns:
+            name = f"{column}_" if column in RESERVED_OUTPUT_COLUMNS else str(column)
+            frame[name] = info[column].to_numpy()
     if dataset.task == "classification" and names:
         frame["target"] = [names[i] for i in result.truth]
         frame["prediction"] = [names[i] for i in result.prediction]
     elif dataset.task == "multilabel":
         frame["target"] = [" ".join(map(str, row)) for row in result.truth]
         frame["prediction"] = [" ".join(map(str, row)) for row in result.prediction]
+    elif result.truth.ndim == 2:  # several regression targets: a column pair each
+        targets = getattr(dataset, "target_names", None) or range(result.truth.shape[1])
+        for j, name in enumerate(targets):
+            frame[f"target_{name}"] = result.truth[:, j]
+            frame[f"prediction_{name}"] = result.prediction[:, j]
     else:
         frame["target"], frame["prediction"] = result.truth, result.prediction
     frame["loss"] = result.losses

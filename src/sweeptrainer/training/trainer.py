@@ -30,7 +30,13 @@ from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
 from sweeptrainer.training.data import Batch, BatchSource, epoch_order
 from sweeptrainer.training.distributed import Distributed
-from sweeptrainer.training.evaluate import SplitResult, evaluate, outputs_frame
+from sweeptrainer.training.evaluate import (
+    SplitResult,
+    evaluate,
+    grouped_metrics,
+    outputs_frame,
+    sample_info,
+)
 from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
 from sweeptrainer.training.step import Stepper
@@ -80,10 +86,19 @@ class ModularTaskTrainer:
             "pin_memory": cfg.pin_memory,
             "persistent_workers": cfg.persistent_workers,
         }
+        splits = components.splits or {
+            s: getattr(self.dataset, s) for s in ("train", "dev", "test")
+        }
         self.sources = {
-            "train": BatchSource(self.dataset.train, cfg.batch_size, device, **loading),
-            "dev": BatchSource(self.dataset.dev, cfg.inference_batch_size, device, **loading),
-            "test": BatchSource(self.dataset.test, cfg.inference_batch_size, device, **loading),
+            "train": BatchSource(
+                splits["train"],
+                cfg.batch_size,
+                device,
+                **loading,
+                batch_transform=components.batch_transform,
+            ),
+            "dev": BatchSource(splits["dev"], cfg.inference_batch_size, device, **loading),
+            "test": BatchSource(splits["test"], cfg.inference_batch_size, device, **loading),
         }
         # the compiled module shares its weights with self.model, which states save
         self.forward = torch.compile(self.model) if cfg.compile else self.model
@@ -138,7 +153,7 @@ class ModularTaskTrainer:
                 self._order = epoch_order(source.n, self.cfg.seed, self.state.epoch)
             start = self.state.batch_in_epoch
             shard = self.dist.shard if self.dist.world > 1 else None
-            batches = source.batches(self._order, start, shard)
+            batches = source.batches(self._order, start, shard, token=self.state.epoch)
             for batch_idx, batch in enumerate(batches, start=start):
                 yield batch_idx, batch, batch_idx == source.num_batches - 1
 
@@ -222,7 +237,9 @@ class ModularTaskTrainer:
             self._bar.update(1)
 
     # -- evaluation -------------------------------------------------------------------
-    def _run_split(self, split: str, hooks: bool = True) -> SplitResult:
+    def _run_split(
+        self, split: str, hooks: bool = True, source: BatchSource | None = None
+    ) -> SplitResult:
         begin, end = f"cb_on_{split}_step_begin", f"cb_on_{split}_step_end"
         wanted = hooks and (begin in self.callbacks or end in self.callbacks)
 
@@ -237,7 +254,7 @@ class ModularTaskTrainer:
             return evaluate(
                 self._eval_forward,
                 self.criterion,
-                self.sources[split],
+                source or self.sources[split],
                 self.dataset,
                 c.metrics,
                 on_step if wanted else None,
@@ -306,13 +323,35 @@ class ModularTaskTrainer:
         self.callbacks("cb_on_test_end", trainer=self, metrics=metrics)
         outputs = {"test": (test, self.cfg.save_test_outputs)}
         outputs["dev"] = (self._run_split("dev", hooks=False), self.cfg.save_dev_outputs)
-        if self.cfg.save_train_outputs:
-            outputs["train"] = (self._run_split("train", hooks=False), True)
+        if self.cfg.save_train_outputs:  # the training data as it is, without augmentation
+            plain = BatchSource(
+                self.dataset.train,
+                self.cfg.inference_batch_size,
+                self.device,
+                self.cfg.seed,
+                self.cfg.num_workers,
+                self.cfg.pin_memory,
+            )
+            outputs["train"] = (self._run_split("train", hooks=False, source=plain), True)
         for split, (result, wanted) in outputs.items():
             if wanted and self.dist.is_main:
-                self.run_dir.write_output(split, outputs_frame(result, self.dataset))
+                self.run_dir.write_output(split, outputs_frame(result, self.dataset, split))
         best_row = next(r for r in self.state.rows if r["iteration"] == self.state.best_iteration)
         stopped_early = self.should_stop and self.state.iteration < self.budget.total
+        stratify = list(self.cfg.dataset.get("stratify") or [])
+        stratified = (
+            {  # every metric per group (speaker, device, ...), on dev and test
+                split: grouped_metrics(
+                    outputs[split][0],
+                    sample_info(self.dataset, split),
+                    stratify,
+                    self.components.metrics,
+                )
+                for split in ("dev", "test")
+            }
+            if stratify
+            else None
+        )
         return {
             "best_iteration": self.state.best_iteration,
             "tracking_metric": self.components.tracking.name,
@@ -322,6 +361,7 @@ class ModularTaskTrainer:
             "iterations_done": self.state.iteration,
             "stopped_early": stopped_early,
             "stopped_at": self.state.iteration if stopped_early else None,
+            **({"stratified": stratified} if stratified else {}),
             **self.summary,
         }
 

@@ -1,0 +1,1 @@
+"""Data from files: loaders, transform pipelines, the preprocessing cache, augmentations."""

@@ -1,0 +1,329 @@
+"""``Files``: a dataset over files on disk (audio, images, arrays), listed in index tables.
+
+A sample is made in this order::
+
+    load (by extension, or your loader)  ->  preprocess (cached)  ->  augmentation (train
+    only, the augmentation/ group)  ->  transform (every split)
+
+``preprocess`` is for deterministic, expensive steps (resampling, log-mel spectrograms,
+resizing): they run once per file and step config, into a cache beside the data
+(:mod:`sweeptrainer.data.cache`). Everything a user can get wrong in the index tables or
+the files is found here, before anything trains, and named: the table, the row, the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import Dataset
+
+from sweeptrainer.config.instantiate import instantiate
+from sweeptrainer.data import index as tables
+from sweeptrainer.data.cache import CACHE_DIR, CacheInfo, cache_key, open_cache
+from sweeptrainer.data.collate import stack
+from sweeptrainer.data.loaders import Auto
+from sweeptrainer.data.pipeline import Pipeline, fingerprint
+from sweeptrainer.errors import ConfigError
+
+log = logging.getLogger("sweeptrainer")
+
+
+class SampleError(RuntimeError):
+    """A file could not be made into a sample; the message names the file."""
+
+
+class FilePipeline:
+    """load -> preprocess -> transform for one file, built from a dataset's config alone
+    (``trainer inference`` uses it on new files, without the index tables)."""
+
+    def __init__(
+        self,
+        loader: str | dict[str, Any] = "auto",
+        sample_rate: int | None = None,
+        mono: bool = False,
+        image_mode: str | None = None,
+        preprocess: Sequence[Any] | None = None,
+        transform: Sequence[Any] | None = None,
+        collate: dict[str, Any] | None = None,
+    ) -> None:
+        if loader == "auto":
+            self.loader: Callable[[Any], Any] = Auto(sample_rate, mono, image_mode)
+        elif isinstance(loader, dict) and "_target_" in loader:
+            self.loader = instantiate(OmegaConf.create(loader), "dataset.loader")
+            if not callable(self.loader):
+                raise ConfigError("dataset.loader: expected a callable loader(path) -> tensor")
+        else:
+            raise ConfigError(f"dataset.loader: expected auto or {{_target_: ...}}, got {loader!r}")
+        self.preprocess = Pipeline.build(preprocess, "dataset.preprocess")
+        self.transform = Pipeline.build(transform, "dataset.transform")
+        self.collate: Callable[[Sequence[Any]], Any] = stack
+        if collate is not None:
+            self.collate = instantiate(OmegaConf.create(collate), "dataset.collate")
+        # what the preprocessing cache depends on, besides the files
+        self.cache_config = fingerprint(
+            {
+                "loader": loader,
+                "sample_rate": sample_rate,
+                "mono": mono,
+                "image_mode": image_mode,
+                "preprocess": preprocess or [],
+            }
+        )
+
+    def load(self, path: Path) -> torch.Tensor:
+        """The file's preprocessed tensor (before augmentation and transform)."""
+        return torch.as_tensor(self.preprocess(torch.as_tensor(self.loader(path))))
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        return self.transform(self.load(path))
+
+    @classmethod
+    def from_config(cls, node: Any) -> FilePipeline:
+        """The pipeline of a ``Files`` dataset config (a run's ``config.yaml`` node)."""
+        data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else node
+        keys = ("loader", "sample_rate", "mono", "image_mode", "preprocess", "transform", "collate")
+        return cls(**{k: data[k] for k in keys if k in data})
+
+
+class FilesSplit(Dataset):
+    """One split: sample ``i`` is the file of row ``i`` and its target.
+
+    ``augmentation`` (train only, set by the trainer) runs between preprocess and
+    transform; ``collate`` is the dataset's.
+    """
+
+    def __init__(self, source: Files, split: str, part: tables.Part, targets: np.ndarray):
+        self.source, self.split = source, split
+        self.names: list[str] = part.frame[source.file_column].astype(str).tolist()
+        self.rows = [part.row(i) for i in range(len(part.frame))]
+        self.where = part.where
+        self.frame = part.frame.reset_index(drop=True)
+        dtype = torch.int64 if targets.dtype == np.int64 else torch.float32
+        self.targets = torch.tensor(targets, dtype=dtype)  # a copy: pandas' arrays are read-only
+        self.augmentation: Callable[[Any], Any] | None = None
+        self.collate = source.pipeline.collate
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        name = self.names[i]
+        try:
+            x = self.source.load(name)
+            if self.augmentation is not None:
+                x = self.augmentation(x)
+            x = self.source.pipeline.transform(x)
+        except Exception as err:
+            raise SampleError(f"{name!r} ({self.where} row {self.rows[i]}): {err}") from err
+        return x, self.targets[i]
+
+
+class Files:
+    """Files on disk listed in index tables, with their targets.
+
+    The tables (CSV or Parquet, paths relative to ``path``) are either one per split
+    (``train``, ``dev``, ``test``) or one table (``index``) split by its ``split_column``
+    or, without one, by ``split_seed`` and the fractions (stratified by class for
+    classification). ``file_column`` holds each file's path relative to ``path``;
+    ``target`` one column, or a list (0/1 columns for ``multilabel``, several values for
+    multi-target ``regression``). Labels are encoded from the training split.
+    """
+
+    def __init__(
+        self,
+        path: str = ".",
+        train: str | None = None,
+        dev: str | None = None,
+        test: str | None = None,
+        index: str | None = None,
+        split_column: str | None = None,
+        split_seed: int = 0,
+        dev_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        file_column: str = "file",
+        target: str | Sequence[str] = "label",
+        task: str = "classification",
+        loader: str | dict[str, Any] = "auto",
+        sample_rate: int | None = None,
+        mono: bool = False,
+        image_mode: str | None = None,
+        transform: Sequence[Any] | None = None,
+        preprocess: Sequence[Any] | None = None,
+        collate: dict[str, Any] | None = None,
+        scale_target: bool = False,
+        cache_dir: str | None = None,
+        check_files: bool = True,
+        num_workers: int = 0,
+        progress_bar: bool = False,
+    ) -> None:
+        self.root = Path(path).resolve()
+        if not self.root.is_dir():
+            raise ConfigError(f"dataset.path: folder {path!r} does not exist (cwd: {Path.cwd()})")
+        self.task, self.file_column = task, file_column
+        parts = self._parts(
+            train, dev, test, index, split_column, split_seed, dev_fraction, test_fraction, target
+        )
+        tables.check_columns(parts, [file_column], "dataset.file_column")
+        encoded = tables.encode_targets(parts, target, task)
+        self.class_names, self.target_names = encoded.class_names, encoded.names
+        self.pipeline = FilePipeline(
+            loader, sample_rate, mono, image_mode, preprocess, transform, collate
+        )
+        self._check_files(parts, check_files)
+        self.cache: Any = None
+        self.cache_info: CacheInfo | None = None
+        if len(self.pipeline.preprocess):
+            self._open_cache(parts, cache_dir, num_workers, progress_bar)
+        values = self._scaled(encoded.values, scale_target)
+        for split, part in parts.items():
+            setattr(self, split, FilesSplit(self, split, part, values[split]))
+        self.output_dim = (
+            len(self.class_names) if task == "classification" else len(self.target_names)
+        )
+        self.input_shape = self._probe()
+
+    # -- index tables -------------------------------------------------------------------
+    def _parts(
+        self, train, dev, test, index, split_column, split_seed, dev_fraction, test_fraction, target
+    ) -> dict[str, tables.Part]:
+        given = {s: v for s, v in {"train": train, "dev": dev, "test": test}.items() if v}
+        if index is not None:
+            if given:
+                raise ConfigError(
+                    f"dataset.index: give either one index table or train/dev/test tables, "
+                    f"not both (got index and {', '.join(given)}; set those to null)"
+                )
+            frame = tables.read_table(self.root / index, "dataset.index")
+            if split_column is not None:
+                return tables.split_by_column(frame, split_column, index, "dataset")
+            strata = None
+            if self.task == "classification" and isinstance(target, str):
+                tables.check_columns(
+                    {"all": tables.Part(frame, repr(index))}, [target], "dataset.target"
+                )
+                strata = frame[target]
+            return tables.split_by_fractions(
+                frame, index, split_seed, dev_fraction, test_fraction, strata, "dataset"
+            )
+        missing = [s for s in tables.SPLITS if s not in given]
+        if missing:
+            raise ConfigError(
+                f"dataset.{missing[0]}: no index table; set train, dev and test (tables "
+                f"relative to dataset.path), or one table as dataset.index"
+            )
+        return {
+            split: tables.Part(
+                tables.read_table(self.root / name, f"dataset.{split}"),
+                f"the {split} file {name!r}",
+            )
+            for split, name in given.items()
+        }
+
+    # -- files --------------------------------------------------------------------------
+    def _check_files(self, parts: dict[str, tables.Part], read_headers: bool) -> None:
+        """Every listed file exists (and, with ``check_files``, its header reads)."""
+        listed: dict[str, tuple[str, int]] = {}  # file -> (table, row) of its first mention
+        for part in parts.values():
+            column = part.frame[self.file_column]
+            if column.isna().any():
+                position = int(np.flatnonzero(column.isna().to_numpy())[0])
+                raise ConfigError(
+                    f"dataset.file_column: {part.where} row {part.row(position)} "
+                    f"has no file in column {self.file_column!r}"
+                )
+            for position, name in enumerate(column.astype(str)):
+                listed.setdefault(name, (part.where, part.row(position)))
+        self._listed = listed
+        missing = [name for name in listed if not (self.root / name).is_file()]
+        if missing:
+            where, row = listed[missing[0]]
+            raise ConfigError(
+                f"dataset: {len(missing)} listed file(s) do not exist under {str(self.root)!r}, "
+                f"first {missing[0]!r} ({where} row {row})"
+            )
+        check = getattr(self.pipeline.loader, "check", None)
+        if not read_headers or check is None:
+            return
+
+        def problem(name: str) -> str | None:
+            try:
+                check(self.root / name)
+            except Exception as err:
+                return f"{type(err).__name__}: {err}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for name, error in zip(listed, pool.map(problem, listed), strict=True):
+                if error is not None:
+                    raise ConfigError(f"dataset: cannot read {self.describe(name)}: {error}")
+
+    def describe(self, name: str) -> str:
+        """A file and where it is listed, for messages: ``'a.wav' ('train.csv' row 3)``."""
+        where, row = self._listed.get(name, ("?", 0))
+        return f"{name!r} ({where} row {row})"
+
+    def _open_cache(self, parts, cache_dir: str | None, workers: int, progress: bool) -> None:
+        names = list(self._listed)
+        folder = Path(cache_dir).resolve() if cache_dir else self.root / CACHE_DIR
+        key = cache_key(self.pipeline.cache_config, self.root, names)
+        self.cache, self.cache_info = open_cache(
+            folder,
+            key,
+            names,
+            lambda name: self.pipeline.load(self.root / name),
+            config=self.pipeline.cache_config,
+            workers=workers,
+            progress=progress,
+            describe=self.describe,
+        )
+
+    def load(self, name: str) -> torch.Tensor:
+        """A file's preprocessed tensor: from the cache when there is one."""
+        if self.cache is not None:
+            return self.cache[name]
+        return self.pipeline.load(self.root / name)
+
+    # -- targets and shapes -------------------------------------------------------------
+    def _scaled(self, values: dict[str, np.ndarray], scale: bool) -> dict[str, np.ndarray]:
+        """Regression targets standardised on the training split (``scale_target``)."""
+        self.target_mean: list[float] | None = None
+        self.target_std: list[float] | None = None
+        if self.task != "regression" or not scale:
+            return values
+        mean, std = values["train"].mean(axis=0), values["train"].std(axis=0)
+        std[std == 0] = 1.0
+        self.target_mean, self.target_std = mean.tolist(), std.tolist()
+        return {split: ((v - mean) / std).astype(np.float32) for split, v in values.items()}
+
+    def _probe(self) -> tuple[int, ...]:
+        """The input shape: the first training sample's, after every step."""
+        try:
+            x, _ = self.train[0]  # type: ignore[attr-defined]
+        except SampleError as err:
+            raise ConfigError(f"dataset: the first training sample cannot be made: {err}") from None
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(
+                f"dataset: the first training sample's input is a {type(x).__name__}; the last "
+                "step of the pipeline must give a tensor"
+            )
+        return tuple(x.shape)
+
+    def class_counts(self) -> list[int]:
+        """Training samples per class (for balanced class weights)."""
+        targets = self.train.targets  # type: ignore[attr-defined]
+        return torch.bincount(targets, minlength=self.output_dim).tolist()
+
+    def sample_info(self, split: str) -> pd.DataFrame:
+        """Per-sample columns of a split's index table (the file and every column that is
+        not a target): written into outputs/<split>.csv, used by ``stratify``."""
+        frame: pd.DataFrame = getattr(self, split).frame
+        keep = [c for c in frame.columns if c not in self.target_names]
+        return frame[keep]
