@@ -507,8 +507,15 @@ def cmd_create(args: Sequence[str]) -> int:
     target = Path(ns.dir)
     written = create(target, ns.template, ns.force)
     print(f"created a {ns.template} project in {target}: {len(written)} files")
+    data: dict[str, int] = {}  # data files are counted per folder, not listed
     for path in written:
-        print(f"  {path.relative_to(target)}")
+        rel = path.relative_to(target)
+        if rel.parts[0] == "data" and len(rel.parts) > 2:
+            data["/".join(rel.parts[:2])] = data.get("/".join(rel.parts[:2]), 0) + 1
+        else:
+            print(f"  {rel}")
+    for folder, count in data.items():
+        print(f"  {folder}/: {count} data files")
     where = "" if target.resolve() == Path.cwd().resolve() else f"cd {target} && "
     print(f"next: {where}trainer      (one run)   then   trainer -m   (the declared sweep)")
     return 0

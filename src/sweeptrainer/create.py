@@ -35,6 +35,18 @@ def _wine_csvs(root: Path) -> list[Path]:
     return paths
 
 
+def _digit_images(root: Path) -> list[Path]:
+    from sweeptrainer.example_data import digit_images
+
+    return digit_images(root / "data" / "images")
+
+
+def _audio_clips(root: Path) -> list[Path]:
+    from sweeptrainer.example_data import audio_clips
+
+    return audio_clips(root / "data" / "audio")
+
+
 @dataclass(frozen=True)
 class Template:
     """One quickstart project."""
@@ -67,6 +79,15 @@ TEMPLATES = (
              defaults={"dataset": "MultiLabel", "criterion": "BCEWithLogits"},
              keys={"learning_rate": "0.003"},
              sweep={"learning_rate": "0.003,0.001", "seed": "1,2"}),
+    Template("images", "image files (scikit-learn's digits written as PNG files at create "
+             "time) + a CNN, a sweep over a random-crop augmentation",
+             defaults={"dataset": "DigitImages", "model": "CNN"}, keys={"iterations": "10"},
+             sweep={"augmentation": "None,RandomCrop", "seed": "1,2"}, make_data=_digit_images),
+    Template("audio", "WAV clips (spoken words, or synthesised sounds) as cached log-mel "
+             "spectrograms + an audio CNN, a sweep over SpecAugment",
+             defaults={"dataset": "Clips", "model": "AudioCNN"},
+             keys={"iterations": "15", "learning_rate": "0.003"},
+             sweep={"augmentation": "None,SpecAugment", "seed": "1,2"}, make_data=_audio_clips),
 )  # fmt: skip
 
 

@@ -76,3 +76,22 @@ def aggregate(experiment: Experiment, aggregate_by: Sequence[str] = ("seed",)) -
     if best is not None and sort_column in table.columns:
         best[sort_column] = table.iloc[0][sort_column]
     return Aggregated(table, keys, sort_column, best)
+
+
+def aggregate_stratified(experiment: Experiment, agg: Aggregated) -> pd.DataFrame:
+    """Per-group metrics averaged like the aggregated table: mean and std per configuration,
+    split, column and group, over the aggregated keys (seeds)."""
+    frame = experiment.stratified
+    if frame.empty:
+        return frame
+    keys = [*agg.group_keys, "split", "column", "group"]
+    metrics = [c for c in frame.columns if c not in ("run", *keys, *experiment.varying, "n")]
+    rows = []
+    for values, group in frame.groupby(keys, dropna=False, sort=False):
+        row: dict[str, Any] = dict(zip(keys, values, strict=True))
+        row["runs"], row["n"] = len(group), int(group["n"].iloc[0]) if "n" in group else None
+        for metric in metrics:
+            column = pd.to_numeric(group[metric], errors="coerce")
+            row |= {f"{metric}_mean": column.mean(), f"{metric}_std": column.std()}
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ class Experiment:
     curves_metrics: list[str]  # the metrics.csv columns
     tracking: str | None  # the tracking metric's name, e.g. accuracy
     higher_is_better: bool
+    # metrics per group of the runs with `stratify`: run, varying config, split, column,
+    # group, n, one column per metric (empty when no run has them)
+    stratified: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def out_dir(self) -> Path:
@@ -78,19 +81,45 @@ def _run_row(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
     return row, config
 
 
+def _stratified_rows(run: RunDir) -> list[dict[str, Any]]:
+    """results.yaml's ``stratified`` (split -> column -> group -> metrics) as rows."""
+    stratified = (run.read_results() or {}).get("stratified") or {}
+    rows = []
+    for split, columns in stratified.items():
+        for column, groups in (columns or {}).items():
+            for group, values in (groups or {}).items():
+                rows.append({"run": run.name, "split": split, "column": column,
+                             "group": str(group), **(values or {})})  # fmt: skip
+    return rows
+
+
 def _varying(configs: pd.DataFrame) -> list[str]:
-    """Columns with more than one value; of columns equal in every run, keep the first."""
+    """Columns with more than one value, without redundant ones: of columns equal in every
+    run, the first (``optimizer.lr`` is ``learning_rate``); of a group's keys that change
+    exactly when its ``id`` does (``augmentation.steps`` with ``augmentation.id``), the id."""
     varying, seen = [], []
-    # main keys first, so `learning_rate` is kept and its copy `optimizer.lr` dropped
-    for column in sorted(configs.columns, key=lambda c: "." in c):
+    # main keys first, so `learning_rate` is kept and its copy `optimizer.lr` dropped; then
+    # each group's id before its other keys
+    order = sorted(configs.columns, key=lambda c: ("." in c, not c.endswith(".id"), c))
+    for column in order:
         values = configs[column].astype(str)
         if values.nunique(dropna=False) < 2:
             continue
         if any(values.equals(configs[other].astype(str)) for other in seen):
             continue  # e.g. optimizer.lr, always equal to learning_rate
+        group_id = f"{column.split('.')[0]}.id"
+        if "." in column and group_id in seen and _same_partition(values, configs[group_id]):
+            continue
         seen.append(column)
         varying.append(column)
     return varying
+
+
+def _same_partition(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two columns group the runs the same way (whatever their values)."""
+    codes_a = pd.factorize(a.astype(str), use_na_sentinel=False)[0]
+    codes_b = pd.factorize(b.astype(str), use_na_sentinel=False)[0]
+    return bool((codes_a == codes_b).all())
 
 
 def collect(experiment_dir: str | Path) -> Experiment:
@@ -98,11 +127,12 @@ def collect(experiment_dir: str | Path) -> Experiment:
     runs = experiment_runs(experiment_dir)
     if not runs:
         raise ConfigError(f"EXPERIMENT_DIR: {str(experiment_dir)!r} has no runs yet")
-    rows, configs, curves = [], [], []
+    rows, configs, curves, groups = [], [], [], []
     for run in runs:
         row, config = _run_row(run)
         rows.append(row)
         configs.append(config)
+        groups += _stratified_rows(run)
         metrics = run.read_metrics()
         if metrics is not None and len(metrics):
             curves.append(metrics.assign(run=run.name))
@@ -124,6 +154,9 @@ def collect(experiment_dir: str | Path) -> Experiment:
         names = {k: f"{k}_config" if k in curve_frame.columns else k for k in varying}
         attached = table[["run", *varying]].rename(columns=names)
         curve_frame = curve_frame.merge(attached, on="run", how="left")
+    stratified = pd.DataFrame(groups)
+    if len(stratified):
+        stratified = table[["run", *varying]].merge(stratified, on="run", how="inner")
     return Experiment(
         root=Path(experiment_dir),
         runs=table,
@@ -134,4 +167,5 @@ def collect(experiment_dir: str | Path) -> Experiment:
         curves_metrics=metric_columns,
         tracking=tracking,
         higher_is_better=higher,
+        stratified=stratified,
     )

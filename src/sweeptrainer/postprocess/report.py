@@ -47,7 +47,12 @@ def _image(path: Path) -> str:
     )
 
 
-def render(experiment: Experiment, agg: Aggregated, plots: list[Path]) -> str:
+def render(
+    experiment: Experiment,
+    agg: Aggregated,
+    plots: list[Path],
+    stratified: pd.DataFrame | None = None,
+) -> str:
     runs = experiment.runs
     counts = runs["status"].value_counts().to_dict()
     tally = ", ".join(f"{n} {state}" for state, n in counts.items())
@@ -68,6 +73,14 @@ def render(experiment: Experiment, agg: Aggregated, plots: list[Path]) -> str:
         best,
         "<h2>Aggregated</h2>",
         _table(agg.table, "aggregated", lambda i, row: "best" if i == 0 else ""),
+        *(
+            [
+                "<h2>Test metrics per group</h2>",
+                _table(stratified[stratified["split"] == "test"], "stratified", lambda i, r: ""),
+            ]
+            if stratified is not None and not stratified.empty
+            else []
+        ),  # fmt: skip
         "<h2>Runs</h2>",
         _table(runs, "runs", lambda i, row: "failed" if row["status"] == "failed" else ""),
         "<h2>Plots</h2>",

@@ -8,7 +8,7 @@ import pandas as pd
 
 from sweeptrainer.io.atomic import atomic_write, atomic_write_text
 from sweeptrainer.postprocess import plots as plotting
-from sweeptrainer.postprocess.aggregate import Aggregated
+from sweeptrainer.postprocess.aggregate import Aggregated, aggregate_stratified
 from sweeptrainer.postprocess.collect import Experiment
 from sweeptrainer.postprocess.report import render
 
@@ -47,10 +47,15 @@ def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) 
         figures += plotting.learning_curve_figures(experiment, agg, out)
     files: list[Path] = []
 
+    stratified = aggregate_stratified(experiment, agg)
+
     def tables() -> None:  # written while the figures are drawn
         files.extend(_tables("runs", experiment.runs, out))
         files.extend(_tables("curves", experiment.curves, out))
         files.extend(_tables("aggregated", agg.table, out))
+        if not experiment.stratified.empty:  # metrics per group (`stratify`)
+            files.extend(_tables("stratified", experiment.stratified, out))
+            files.extend(_tables("stratified_aggregated", stratified, out))
 
     drawn = {f.path for f in figures}
     for stale in out.glob("*.png"):  # from an earlier pass (e.g. a metric no longer plotted)
@@ -58,5 +63,5 @@ def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) 
             stale.unlink()
     images = plotting.draw(figures, meanwhile=tables)
     report = out / "report.html"
-    atomic_write_text(report, render(experiment, agg, images))
+    atomic_write_text(report, render(experiment, agg, images, stratified))
     return [*files, *images, report]
