@@ -47,6 +47,14 @@ def _image(path: Path) -> str:
     )
 
 
+def _stratified_section(stratified: pd.DataFrame | None) -> list[str]:
+    """The test metrics per group (``stratify``), when the runs have them."""
+    if stratified is None or stratified.empty:
+        return []
+    test = stratified[stratified["split"] == "test"]
+    return ["<h2>Test metrics per group</h2>", _table(test, "stratified", lambda i, row: "")]
+
+
 def render(
     experiment: Experiment,
     agg: Aggregated,
@@ -73,14 +81,7 @@ def render(
         best,
         "<h2>Aggregated</h2>",
         _table(agg.table, "aggregated", lambda i, row: "best" if i == 0 else ""),
-        *(
-            [
-                "<h2>Test metrics per group</h2>",
-                _table(stratified[stratified["split"] == "test"], "stratified", lambda i, r: ""),
-            ]
-            if stratified is not None and not stratified.empty
-            else []
-        ),  # fmt: skip
+        *_stratified_section(stratified),
         "<h2>Runs</h2>",
         _table(runs, "runs", lambda i, row: "failed" if row["status"] == "failed" else ""),
         "<h2>Plots</h2>",
