@@ -184,7 +184,9 @@ def replace_head(model: nn.Module, output_dim: int) -> None:
     if found is None:
         raise ConfigError("model: no linear output layer found to give the dataset's size")
     parent, name, linear = found
-    if linear.out_features != output_dim:
+    if isinstance(linear, nn.modules.lazy.LazyModuleMixin):  # not sized yet
+        setattr(parent, name, nn.LazyLinear(output_dim, bias=linear.bias is not None))
+    elif linear.out_features != output_dim:
         setattr(
             parent, name, nn.Linear(linear.in_features, output_dim, bias=linear.bias is not None)
         )

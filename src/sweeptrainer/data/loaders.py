@@ -50,6 +50,8 @@ class Audio:
         import soundfile
 
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        if data.shape[0] == 0:
+            raise ValueError("no audio frames (an empty or truncated file)")
         signal = np.ascontiguousarray(data.T)  # (channels, samples)
         if self.mono and signal.shape[0] > 1:
             signal = signal.mean(axis=0, keepdims=True)
