@@ -150,16 +150,20 @@ def _unknown_label(root):
     dev.to_csv(root / "images/dev.csv", index=False)
 
 
+LABEL = "dataset.dev: label 'tiger' in the dev file 'dev.csv' row 4 is not a label of the"
+NO_IMPORT = "dataset.transform[0]._target_: cannot import 'torchvision_nope.Resize'"
+TOO_SMALL = "model: sweeptrainer.components.models.CNN cannot take a train batch (inputs of shape"
 BAD = [
     # (what the test does to the data, overrides, what the message says)
     (None, ["dataset.train=nope.csv"], "dataset.train: file"),
-    (None, ["dataset.file_column=path"], "dataset.file_column: column(s) ['path'] not in the train file 'train.csv'"),
+    (None, ["dataset.file_column=path"], "dataset.file_column: column(s) ['path'] not in the"),
     (_missing_file, [], "listed file(s) do not exist under"),
     (_no_header, [], "cannot read 'one/0001.png' (the"),
-    (_unknown_label, [], "dataset.dev: label 'tiger' in the dev file 'dev.csv' row 4 is not a label of the training split"),
-    (None, ["+dataset.transform=[{_target_: torchvision_nope.Resize}]"], "dataset.transform[0]._target_: cannot import 'torchvision_nope.Resize'"),
-    (None, ["+dataset.transform=[{_target_: torch.flatten, _partial_: true}]", "model=CNN"], "model: CNN needs image-shaped input"),
-    (None, ["augmentation=RandomCrop", "+augmentation.steps.0.size=6"], "model: sweeptrainer.components.models.CNN cannot take a train batch (inputs of shape (2, 1, 6, 6))"),
+    (_unknown_label, [], LABEL),
+    (None, ["+dataset.transform=[{_target_: torchvision_nope.Resize}]"], NO_IMPORT),
+    (None, ["+dataset.transform=[{_target_: torch.flatten, _partial_: true}]"],
+     "model: CNN needs image-shaped input"),
+    (None, ["augmentation=RandomCrop", "+augmentation.steps.0.size=6"], TOO_SMALL),
 ]  # fmt: skip
 
 

@@ -37,7 +37,7 @@ def test_audio_is_read_resampled_and_mixed_down(tmp_path):
     assert abs(int(spectrum.argmax()) - 440) <= 1  # still a 440 Hz tone at the new rate
     loaders.Auto().check(tmp_path / "a.flac")
     (tmp_path / "b.wav").write_bytes(b"RIFF nonsense")
-    with pytest.raises(Exception, match="(?i)format|error"):
+    with pytest.raises(Exception, match=r"(?i)format|error"):
         loaders.Auto().check(tmp_path / "b.wav")
 
 
@@ -90,7 +90,7 @@ def test_fixed_length_masking_crop_and_mixup():
     image = torch.arange(16.0).reshape(1, 4, 4)
     shifted = transforms.RandomCrop(padding=1)(image)
     assert shifted.shape == (1, 4, 4)
-    inputs, targets = transforms.MixUp(alpha=1.0, num_classes=3)(
+    _, targets = transforms.MixUp(alpha=1.0, num_classes=3)(
         torch.randn(4, 2), torch.tensor([0, 1, 2, 1])
     )
     assert targets.shape == (4, 3) and torch.allclose(targets.sum(1), torch.ones(4))
@@ -177,7 +177,7 @@ def test_a_failing_file_leaves_no_cache(tmp_path):
             raise ValueError("cannot decode")
         return np.zeros(1)
 
-    with pytest.raises(ConfigError, match="dataset.preprocess: 'bad': ValueError: cannot decode"):
+    with pytest.raises(ConfigError, match=r"dataset.preprocess: 'bad': ValueError: cannot decode"):
         open_cache(tmp_path, "k", ["ok", "bad"], compute)
     assert [p.name for p in tmp_path.iterdir()] == [".k.lock"]
 
