@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # make install uses .venv; set VENV to another folder to install elsewhere.
 
-.PHONY: help install test test-slow test-all lint format docs bench bench-launchers clean
+VISION_VENV ?= .venv-vision
+
+.PHONY: help install install-vision test test-slow test-all lint format docs bench bench-launchers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,6 +16,12 @@ install:  ## create .venv with CPU torch 2.13.0 and sweeptrainer (editable) + de
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+
+install-vision:  ## a second venv with torchvision and timm (torch 2.14.1, ~5.5 GB) for the vision tests
+	$(PYTHON) -m venv $(VISION_VENV)
+	$(VISION_VENV)/bin/pip install -q --upgrade pip
+	$(VISION_VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1 timm
+	$(VISION_VENV)/bin/pip install -q -e .
 
 test:  ## the test suite without the slow end-to-end tests (a few minutes)
 	$(BIN)/pytest -m "not slow"
