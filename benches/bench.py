@@ -14,6 +14,10 @@ Rows (targets from the performance issue):
   sweep         ``trainer -m seed=1..8`` vs 8 hand-written trainings, one process <= 1.2x
   postprocess   ``trainer postprocess`` on 100 synthetic runs, plots included     <= 3 s
   peak memory   max RSS of the single run vs the hand-written script              <= 1.2x
+  files         an epoch over 2,000 PNG files, num_workers=2, vs a plain          <= 1.1x
+                DataLoader loop (both sides in one process, bench_files.py)
+  cache         a 4-run sweep on 400 audio files, preprocessing cached vs the
+                same steps as transform (whole processes, bench_cache.py)
 """
 
 from __future__ import annotations
@@ -192,12 +196,43 @@ def postprocess(tmp: Path, repeats: int) -> list[Row]:
     return [plots, tables]
 
 
+def files(tmp: Path, repeats: int) -> list[Row]:
+    """In one process (bench_files.py), order switched every pair, like the per-step row."""
+    row = Row("epoch over 2,000 image files, 2 workers", "s", "<= 1.1x", limit=1.1)
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    _, out = run([sys.executable, str(HERE / "bench_files.py"), "--pairs", str(repeats)], tmp, env)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            pair = json.loads(line)
+            row.ours.append(Measurement(0, 0, pair["trainer_s"]))
+            row.theirs.append(Measurement(0, 0, pair["handwritten_s"]))
+    return [row]
+
+
+def cache(tmp: Path, repeats: int) -> list[Row]:
+    """Both sides are sweeptrainer: the 'hand-written' column is the uncached sweep."""
+    row = Row("4-run audio sweep, cached (vs uncached)", "s", "")
+    built = Row("  the same, cache built before", "s", "")
+    _, out = run([sys.executable, str(HERE / "bench_cache.py"), "--repeats",
+                  str(max(1, repeats // 2))], tmp)  # fmt: skip
+    for line in out.splitlines():
+        if line.startswith("{"):
+            times = json.loads(line)
+            row.ours.append(Measurement(0, 0, times["cached_s"]))
+            row.theirs.append(Measurement(0, 0, times["uncached_s"]))
+            built.ours.append(Measurement(0, 0, times["cached_built_before_s"]))
+            built.theirs.append(Measurement(0, 0, times["uncached_s"]))
+    return [row, built]
+
+
 ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "startup": startup,
     "single": single,
     "step": per_step,
     "sweep": sweep,
     "postprocess": postprocess,
+    "files": files,
+    "cache": cache,
 }
 
 
