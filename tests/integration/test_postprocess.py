@@ -64,6 +64,7 @@ def test_tables_aggregation_and_plots(trainer, sweep):
     assert 'id="aggregated"' in report and 'id="runs"' in report and 'class="best"' in report
 
 
+@pytest.mark.slow  # an 8-run sweep
 def test_aggregate_by_seed_and_optimizer(trainer, tmp_path):
     sweep = trainer("-m", "optimizer=Adam,SGD", "learning_rate=0.01,0.001", "seed=1,2", *WINE)
     assert sweep.code == 0, sweep.err

@@ -5,23 +5,22 @@ from tests.conftest import run_dirs, snapshot
 
 
 def test_sweep_then_rerun_skips(trainer, tmp_path):
-    args = ("-m", "learning_rate=0.01,0.001", "seed=1,2", "iterations=1", "progress_bar=false")
+    # two runs (make test-slow sweeps four in a real process: tests/e2e/test_cli.py)
+    args = ("-m", "learning_rate=0.01,0.001", "iterations=1", "progress_bar=false")
     first = trainer(*args)
     assert first.code == 0, first.err
     names = [p.name for p in run_dirs(tmp_path)]
     assert names == [
         "Digits_FFNN_Adam_0.001_32_epoch_1_None_1",
-        "Digits_FFNN_Adam_0.001_32_epoch_1_None_2",
         "Digits_FFNN_Adam_0.01_32_epoch_1_None_1",
-        "Digits_FFNN_Adam_0.01_32_epoch_1_None_2",
     ]
-    assert "sweep: 4 runs: 4 trained, 0 skipped" in first.out
+    assert "sweep: 2 runs: 2 trained, 0 skipped" in first.out
     before = snapshot(tmp_path / "results" / "default" / "training")
 
     again = trainer(*args)
     assert again.code == 0
-    assert "sweep: 4 runs: 0 trained, 4 skipped" in again.out
-    assert again.out.count("skip Digits_FFNN_Adam") == 4
+    assert "sweep: 2 runs: 0 trained, 2 skipped" in again.out
+    assert again.out.count("skip Digits_FFNN_Adam") == 2
     assert snapshot(tmp_path / "results" / "default" / "training") == before
 
 

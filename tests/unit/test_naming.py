@@ -28,3 +28,18 @@ def test_operational_keys_change_neither_name_nor_hash():
 def test_hash_differs_for_different_training():
     assert config_hash(_cfg()) != config_hash(_cfg("model.dropout=0.3"))
     assert config_hash(_cfg()) == config_hash(_cfg())
+
+
+def test_augmentation_is_named_and_hashed_only_when_there_is_one():
+    plain = _cfg()
+    without_group = OmegaConf.masked_copy(plain, [k for k in plain if k != "augmentation"])
+    # runs from before the augmentation group keep their hash, so they are found again
+    assert config_hash(plain) == config_hash(without_group)
+    crop = _cfg("augmentation=RandomCrop")
+    assert run_name(crop, ["augmentation=RandomCrop"]) == (
+        "Digits_FFNN_Adam_0.001_32_epoch_20_None_RandomCrop_1"
+    )
+    assert config_hash(crop) != config_hash(plain)
+    assert config_hash(_cfg("augmentation=RandomCrop", "augmentation.steps.0.padding=3")) != (
+        config_hash(crop)
+    )
