@@ -14,7 +14,6 @@ from sweeptrainer.components.datasets import split_indices
 from sweeptrainer.create import TEMPLATES
 from tests.conftest import run_dirs
 
-
 # the file templates' data is bigger: one epoch, and a narrower audio CNN
 SMALLER = {"images": ("iterations=1",), "audio": ("iterations=1", "model.channels=[8,16]")}
 
