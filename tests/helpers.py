@@ -228,3 +228,58 @@ def die_after_saving(iteration: int):
             raise KeyboardInterrupt
 
     return save_then_die
+
+
+class WineSamples:
+    """Wine served sample by sample in the shapes users bring: ``kind: dict`` gives
+    ``{"x": features, "mask": ones, "y": label, "id": 1000 + i}``, ``kind: indexed`` gives
+    ``(features, label, 1000 + i)``; random noise on the training features (an augmentation
+    inside the dataset, for the resume test)."""
+
+    def __init__(self, kind: str = "dict") -> None:
+        from sweeptrainer.components.datasets import Wine
+
+        base = Wine()
+        for name in ("task", "input_shape", "output_dim", "class_names"):
+            setattr(self, name, getattr(base, name))
+        self.train = _Shaped(base.train, kind, noise=0.05)
+        self.dev, self.test = _Shaped(base.dev, kind), _Shaped(base.test, kind)
+
+
+class _Shaped:
+    def __init__(self, tensors, kind: str, noise: float = 0.0) -> None:
+        self.x, self.y = tensors.tensors
+        self.kind, self.noise = kind, noise
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        import torch
+
+        x = self.x[i] + self.noise * torch.randn_like(self.x[i])
+        if self.kind == "dict":
+            return {"x": x, "mask": torch.ones_like(x), "y": self.y[i], "id": 1000 + i}
+        return x, self.y[i], 1000 + i
+
+
+class MaskedMLP:
+    """A model whose forward takes two named inputs, ``x`` and ``mask``."""
+
+    def __new__(cls, input_shape, output_dim, hidden: int = 32):
+        import math
+
+        import torch
+
+        class _Masked(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = torch.nn.Sequential(
+                    torch.nn.Linear(math.prod(input_shape), hidden), torch.nn.ReLU(),
+                    torch.nn.Linear(hidden, output_dim),
+                )  # fmt: skip
+
+            def forward(self, x, mask):
+                return self.net(x * mask)
+
+        return _Masked()

@@ -178,6 +178,7 @@ def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str]]:
 
 def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any) -> pd.DataFrame:
     """Predictions for new files, made into samples as the run made its own (no cache)."""
+    from sweeptrainer.data.collate import build_collate, stack
     from sweeptrainer.data.files import FilePipeline
 
     root, names = _new_files(info, spec)
@@ -187,6 +188,7 @@ def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any)
             f"INPUT: {len(missing)} listed file(s) do not exist, first {str(root / missing[0])!r}"
         )
     pipeline = FilePipeline.from_config(cfg.dataset)
+    collate = build_collate((cfg.dataset.get("batch") or {}).get("collate")) or stack
     batch, outputs = int(cfg.inference_batch_size), []
     for start in range(0, len(names), batch):
         samples = []
@@ -195,7 +197,7 @@ def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any)
                 samples.append((pipeline(root / name), torch.zeros(())))
             except Exception as err:
                 raise ConfigError(f"INPUT: cannot make a sample of {name!r}: {err}") from None
-        outputs.append(model(pipeline.collate(samples)[0]))
+        outputs.append(model(collate(samples)[0]))
     frame = _decode(info, torch.cat(outputs).float())
     frame.insert(0, "file", names)
     return frame

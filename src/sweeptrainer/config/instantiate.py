@@ -1,7 +1,8 @@
 """A typed instantiate: check a ``_target_`` node against its class, then build it.
 
-Group options carry bookkeeping keys (``id``; for datasets also ``metrics`` and
-``tracking_metric``) that are not constructor arguments; they are left out here.
+Group options carry bookkeeping keys (``id``; for datasets also ``metrics``,
+``tracking_metric``, ``stratify`` and ``batch``) that are not constructor arguments; they
+are left out here.
 Runtime values (input shape, number of classes, the run folder) are passed as
 keyword arguments, and only to constructors that declare them by name: a constructor
 that takes ``**kwargs`` (``torchvision.models.resnet18``) gets none of them, since it
@@ -19,7 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.errors import ConfigError
 
-RESERVED_KEYS = frozenset({"id", "_target_", "_partial_", "metrics", "tracking_metric", "stratify"})
+# bookkeeping keys of group options, never constructor arguments: the trainer reads them
+RESERVED_KEYS = frozenset(
+    {"id", "_target_", "_partial_", "metrics", "tracking_metric", "stratify", "batch"}
+)
 
 
 def locate(path: str, key: str) -> Any:

@@ -180,6 +180,10 @@ def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
                 f"dataset.metrics: unknown metric {name!r}{_did_you_mean(name, METRICS)}; "
                 f"known: {', '.join(METRICS)}"
             )
+    from sweeptrainer.training.batch import check_batch_config
+
+    batch = node.get("batch")
+    problems += check_batch_config(OmegaConf.to_container(batch) if batch is not None else None)
     stratify = node.get("stratify")
     if stratify is not None and (
         not OmegaConf.is_list(stratify) or not all(isinstance(c, str) for c in stratify)

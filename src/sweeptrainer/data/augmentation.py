@@ -45,6 +45,8 @@ class Augmentation:
 
     def augment_batch(self, batch: Any) -> Any:
         """``(inputs, targets, ...)`` through every batch step."""
+        if not isinstance(batch, tuple | list) or len(batch) < 2:
+            raise StepError("batch steps take batches of (inputs, targets, ...)")
         inputs, targets, *rest = batch
         for step, label in zip(self.batch_steps.steps, self.batch_steps.labels, strict=True):
             try:
@@ -58,21 +60,26 @@ class Augmentation:
 
 
 class AugmentedSplit(Dataset):
-    """A training split whose samples' inputs (their first element) go through ``steps``."""
+    """A training split whose samples' input field (position 0, or the key or position
+    ``dataset.batch.inputs`` names) goes through ``steps``."""
 
-    def __init__(self, split: Any, steps: Callable[[Any], Any]) -> None:
-        self.split, self.steps = split, steps
+    def __init__(self, split: Any, steps: Callable[[Any], Any], field: str | int = 0) -> None:
+        self.split, self.steps, self.field = split, steps, field
         self.collate = getattr(split, "collate", None)
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, i: int) -> Any:
-        x, *rest = self.split[i]
-        return (self.steps(x), *rest)
+        sample = self.split[i]
+        if isinstance(sample, dict):
+            return {**sample, self.field: self.steps(sample[self.field])}
+        fields = list(sample)
+        fields[self.field] = self.steps(fields[self.field])  # type: ignore[index]
+        return type(sample)(fields) if isinstance(sample, tuple | list) else fields
 
 
-def augment_split(split: Any, augmentation: Any) -> Any:
+def augment_split(split: Any, augmentation: Any, field: str | int = 0) -> Any:
     """The training split with ``augmentation``'s per-sample steps in place (see above)."""
     if len(getattr(augmentation, "steps", ())) == 0 and isinstance(augmentation, Augmentation):
         return split  # batch steps only
@@ -80,7 +87,7 @@ def augment_split(split: Any, augmentation: Any) -> Any:
         augmented = copy.copy(split)  # the dataset's own split stays as it is (for outputs)
         augmented.augmentation = augmentation
         return augmented
-    return AugmentedSplit(split, augmentation)
+    return AugmentedSplit(split, augmentation, field)
 
 
 def batch_steps(augmentation: Any) -> Callable[[Any], Any] | None:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
+from sweeptrainer.errors import ConfigError
+
 
 def stack(samples: Sequence[Any]) -> Any:
     """PyTorch's default collation, with a readable error when shapes differ."""
@@ -59,3 +61,17 @@ class Pad:
 
     def __repr__(self) -> str:
         return f"Pad(axis={self.axis}, value={self.value})"
+
+
+def build_collate(node: Any, key: str = "dataset.batch.collate") -> Any:
+    """The collate function a config names (``dataset.batch.collate``), or None."""
+    if node is None:
+        return None
+    from omegaconf import OmegaConf
+
+    from sweeptrainer.config.instantiate import instantiate
+
+    collate = instantiate(OmegaConf.create(node) if isinstance(node, dict) else node, key)
+    if not callable(collate):
+        raise ConfigError(f"{key}: expected a callable: a list of samples -> a batch")
+    return collate

@@ -28,7 +28,6 @@ from torch.utils.data import Dataset
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.data import index as tables
 from sweeptrainer.data.cache import CACHE_DIR, CacheInfo, cache_key, open_cache
-from sweeptrainer.data.collate import stack
 from sweeptrainer.data.loaders import Auto
 from sweeptrainer.data.pipeline import Pipeline, fingerprint
 from sweeptrainer.errors import ConfigError
@@ -52,7 +51,6 @@ class FilePipeline:
         image_mode: str | None = None,
         preprocess: Sequence[Any] | None = None,
         transform: Sequence[Any] | None = None,
-        collate: dict[str, Any] | None = None,
     ) -> None:
         if loader == "auto":
             self.loader: Callable[[Any], Any] = Auto(sample_rate, mono, image_mode)
@@ -64,9 +62,6 @@ class FilePipeline:
             raise ConfigError(f"dataset.loader: expected auto or {{_target_: ...}}, got {loader!r}")
         self.preprocess = Pipeline.build(preprocess, "dataset.preprocess")
         self.transform = Pipeline.build(transform, "dataset.transform")
-        self.collate: Callable[[Sequence[Any]], Any] = stack
-        if collate is not None:
-            self.collate = instantiate(OmegaConf.create(collate), "dataset.collate")
         # what the preprocessing cache depends on, besides the files
         self.cache_config = fingerprint(
             {
@@ -89,7 +84,7 @@ class FilePipeline:
     def from_config(cls, node: Any) -> FilePipeline:
         """The pipeline of a ``Files`` dataset config (a run's ``config.yaml`` node)."""
         data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else node
-        keys = ("loader", "sample_rate", "mono", "image_mode", "preprocess", "transform", "collate")
+        keys = ("loader", "sample_rate", "mono", "image_mode", "preprocess", "transform")
         return cls(**{k: data[k] for k in keys if k in data})
 
 
@@ -97,7 +92,7 @@ class FilesSplit(Dataset):
     """One split: sample ``i`` is the file of row ``i`` and its target.
 
     ``augmentation`` (train only, set by the trainer) runs between preprocess and
-    transform; ``collate`` is the dataset's.
+    transform.
     """
 
     def __init__(self, source: Files, split: str, part: tables.Part, targets: np.ndarray):
@@ -109,7 +104,6 @@ class FilesSplit(Dataset):
         dtype = torch.int64 if targets.dtype == np.int64 else torch.float32
         self.targets = torch.tensor(targets, dtype=dtype)  # a copy: pandas' arrays are read-only
         self.augmentation: Callable[[Any], Any] | None = None
-        self.collate = source.pipeline.collate
 
     def __len__(self) -> int:
         return len(self.names)
@@ -157,7 +151,6 @@ class Files:
         image_mode: str | None = None,
         transform: Sequence[Any] | None = None,
         preprocess: Sequence[Any] | None = None,
-        collate: dict[str, Any] | None = None,
         scale_target: bool = False,
         cache_dir: str | None = None,
         check_files: bool = True,
@@ -174,9 +167,7 @@ class Files:
         tables.check_columns(parts, [file_column], "dataset.file_column")
         encoded = tables.encode_targets(parts, target, task)
         self.class_names, self.target_names = encoded.class_names, encoded.names
-        self.pipeline = FilePipeline(
-            loader, sample_rate, mono, image_mode, preprocess, transform, collate
-        )
+        self.pipeline = FilePipeline(loader, sample_rate, mono, image_mode, preprocess, transform)
         self._check_files(parts, check_files)
         self.cache: Any = None
         self.cache_info: CacheInfo | None = None

@@ -18,8 +18,10 @@ from torch import nn
 from sweeptrainer.components.metrics import Metric, get_metrics
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.data.augmentation import augment_split, batch_steps
+from sweeptrainer.data.collate import build_collate
 from sweeptrainer.data.pipeline import StepError
 from sweeptrainer.errors import ConfigError
+from sweeptrainer.training.batch import BatchError, BatchLayout, Inputs, to_device
 from sweeptrainer.training.step import parameter_groups
 
 
@@ -40,6 +42,8 @@ class Components:
     # the splits the trainer batches: the dataset's, the training one with its augmentation
     splits: dict[str, Any] = field(default_factory=dict)
     batch_transform: Callable[[Any], Any] | None = None  # batch augmentation steps (MixUp)
+    layout: BatchLayout = field(default_factory=BatchLayout)  # inputs, target, ids of a batch
+    collate: Callable[[Any], Any] | None = None  # dataset.batch.collate (None: the default)
 
     def in_dispatch_order(self) -> list[tuple[str, object]]:
         """dataset, model, criterion, optimizer, scheduler, augmentation, loggers, callbacks
@@ -170,15 +174,27 @@ def _check_stratify(cfg: DictConfig, dataset: Any) -> None:
             )
 
 
-def _first_batch(split: Any, batch_transform: Callable[[Any], Any] | None) -> Any:
+def _first_batch(split: Any, c: Components, train: bool) -> Any:
+    """Two samples of ``split``, collated (and batch-augmented for training) as the trainer's
+    loader will, with the RNGs seeded and restored as there."""
     from sweeptrainer.data.collate import stack
     from sweeptrainer.training.data import _SeededBatches
 
-    collate = getattr(split, "collate", None) or stack
-    n = min(2, len(split))
-    return _SeededBatches(split, 0, collate, batch_transform).__getitems__(
-        [(0, i) for i in range(n)]
-    )
+    collate = c.collate or getattr(split, "collate", None) or stack
+    fetch = _SeededBatches(split, 0, collate, c.batch_transform if train else None)
+    return fetch.__getitems__([(0, i) for i in range(min(2, len(split)))])
+
+
+def describe_inputs(inputs: Inputs) -> str:
+    """``of shape (2, 1, 8, 8)``, or each field's shape: for error messages."""
+
+    def shape(value: Any) -> str:
+        return str(tuple(value.shape)) if hasattr(value, "shape") else type(value).__name__
+
+    if len(inputs.args) == 1 and not inputs.kwargs:
+        return f"of shape {shape(inputs.args[0])}"
+    parts = [shape(a) for a in inputs.args] + [f"{k}: {shape(v)}" for k, v in inputs.kwargs.items()]
+    return "(" + ", ".join(parts) + ")"
 
 
 @torch.no_grad()
@@ -194,29 +210,26 @@ def check_first_batch(cfg: DictConfig, c: Components, device: torch.device) -> N
     try:
         for split in ("train", "dev"):
             try:
-                x, y, *_ = _first_batch(
-                    c.splits[split], c.batch_transform if split == "train" else None
-                )
+                batch = to_device(_first_batch(c.splits[split], c, split == "train"), device)
+                inputs, y, _ = c.layout.split(batch)
             except (SampleError, ValueError, StepError) as err:
                 raise ConfigError(f"dataset: a {split} batch cannot be made: {err}") from None
-            x, y = x.to(device), y.to(device)
             try:
-                out = c.model(x)
+                out = inputs.call(c.model)
             except Exception as err:
                 raise ConfigError(
-                    f"model: {cfg.model._target_} cannot take a {split} batch (inputs of shape "
-                    f"{tuple(x.shape)}): {type(err).__name__}: {err}"
+                    f"model: {cfg.model._target_} cannot take a {split} batch (inputs "
+                    f"{describe_inputs(inputs)}): {type(err).__name__}: {err}"
                 ) from None
-            shape = tuple(getattr(out, "shape", ()))
-            if shape not in ((len(x), output_dim),) + (((len(x),),) if output_dim == 1 else ()):
-                what = (
-                    f"{output_dim} classes" if task == "classification" else f"{output_dim} outputs"
-                )
+            shape, n = tuple(getattr(out, "shape", ())), len(y)
+            if shape not in ((n, output_dim),) + (((n,),) if output_dim == 1 else ()):
+                what = "classes" if task == "classification" else "outputs"
                 raise ConfigError(
-                    f"model: {cfg.model._target_} gives outputs of shape {shape} for {len(x)} "
-                    f"samples; the {task} dataset needs ({len(x)}, {output_dim}) ({what}). Let the "
-                    "model take its size from the data: declare output_dim (or num_classes) in "
-                    "its constructor, or use a wrapper such as model=TorchVision"
+                    f"model: {cfg.model._target_} gives outputs of shape {shape} for {n} "
+                    f"samples; the {task} dataset needs ({n}, {output_dim}) ({output_dim} "
+                    f"{what}). Let the model take its size from the data: declare output_dim "
+                    "(or num_classes) in its constructor, or use a wrapper such as "
+                    "model=TorchVision"
                 )
             try:
                 c.criterion(out, y)
@@ -256,9 +269,14 @@ def build(
     tracking = next(m for m in metrics if m.name == cfg.dataset.tracking_metric)
     _check_stratify(cfg, dataset)
     augmentation = build_augmentation(cfg, dataset)
+    batch = cfg.dataset.get("batch") or {}
+    layout = BatchLayout.from_config(batch)
     splits = {"train": dataset.train, "dev": dataset.dev, "test": dataset.test}
     if augmentation is not None:
-        splits["train"] = augment_split(dataset.train, augmentation)
+        try:
+            splits["train"] = augment_split(dataset.train, augmentation, layout.input_field)
+        except BatchError as err:
+            raise ConfigError(f"augmentation: {err}") from None
     model = build_model(cfg.model, dataset.input_shape, dataset.output_dim).to(device)
     criterion = instantiate(cfg.criterion, "criterion", nn.Module, dataset=dataset).to(device)
     _check_criterion(cfg, dataset.task)
@@ -266,13 +284,15 @@ def build(
         dataset,
         model,
         criterion,
-        None,
+        None,  # type: ignore[arg-type]  # the optimizer, once the first batch sized the model
         None,
         metrics,
-        tracking,  # type: ignore[arg-type]
+        tracking,
         augmentation=augmentation,
         splits=splits,
         batch_transform=batch_steps(augmentation),
+        layout=layout,
+        collate=build_collate(batch.get("collate")),
     )
     check_first_batch(cfg, c, device)
     # weight decay applies to weights, not to biases and normalisation layers

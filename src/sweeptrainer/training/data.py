@@ -22,8 +22,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from sweeptrainer.data.collate import stack
+from sweeptrainer.training.batch import to_device
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = Any  # (inputs, target) tensors, or any nested tuple/list/dict: see training/batch.py
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -114,9 +115,11 @@ class BatchSource:
         pin_memory: bool | str = "auto",
         persistent_workers: bool = False,
         batch_transform: Callable[[Any], Any] | None = None,
+        collate: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         """``batch_transform``: run on every collated batch (the training split's batch
-        augmentation steps); the dataset's own ``collate`` (an attribute) collates."""
+        augmentation steps). ``collate``: ``dataset.batch.collate``; else the split's own
+        ``collate`` attribute, else stacking."""
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = device
@@ -128,7 +131,7 @@ class BatchSource:
             return
         pin = device.type == "cuda" if pin_memory == "auto" else bool(pin_memory)
         self._sampler = _OrderSampler(batch_size)
-        collate = getattr(dataset, "collate", None) or stack
+        collate = collate or getattr(dataset, "collate", None) or stack
         self._loader = DataLoader(
             _SeededBatches(dataset, seed, collate, batch_transform),
             batch_sampler=self._sampler,
@@ -169,5 +172,5 @@ class BatchSource:
         assert self._loader is not None
         self._sampler.order, self._sampler.start = order.tolist(), start
         self._sampler.shard, self._sampler.token = shard, token
-        for x, y in self._loader:
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        for batch in self._loader:
+            yield to_device(batch, self.device)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sweeptrainer.components.metrics import Metric
+from sweeptrainer.training.batch import BatchLayout
 from sweeptrainer.training.data import BatchSource
 
 
@@ -29,6 +30,7 @@ class SplitResult:
     prediction: np.ndarray
     scores: np.ndarray | None
     losses: np.ndarray
+    index: np.ndarray | None = None  # the batches' sample ids (dataset.batch.index), if any
 
 
 @contextmanager
@@ -75,29 +77,44 @@ def evaluate(
     source: BatchSource,
     dataset: Any,
     metrics: list[Metric],
+    layout: BatchLayout | None = None,
     on_step: Callable[[str, int, torch.Tensor | None], None] | None = None,
 ) -> SplitResult:
     """Run ``model`` over ``source`` in order; ``on_step(phase, batch_idx, loss)`` fires the
     step hooks (phase ``begin`` with loss None, then ``end``); None when nobody listens."""
     model.eval()
-    outputs, targets, losses = [], [], []
+    layout = layout or BatchLayout()
+    outputs, targets, losses, ids = [], [], [], []
     with _per_sample(criterion) as per_sample:
-        for batch_idx, (x, y) in enumerate(source.batches()):
+        for batch_idx, batch in enumerate(source.batches()):
             if on_step is not None:
                 on_step("begin", batch_idx, None)
-            out = model(x)
+            inputs, y, index = layout.split(batch)
+            out = inputs.call(model)
             loss = criterion(out, y)
             # a criterion without `reduction`: its batch mean stands for each sample
-            loss = loss.reshape(len(x), -1).mean(dim=1) if per_sample else loss.expand(len(x))
+            loss = loss.reshape(len(y), -1).mean(dim=1) if per_sample else loss.expand(len(y))
             outputs.append(out)
             targets.append(y)
             losses.append(loss)
+            if index is not None:
+                ids.append(index)
             if on_step is not None:
                 on_step("end", batch_idx, loss.mean())
     all_losses = torch.cat(losses).float().cpu().numpy()
     truth, prediction, scores = decode(dataset, torch.cat(outputs), torch.cat(targets))
     values = {m.name: m(truth, prediction) for m in metrics}
-    return SplitResult(float(all_losses.mean()), values, truth, prediction, scores, all_losses)
+    loss = float(all_losses.mean())
+    return SplitResult(loss, values, truth, prediction, scores, all_losses, _ids(ids))
+
+
+def _ids(parts: list[Any]) -> np.ndarray | None:
+    """The sample ids of a split's batches as one array (tensors or lists of values)."""
+    if not parts:
+        return None
+    if all(isinstance(p, torch.Tensor) for p in parts):
+        return torch.cat([p.reshape(-1) for p in parts]).cpu().numpy()
+    return np.asarray([v for p in parts for v in (p.tolist() if hasattr(p, "tolist") else p)])
 
 
 def sample_info(dataset: Any, split: str) -> Any:
@@ -140,7 +157,8 @@ def outputs_frame(result: SplitResult, dataset: Any, split: str | None = None) -
     import pandas as pd
 
     names = getattr(dataset, "class_names", None)
-    frame: dict[str, Any] = {"index": np.arange(len(result.losses))}
+    ids = result.index if result.index is not None else np.arange(len(result.losses))
+    frame: dict[str, Any] = {"index": ids}
     info = sample_info(dataset, split) if split is not None else None
     if info is not None and len(info) == len(result.losses):
         for column in info.columns:

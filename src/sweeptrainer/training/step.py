@@ -17,6 +17,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from sweeptrainer.training.batch import Inputs
+
 log = logging.getLogger("sweeptrainer")
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -37,7 +39,7 @@ class Stepper:
 
     def __init__(
         self,
-        forward: Callable[[torch.Tensor], torch.Tensor],
+        forward: Callable[..., torch.Tensor],
         model: nn.Module,
         criterion: nn.Module,
         optimizer: torch.optim.Optimizer,
@@ -64,7 +66,7 @@ class Stepper:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def backward(
-        self, x: torch.Tensor, y: torch.Tensor, group_size: int, share: float = 1.0
+        self, inputs: Inputs, y: torch.Tensor, group_size: int, share: float = 1.0
     ) -> torch.Tensor:
         """Forward and backward of one batch; returns its (unscaled, detached) loss.
 
@@ -72,9 +74,9 @@ class Stepper:
         number (1 in a single process), so averaged gradients are those of the whole batch.
         """
         with self.autocast():
-            outputs = self.forward(x)
+            outputs = self.forward(*inputs.args, **inputs.kwargs)
             # an empty share still takes part in the gradient exchange, with zero weight
-            loss = self.criterion(outputs, y) if len(x) else outputs.sum() * 0.0
+            loss = self.criterion(outputs, y) if len(y) else outputs.sum() * 0.0
         # the mean over the group's batches: N batches of size B act as one of size N*B
         scaled = loss * share / group_size if group_size > 1 or share != 1.0 else loss
         if self.scaler is not None:

@@ -166,6 +166,7 @@ class ModularTaskTrainer:
         self.model.train()
         self.callbacks("cb_on_iteration_begin", trainer=self, iteration=self.state.iteration + 1)
         per_step, n, world = self.budget.per_step, self.stepper.accumulation, self.dist.world
+        split_batch = self.components.layout.split
         # read once per period, not per step (config access is slow on the hot path)
         batch_size, n_train = self.cfg.batch_size, self.sources["train"].n
         n_batches = self.sources["train"].num_batches
@@ -177,7 +178,8 @@ class ModularTaskTrainer:
         while self.state.iteration < end:
             if self._stop_requested() and self._group_start():
                 self._stop_now(self.signals.received or signal.SIGTERM)  # between optimizer steps
-            batch_idx, (x, y), last = next(batches)
+            batch_idx, batch, last = next(batches)
+            inputs, y, _ = split_batch(batch)
             iteration = self.state.iteration + 1
             if step_begin:
                 self.callbacks(
@@ -185,8 +187,8 @@ class ModularTaskTrainer:
                 )
             group_start = batch_idx // n * n
             # across processes: this one's part of the batch, relative to an even split
-            share = len(x) * world / min(batch_size, n_train - batch_idx * batch_size)
-            loss = self.stepper.backward(x, y, min(n, n_batches - group_start), share)
+            share = len(y) * world / min(batch_size, n_train - batch_idx * batch_size)
+            loss = self.stepper.backward(inputs, y, min(n, n_batches - group_start), share)
             # stays on the device: no sync per step
             self._period_loss += loss if world == 1 else loss * (share / world)
             self.state.period_batches += 1
@@ -257,6 +259,7 @@ class ModularTaskTrainer:
                 source or self.sources[split],
                 self.dataset,
                 c.metrics,
+                c.layout,
                 on_step if wanted else None,
             )
 
@@ -324,13 +327,14 @@ class ModularTaskTrainer:
         outputs = {"test": (test, self.cfg.save_test_outputs)}
         outputs["dev"] = (self._run_split("dev", hooks=False), self.cfg.save_dev_outputs)
         if self.cfg.save_train_outputs:  # the training data as it is, without augmentation
-            plain = BatchSource(
+            plain = BatchSource(  # the training data as it is, without augmentation
                 self.dataset.train,
                 self.cfg.inference_batch_size,
                 self.device,
                 self.cfg.seed,
                 self.cfg.num_workers,
                 self.cfg.pin_memory,
+                collate=self.components.collate,
             )
             outputs["train"] = (self._run_split("train", hooks=False, source=plain), True)
         for split, (result, wanted) in outputs.items():
