@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sweeptrainer.components.metrics import METRICS
 from sweeptrainer.errors import ConfigError
 
 
@@ -46,17 +45,17 @@ class EarlyStopping:
         self.stopped_at: int | None = None
 
     def cb_on_train_begin(self, trainer: Any) -> None:
-        names = [m.name for m in trainer.components.metrics]
-        columns = ["train_loss", "dev_loss", *(f"dev_{n}" for n in names)]
+        by_column = {f"dev_{m.name}": m for m in trainer.components.metrics}
+        columns = ["train_loss", "dev_loss", *by_column]
         self.metric = self.metric or f"dev_{trainer.components.tracking.name}"
         if self.metric not in columns:
             raise ConfigError(
                 f"callbacks.early_stopping.metric: {self.metric!r} is not a metrics column; "
                 f"expected one of {', '.join(columns)}"
             )
-        if self.mode == "auto":
-            name = self.metric.split("_", 1)[1]
-            self.mode = "max" if name in METRICS and METRICS[name].higher_is_better else "min"
+        if self.mode == "auto":  # the metric's own direction; losses are minimised
+            metric = by_column.get(self.metric)
+            self.mode = "max" if metric is not None and metric.higher_is_better else "min"
 
     def cb_on_iteration_end(self, trainer: Any, iteration: int, metrics: dict[str, float]) -> None:
         value = metrics[self.metric]

@@ -1,28 +1,55 @@
-"""Metrics by name, computed with audmetric on decoded truth and predictions.
+"""Metrics: packaged short-hands (audmetric), any callable by path, or a ``_target_``.
 
-Classification metrics get class indices, regression metrics values in the
-target's original units, multi-label metrics 0/1 matrices (samples x labels).
+A metric is a function ``(truth, prediction) -> float``, or with ``scores: true``
+``(truth, scores) -> float``. Classification metrics get class indices (and scores: the
+class probabilities, for two classes the positive class's), regression metrics values in
+the target's original units, multi-label metrics 0/1 matrices (samples x labels).
+
+``dataset.metrics`` entries: a packaged name (``accuracy``), a dotted path
+(``sklearn.metrics.balanced_accuracy_score``), or a mapping::
+
+    {_target_: sklearn.metrics.roc_auc_score, scores: true, multi_class: ovr,
+     name: auc, higher_is_better: true}
+
+The direction of a metric by path is taken from its name (``..._error``, ``..._loss``:
+lower is better; anything else higher) unless ``higher_is_better`` says. ``loss`` as the
+tracking metric is the dev loss (lower is better).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import audmetric
 import numpy as np
 
+from sweeptrainer.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Metric:
-    """A named metric, its direction, and the tasks it applies to."""
+    """A named metric, its direction, the tasks it applies to (None: any), and whether it
+    scores class probabilities rather than predictions."""
 
     name: str
     fn: Callable[[np.ndarray, np.ndarray], float]
     higher_is_better: bool
-    tasks: tuple[str, ...]
+    tasks: tuple[str, ...] | None
+    uses_scores: bool = False
 
-    def __call__(self, truth: np.ndarray, prediction: np.ndarray) -> float:
+    def __call__(
+        self, truth: np.ndarray, prediction: np.ndarray, scores: np.ndarray | None = None
+    ) -> float:
+        if self.uses_scores:
+            if scores is None:
+                raise ValueError(f"metric {self.name} needs scores, and this task has none")
+            # two classes: the positive class's probability, as scikit-learn's binary metrics take
+            given = scores[:, 1] if scores.ndim == 2 and scores.shape[1] == 2 else scores
+            return float(self.fn(truth, given))
         if truth.ndim == 2 and self.tasks == ("regression",):  # several targets: their mean
             columns = range(truth.shape[1])
             return float(np.mean([self.fn(truth[:, j], prediction[:, j]) for j in columns]))
@@ -67,10 +94,105 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def get_metrics(names: list[str], task: str) -> list[Metric]:
-    """The named metrics; a ValueError when one does not fit the dataset's task."""
-    metrics = [METRICS[name] for name in names]
-    wrong = [m.name for m in metrics if task not in m.tasks]
+def _roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    multi = scores.ndim == 2 and scores.shape[1] > 2
+    labels = np.arange(scores.shape[1]) if multi else None
+    return float(roc_auc_score(truth, scores, multi_class="ovr" if multi else "raise",
+                               labels=labels))  # fmt: skip
+
+
+METRICS["roc_auc"] = Metric("roc_auc", _roc_auc, True, _CLS, uses_scores=True)
+LOSS = Metric("loss", lambda truth, prediction: 0.0, False, None)  # the dev loss as tracking
+LOWER_IS_BETTER = ("error", "loss", "mse", "mae", "rmse", "distance", "divergence")
+
+
+def _name_of(path: str) -> str:
+    return path.rsplit(".", 1)[-1].removesuffix("_score")
+
+
+def spec_name(spec: Any) -> str:
+    """The name a ``dataset.metrics`` entry has in metrics.csv and results.yaml."""
+    if isinstance(spec, Mapping):
+        return str(spec.get("name") or _name_of(str(spec.get("_target_", "?"))))
+    return str(spec) if "." not in str(spec) else _name_of(str(spec))
+
+
+def from_spec(spec: Any, key: str = "dataset.metrics") -> Metric:
+    """One ``dataset.metrics`` entry as a Metric; a ConfigError naming it when it is wrong."""
+    from sweeptrainer.config.instantiate import locate
+
+    if isinstance(spec, str) and spec in METRICS:
+        return METRICS[spec]
+    if isinstance(spec, str) and "." not in spec:
+        import difflib
+
+        close = difflib.get_close_matches(spec, METRICS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{key}: unknown metric {spec!r}{hint}; known: {', '.join(METRICS)}, or a function "
+            "by path (sklearn.metrics.f1_score) or {_target_: ..., ...}"
+        )
+    spec = {"_target_": spec} if isinstance(spec, str) else dict(spec)
+    if "_target_" not in spec:
+        raise ConfigError(f"{key}: expected a name, a path or a mapping with _target_: {spec!r}")
+    name = spec_name(spec)
+    target = locate(spec.pop("_target_"), key)
+    spec.pop("name", None)
+    higher = spec.pop("higher_is_better", None)
+    uses_scores = bool(spec.pop("scores", False))
+    fn = target(**spec) if inspect.isclass(target) else (
+        functools.partial(target, **spec) if spec else target
+    )  # fmt: skip
+    if not callable(fn):
+        raise ConfigError(f"{key}: {name} is not callable as metric(truth, prediction)")
+    if higher is None:
+        higher = not any(part in name.lower() for part in LOWER_IS_BETTER)
+    return Metric(name, fn, bool(higher), None, uses_scores)
+
+
+def get_metrics(specs: list[Any], task: str) -> list[Metric]:
+    """The metrics of ``dataset.metrics``; a ValueError when a packaged one does not fit the
+    dataset's task."""
+    metrics = [from_spec(spec) for spec in specs]
+    wrong = [m.name for m in metrics if m.tasks is not None and task not in m.tasks]
     if wrong:
         raise ValueError(f"metrics {wrong} do not apply to a {task} dataset")
     return metrics
+
+
+def check_metrics(metrics: list[Metric], task: str, output_dim: int) -> None:
+    """Compute every metric once on made-up outputs of this task (each class twice, right;
+    sure scores), so a metric that cannot take them fails at start-up, not after an epoch."""
+    n = max(output_dim, 2)
+    if task == "classification":
+        truth = np.tile(np.arange(n), 2)
+        prediction = truth.copy()
+        scores = np.full((len(truth), n), 0.1 / max(n - 1, 1))
+        scores[np.arange(len(truth)), truth] = 0.9
+    elif task == "multilabel":
+        truth = np.tile(np.eye(n, dtype=int), (2, 1))
+        prediction, scores = truth.copy(), truth * 0.8 + 0.1
+    else:
+        truth = np.linspace(0.0, 1.0, 8)
+        if output_dim > 1:
+            truth = np.stack([truth] * output_dim, axis=1)
+        prediction, scores = truth + 0.01, None
+    for metric in metrics:
+        try:
+            metric(truth, prediction, scores)
+        except Exception as err:
+            what = "scores" if metric.uses_scores else "predictions"
+            hint = "" if metric.uses_scores else "; a metric of probabilities needs scores: true"
+            raise ConfigError(
+                f"dataset.metrics: {metric.name} cannot be computed from the {task} dataset's "
+                f"targets and {what}: {type(err).__name__}: {err}{hint}"
+            ) from None
+
+
+def tracking_of(name: str, metrics: list[Metric]) -> Metric:
+    """The tracking metric: one of ``metrics`` by name, or ``loss`` (the dev loss)."""
+    if name == "loss":
+        return LOSS
+    return next(m for m in metrics if m.name == name)

@@ -243,8 +243,8 @@ def _sweep_values(overrides: Sequence[str], declared: dict[str, str]) -> list[li
             options.append([f"{key}={v}" for v in override.sweep_string_iterator()])
         elif override.is_sweep_override():
             continue  # an interval (for a search sweeper): nothing to enumerate
-        else:
-            options.append([override.input_line])
+        else:  # rendered as Hydra's basic sweeper renders it for the job, so names match
+            options.append([f"{key}={override.get_value_element_as_str()}"])
     return options
 
 

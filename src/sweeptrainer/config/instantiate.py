@@ -22,7 +22,17 @@ from sweeptrainer.errors import ConfigError
 
 # bookkeeping keys of group options, never constructor arguments: the trainer reads them
 RESERVED_KEYS = frozenset(
-    {"id", "_target_", "_partial_", "metrics", "tracking_metric", "stratify", "batch"}
+    {
+        "id",
+        "_target_",
+        "_partial_",
+        "metrics",
+        "tracking_metric",
+        "stratify",
+        "batch",
+        "step_frequency",
+        "monitor",
+    }
 )
 
 

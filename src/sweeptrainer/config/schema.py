@@ -106,7 +106,7 @@ RUNTIME_KWARGS: dict[str, tuple[str, ...]] = {
     "augmentation": ("input_shape", "output_dim", "num_classes", "in_channels", "in_chans"),
     "criterion": ("dataset",),
     "optimizer": (),
-    "scheduler": (),
+    "scheduler": ("total_steps",),  # how often it will step over the run (OneCycleLR)
     "callbacks": ("run_dir",),
     "loggers": ("run_dir", "sweep_dir"),  # sweep_dir: the -m sweep's folder, else None
 }
@@ -159,29 +159,34 @@ def _check_group(cfg: DictConfig, group: str, problems: list[str]) -> None:
     # nested steps (a dataset's transform and loader, an augmentation's steps): they import
     # and their arguments fit; runtime values such as num_classes may be declared by any
     for key, nested in nested_nodes(node, group):
+        if key.startswith("dataset.metrics["):  # metric specs: checked as metrics, below
+            continue
         try:
             check_node(nested, key, 0, RUNTIME_KWARGS["augmentation"])
         except ConfigError as err:
             problems.append(str(err))
     if group == "dataset":
         _check_dataset_metrics(node, problems)
+    if group == "scheduler":
+        _check_schedule(cfg, node, problems)
 
 
 def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
-    from sweeptrainer.components.metrics import METRICS
-
-    names = node.get("metrics")
-    if not names:
-        problems.append("dataset.metrics: missing; expected a list of metric names")
-        return
-    for name in names:
-        if name not in METRICS:
-            problems.append(
-                f"dataset.metrics: unknown metric {name!r}{_did_you_mean(name, METRICS)}; "
-                f"known: {', '.join(METRICS)}"
-            )
+    """metrics, tracking_metric, stratify and batch: the dataset keys the trainer reads."""
+    from sweeptrainer.components.metrics import from_spec, spec_name
     from sweeptrainer.training.batch import check_batch_config
 
+    specs = node.get("metrics")
+    if not specs or not OmegaConf.is_list(specs):
+        problems.append("dataset.metrics: missing; expected a list of metric names")
+        return
+    specs = OmegaConf.to_container(specs, resolve=True)
+    for i, spec in enumerate(specs):
+        try:
+            from_spec(spec, f"dataset.metrics[{i}]")
+        except ConfigError as err:
+            problems.append(str(err))
+    names = [spec_name(spec) for spec in specs]
     batch = node.get("batch")
     problems += check_batch_config(OmegaConf.to_container(batch) if batch is not None else None)
     stratify = node.get("stratify")
@@ -190,11 +195,33 @@ def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
     ):
         problems.append(f"dataset.stratify: expected a list of column names, got {stratify!r}")
     tracking = node.get("tracking_metric")
-    if tracking not in names:
+    if tracking not in [*names, "loss"]:
         problems.append(
-            f"dataset.tracking_metric: expected one of dataset.metrics ({', '.join(names)}), "
-            f"got {tracking!r}"
+            f"dataset.tracking_metric: expected one of dataset.metrics ({', '.join(names)}) "
+            f"or loss, got {tracking!r}"
         )
+
+
+def _check_schedule(cfg: DictConfig, node: DictConfig, problems: list[str]) -> None:
+    """step_frequency and monitor: the scheduler keys the trainer reads."""
+    from sweeptrainer.components.metrics import spec_name
+    from sweeptrainer.training.schedule import FREQUENCIES
+
+    frequency = node.get("step_frequency")
+    if frequency is not None and frequency not in FREQUENCIES:
+        problems.append(
+            f"scheduler.step_frequency: expected one of {', '.join(FREQUENCIES)}, got {frequency!r}"
+        )
+    monitor = node.get("monitor")
+    specs = OmegaConf.select(cfg, "dataset.metrics")
+    if monitor is not None and OmegaConf.is_list(specs):
+        names = [spec_name(s) for s in OmegaConf.to_container(specs, resolve=True)]
+        columns = ["train_loss", "dev_loss", *(f"dev_{n}" for n in names)]
+        if monitor not in columns:
+            problems.append(
+                f"scheduler.monitor: {monitor!r} is not a metrics column; expected one of "
+                f"{', '.join(columns)}"
+            )
 
 
 def _check_keyed(cfg: DictConfig, kind: str, problems: list[str]) -> None:

@@ -78,6 +78,7 @@ def _run_row(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
     row["train_time_s"] = results.get("train_time_s")
     row["error"] = status.get("error")
     row["tracking_metric"] = results.get("tracking_metric")
+    row["tracking_direction"] = results.get("tracking_direction")
     return row, config
 
 
@@ -122,6 +123,16 @@ def _same_partition(a: pd.Series, b: pd.Series) -> bool:
     return bool((codes_a == codes_b).all())
 
 
+def _higher_is_better(tracking: str | None, direction: str | None) -> bool:
+    """From results.yaml's tracking_direction; runs from before it existed used packaged
+    metrics (or the loss, lower is better)."""
+    if direction in ("max", "min"):
+        return direction == "max"
+    if tracking == "loss":
+        return False
+    return METRICS[tracking].higher_is_better if tracking in METRICS else True
+
+
 def collect(experiment_dir: str | Path) -> Experiment:
     """Every run folder -> the runs table and the curves table."""
     runs = experiment_runs(experiment_dir)
@@ -143,9 +154,10 @@ def collect(experiment_dir: str | Path) -> Experiment:
     table = pd.concat([table, config_frame[varying]], axis=1)
     table = table[front + [c for c in table.columns if c not in front]]
     trackings = table["tracking_metric"].dropna().unique().tolist()
-    table = table.drop(columns="tracking_metric")
+    directions = table["tracking_direction"].dropna().unique().tolist()
+    table = table.drop(columns=["tracking_metric", "tracking_direction"])
     tracking = trackings[0] if trackings else None
-    higher = METRICS[tracking].higher_is_better if tracking in METRICS else True
+    higher = _higher_is_better(tracking, directions[0] if directions else None)
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     metric_columns = [c for c in curve_frame.columns if c != "run"]
     if len(curve_frame):

@@ -12,16 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from sweeptrainer.components.metrics import Metric, get_metrics
+from sweeptrainer.components.metrics import Metric, check_metrics, get_metrics, tracking_of
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.data.augmentation import augment_split, batch_steps
 from sweeptrainer.data.collate import build_collate
 from sweeptrainer.data.pipeline import StepError
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.training.batch import BatchError, BatchLayout, Inputs, to_device
+from sweeptrainer.training.schedule import Schedule
 from sweeptrainer.training.step import parameter_groups
 
 
@@ -44,6 +45,7 @@ class Components:
     batch_transform: Callable[[Any], Any] | None = None  # batch augmentation steps (MixUp)
     layout: BatchLayout = field(default_factory=BatchLayout)  # inputs, target, ids of a batch
     collate: Callable[[Any], Any] | None = None  # dataset.batch.collate (None: the default)
+    schedule: Any = None  # when the scheduler steps (training/schedule.py)
 
     def in_dispatch_order(self) -> list[tuple[str, object]]:
         """dataset, model, criterion, optimizer, scheduler, augmentation, loggers, callbacks
@@ -243,6 +245,25 @@ def check_first_batch(cfg: DictConfig, c: Components, device: torch.device) -> N
         c.model.train()
 
 
+def build_schedule(cfg: DictConfig, c: Components) -> Schedule:
+    """The scheduler (if any), sized for the run: ``total_steps`` at its step frequency,
+    ReduceLROnPlateau's mode from the metric it watches."""
+    from sweeptrainer.config.instantiate import locate
+    from sweeptrainer.training import schedule
+
+    monitor, higher = schedule.monitored(cfg, c.metrics, c.tracking)
+    target = cfg.scheduler.get("_target_")
+    if target is None:
+        return Schedule(None, c.optimizer, "iteration", monitor)
+    frequency, total = schedule.plan(cfg, locate(target, "scheduler"), len(c.splits["train"]))
+    runtime: dict[str, Any] = {"total_steps": total}
+    if frequency == "evaluation":
+        mode = schedule.plateau_mode(cfg, monitor, higher)
+        runtime |= {"mode": mode} if mode else {}
+    c.scheduler = instantiate(cfg.scheduler, "scheduler", None, c.optimizer, **runtime)
+    return Schedule(c.scheduler, c.optimizer, frequency, monitor)
+
+
 def build(
     cfg: DictConfig,
     device: torch.device,
@@ -263,10 +284,11 @@ def build(
         if not hasattr(dataset, attr):
             raise ConfigError(f"dataset: {cfg.dataset._target_} has no attribute {attr!r}")
     try:
-        metrics = get_metrics(list(cfg.dataset.metrics), dataset.task)
+        metrics = get_metrics(OmegaConf.to_container(cfg.dataset.metrics), dataset.task)
     except ValueError as err:
         raise ConfigError(f"dataset.metrics: {err}") from None
-    tracking = next(m for m in metrics if m.name == cfg.dataset.tracking_metric)
+    check_metrics(metrics, dataset.task, dataset.output_dim)
+    tracking = tracking_of(cfg.dataset.tracking_metric, metrics)
     _check_stratify(cfg, dataset)
     augmentation = build_augmentation(cfg, dataset)
     batch = cfg.dataset.get("batch") or {}
@@ -299,8 +321,7 @@ def build(
     c.optimizer = instantiate(
         cfg.optimizer, "optimizer", torch.optim.Optimizer, parameter_groups(model)
     )
-    if cfg.scheduler.get("_target_") is not None:
-        c.scheduler = instantiate(cfg.scheduler, "scheduler", None, c.optimizer)
+    c.schedule = build_schedule(cfg, c)
     if with_loggers:
         c.loggers = _keyed(cfg, "loggers", run_dir=run_dir, sweep_dir=sweep_dir)
     c.callbacks = _keyed(cfg, "callbacks", run_dir=run_dir)

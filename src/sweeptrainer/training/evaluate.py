@@ -103,7 +103,7 @@ def evaluate(
                 on_step("end", batch_idx, loss.mean())
     all_losses = torch.cat(losses).float().cpu().numpy()
     truth, prediction, scores = decode(dataset, torch.cat(outputs), torch.cat(targets))
-    values = {m.name: m(truth, prediction) for m in metrics}
+    values = {m.name: m(truth, prediction, scores) for m in metrics}
     loss = float(all_losses.mean())
     return SplitResult(loss, values, truth, prediction, scores, all_losses, _ids(ids))
 
@@ -141,7 +141,10 @@ def grouped_metrics(
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        row[metric.name] = metric(result.truth[mask], result.prediction[mask])
+                        scores = result.scores[mask] if result.scores is not None else None
+                        row[metric.name] = metric(
+                            result.truth[mask], result.prediction[mask], scores
+                        )
                 except Exception:
                     row[metric.name] = float("nan")
             out[column][value] = row

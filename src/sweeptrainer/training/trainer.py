@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
 from sweeptrainer.errors import Interrupted, TrainingError
@@ -37,6 +36,7 @@ from sweeptrainer.training.evaluate import (
     outputs_frame,
     sample_info,
 )
+from sweeptrainer.training.schedule import Schedule
 from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
 from sweeptrainer.training.step import Stepper
@@ -70,6 +70,9 @@ class ModularTaskTrainer:
         self.criterion = components.criterion
         self.optimizer = components.optimizer
         self.scheduler = components.scheduler
+        self.schedule = components.schedule or Schedule(
+            components.scheduler, components.optimizer, "iteration", ""
+        )
         self.run_dir = run_dir
         self.device = device
         self.budget = Budget(
@@ -167,6 +170,7 @@ class ModularTaskTrainer:
         self.callbacks("cb_on_iteration_begin", trainer=self, iteration=self.state.iteration + 1)
         per_step, n, world = self.budget.per_step, self.stepper.accumulation, self.dist.world
         split_batch = self.components.layout.split
+        per_batch_schedule = self.schedule.frequency == "batch"
         # read once per period, not per step (config access is slow on the hot path)
         batch_size, n_train = self.cfg.batch_size, self.sources["train"].n
         n_batches = self.sources["train"].num_batches
@@ -204,6 +208,8 @@ class ModularTaskTrainer:
             group_done = last or batch_idx + 1 == group_start + n
             if group_done:
                 self.stepper.step()
+                if per_batch_schedule:
+                    self.schedule.step()
             if per_step and group_done:
                 self._complete_iteration()
             if last:
@@ -233,8 +239,8 @@ class ModularTaskTrainer:
 
     def _complete_iteration(self) -> None:
         self.state.iteration += 1
-        if self.scheduler is not None and not isinstance(self.scheduler, ReduceLROnPlateau):
-            self.scheduler.step()
+        if self.schedule.frequency == "iteration":
+            self.schedule.step()
         if self._bar is not None:
             self._bar.update(1)
 
@@ -281,7 +287,7 @@ class ModularTaskTrainer:
             "train_loss": train_loss,
             "dev_loss": dev.loss,
             **{f"dev_{name}": value for name, value in dev.metrics.items()},
-            "learning_rate": self.optimizer.param_groups[0]["lr"],
+            "learning_rate": self.schedule.rate(),  # the rate this period trained with
             "elapsed_s": round(state.elapsed_s, 3),
         }
         self._period_loss.zero_()
@@ -289,12 +295,12 @@ class ModularTaskTrainer:
         self.callbacks("cb_on_dev_end", trainer=self, iteration=it, metrics=row)
         state.rows.append(row)
         tracking = self.components.tracking
-        value = dev.metrics[tracking.name]
+        value = dev.loss if tracking.name == "loss" else dev.metrics[tracking.name]
         improved = tracking.is_better(value, state.best_value)
         if improved:
             state.best_value, state.best_iteration = value, it
-        if isinstance(self.scheduler, ReduceLROnPlateau):
-            self.scheduler.step(value)
+        if self.schedule.frequency == "evaluation":
+            self.schedule.step(row)
         self._log_row(row, improved)
         self.callbacks("cb_on_iteration_end", trainer=self, iteration=it, metrics=row)
         if not self.dist.is_main:  # one writer per run folder
@@ -359,6 +365,7 @@ class ModularTaskTrainer:
         return {
             "best_iteration": self.state.best_iteration,
             "tracking_metric": self.components.tracking.name,
+            "tracking_direction": "max" if self.components.tracking.higher_is_better else "min",
             "dev": {k.removeprefix("dev_"): v for k, v in best_row.items() if k.startswith("dev_")},
             "test": {k.removeprefix("test_"): v for k, v in metrics.items()},
             "train_time_s": round(self.state.elapsed_s, 3),

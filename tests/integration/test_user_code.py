@@ -1,0 +1,107 @@
+"""The trainer adapts to user code: library constructors, own metrics, schedules per batch."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from tests.conftest import run_dirs
+
+WINE = ("dataset=Wine", "batch_size=16", "progress_bar=false")
+
+MY_NETS = '''
+from torch import nn
+
+
+class TwoLayer(nn.Module):
+    """Names its sizes its own way: the run cannot fill them in."""
+
+    def __init__(self, n_inputs, n_outputs):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, n_outputs))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def library_like(*, weights=None, progress=True, **kwargs):
+    """torchvision.models.resnet18's signature: everything in **kwargs."""
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(kwargs.get("num_classes", 1000)))
+'''
+
+
+def _write(root, name, text):
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text(text)
+
+
+def test_library_constructors_and_validate_in_the_users_folder(trainer, tmp_path):
+    _write(tmp_path, "my_nets.py", MY_NETS)
+    _write(tmp_path, "conf/model/TwoLayer.yaml", "id: TwoLayer\n_target_: my_nets.TwoLayer\n")
+    _write(tmp_path, "conf/model/Lib.yaml",
+           "id: Lib\n_target_: my_nets.library_like\nnum_classes: 3\n")  # fmt: skip
+    bad = trainer("validate", "model=TwoLayer", *WINE)  # my_nets imports from this folder
+    assert bad.code == 2
+    assert "model: my_nets.TwoLayer needs 'n_inputs', 'n_outputs', which neither the config" in (
+        bad.out
+    )
+    assert "the run gives input_shape, output_dim, num_classes, in_channels, in_chans" in bad.out
+    assert trainer("validate", "model=Lib", *WINE).code == 0
+    result = trainer("model=Lib", *WINE, "iterations=3", "learning_rate=0.02")  # lazy: 1st batch
+    assert result.code == 0, result.err
+    (run,) = run_dirs(tmp_path)
+    assert yaml.safe_load((run / "results.yaml").read_text())["test"]["accuracy"] > 0.5
+    missing = trainer("model=Lib", "~model.num_classes", *WINE, "iterations=2", "seed=2")
+    assert missing.code == 2
+    assert "gives outputs of shape (2, 1000) for 2 samples; the classification dataset needs" in (
+        missing.err
+    )
+    assert len(run_dirs(tmp_path)) == 1  # nothing was created for it
+
+
+def test_metrics_by_target_and_loss_as_the_tracking_metric(trainer, tmp_path):
+    metrics = ("dataset.metrics=[accuracy,{_target_: sklearn.metrics.roc_auc_score, "
+               "scores: true, multi_class: ovr}]")  # fmt: skip
+    args = (*WINE, metrics, "dataset.tracking_metric=loss", "iterations=3")
+    result = trainer("-m", "learning_rate=0.01,0.0001", *args)
+    assert result.code == 0, result.err
+    for run in run_dirs(tmp_path):
+        results = yaml.safe_load((run / "results.yaml").read_text())
+        assert results["tracking_metric"] == "loss" and results["tracking_direction"] == "min"
+        assert 0.5 < results["test"]["roc_auc"] <= 1.0
+        rows = pd.read_csv(run / "metrics.csv")
+        assert results["best_iteration"] == int(rows.loc[rows.dev_loss.idxmin(), "iteration"])
+    assert trainer("postprocess", "results/default", "--no-plots").code == 0
+    table = pd.read_csv(tmp_path / "results/default/postprocessing/aggregated.csv")
+    assert table["dev_loss_mean"].is_monotonic_increasing  # the lowest loss ranks first
+    wrong = trainer(*WINE, "dataset.metrics=[accuracy,sklearn.metrics.log_loss]")
+    assert wrong.code == 2 and "a metric of probabilities needs scores: true" in wrong.err
+    unknown = trainer(*WINE, "dataset.metrics=[accuracy,acuracy]")
+    assert (
+        unknown.code == 2 and "unknown metric 'acuracy' (did you mean 'accuracy'?)" in unknown.err
+    )
+
+
+def test_one_cycle_per_batch_and_plateau_mode_from_the_metric(trainer, tmp_path):
+    result = trainer(*WINE, "scheduler=OneCycleLR", "learning_rate=0.01", "iterations=8")
+    assert result.code == 0, result.err
+    (run,) = run_dirs(tmp_path)
+    rates = pd.read_csv(run / "metrics.csv").learning_rate.tolist()
+    peak = rates.index(max(rates))
+    assert 0 < peak < 7 and rates[0] < max(rates) and rates[-1] < rates[0]  # up, then down
+    assert rates[: peak + 1] == sorted(rates[: peak + 1])
+    assert rates[peak:] == sorted(rates[peak:], reverse=True)
+    assert max(rates) <= 0.01 and max(rates) > 0.008  # it peaks near max_lr within an epoch
+
+    plateau = trainer(*WINE, "scheduler=ReduceLROnPlateau", "iterations=2", "experiment_id=p")
+    assert plateau.code == 0 and "ReduceLROnPlateau watches dev_accuracy: mode max" in plateau.out
+    wrong = trainer(*WINE, "scheduler=ReduceLROnPlateau", "+scheduler.mode=min", "iterations=2")
+    assert wrong.code == 2
+    assert "scheduler.mode: 'min' would lower the learning rate whenever dev_accuracy improves" in (
+        wrong.err
+    )
+    watch = trainer(*WINE, "scheduler=ReduceLROnPlateau", "scheduler.monitor=dev_loss",
+                    "iterations=2", "experiment_id=loss")  # fmt: skip
+    assert watch.code == 0 and "watches dev_loss: mode min" in watch.out
+    bad = trainer(*WINE, "scheduler=ReduceLROnPlateau", "scheduler.monitor=dev_los")
+    assert bad.code == 2 and "scheduler.monitor: 'dev_los' is not a metrics column" in bad.err
