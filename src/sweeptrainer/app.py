@@ -51,7 +51,7 @@ class RunOutcome:
 class Plan:
     """What running a config will do to its run folder, decided from the folder alone."""
 
-    action: str  # new | skip | resume | retry | continue
+    action: str  # new | skip | resume | retry | continue | rerun
     run_dir: RunDir
     config_hash: str
     base_hash: str  # the config hash without `iterations`: finds runs to continue
@@ -114,8 +114,15 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
             "experiment_id, or remove that folder to train it again."
         )
     state, plan.attempt = status.get("state"), int(status.get("attempt", 1))
+    changed = _changed_since(cfg, status) if state in ("finished", "interrupted") else []
+    if changed and cfg.get("rerun_on_change", "warn") == "rerun":
+        plan.action, plan.attempt = "rerun", 1
+        plan.reason = f"changed since it trained: {', '.join(changed)}"
+        return plan
+    since = (f"; changed since: {', '.join(changed)} (rerun_on_change=rerun trains it again)"
+             if changed else "")  # fmt: skip
     if state == "finished":
-        plan.action, plan.reason = "skip", "finished"
+        plan.action, plan.reason = "skip", "finished" + since
     elif state == "failed" and plan.attempt > cfg.max_retries:
         plan.action = "skip"
         plan.reason = f"failed {plan.attempt} times, max_retries is {cfg.max_retries}"
@@ -126,7 +133,17 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
         plan.reason = f"being trained by pid {status.get('pid')} on {status.get('host')}"
     else:  # interrupted, or `running` with nobody holding the lock: killed
         plan.action, plan.reason = "resume", "interrupted" if state == "interrupted" else "killed"
+        plan.reason += since
     return plan
+
+
+def _changed_since(cfg: DictConfig, status: dict[str, Any]) -> list[str]:
+    """The user's code and data files that changed since the run recorded them."""
+    if cfg.get("rerun_on_change", "warn") == "ignore" or "fingerprint" not in status:
+        return []
+    from sweeptrainer.fingerprint import changes, fingerprint
+
+    return changes(status["fingerprint"], fingerprint(cfg))
 
 
 def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
@@ -146,7 +163,7 @@ def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
             return None, f"{plan.describe()}: no usable state, starting from scratch"
         it = state["training"]["iteration"]
         return state, f"{plan.describe()} from states/{name}.pt (iteration {it})"
-    return None, "new"
+    return None, plan.describe() if plan.action == "rerun" else "new"
 
 
 def train_run(
@@ -199,6 +216,9 @@ def train_run(
         plan = plan_run(cfg, overrides, holding_lock=True)  # again, now that the folder is ours
         if plan.action == "skip":
             return _skipped(plan)
+        if plan.action == "rerun":  # the user's code or data changed: from scratch, in place
+            log.warning(f"rerun {run_dir.name}: {plan.reason}")
+            run_dir.clear()
         run_dir.remove_temp_files()
         start, how = _start_state(plan)
         if start is not None:
@@ -271,11 +291,14 @@ def _train(
     cfg: DictConfig, plan: Plan, trainer: Any, how: str, device: Any, snapshot: Snapshot
 ) -> RunOutcome:
     run_dir = plan.run_dir
+    from sweeptrainer.fingerprint import fingerprint
+
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     status = {
         "attempt": plan.attempt,
         "base_hash": plan.base_hash,
         "iterations": int(cfg.iterations),
+        "fingerprint": fingerprint(cfg),  # the user's code and data files, to see edits
     }
     run_dir.write_status("running", plan.config_hash, **status)
     handler = attach_file(run_dir.log)

@@ -330,6 +330,12 @@ class Provenance:
             if source.is_file():
                 (folder / "packaged" / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, folder / "packaged" / relative)
+        from sweeptrainer.fingerprint import user_modules
+
+        for path in user_modules(cfg, self.cwd).values():  # ``code/``: the user's own modules
+            relative = path.resolve().relative_to(self.cwd.resolve())
+            (folder / "code" / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / "code" / relative)
 
 
 def _used_options(cfg: DictConfig, choices: Mapping[str, Any] | None) -> list[tuple[str, str]]:

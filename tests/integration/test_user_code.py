@@ -105,3 +105,47 @@ def test_one_cycle_per_batch_and_plateau_mode_from_the_metric(trainer, tmp_path)
     assert watch.code == 0 and "watches dev_loss: mode min" in watch.out
     bad = trainer(*WINE, "scheduler=ReduceLROnPlateau", "scheduler.monitor=dev_los")
     assert bad.code == 2 and "scheduler.monitor: 'dev_los' is not a metrics column" in bad.err
+
+
+def test_edits_to_the_users_code_and_data_are_seen(trainer, tmp_path):
+    """(A module name of its own: an earlier test imported my_nets from its folder.)"""
+    _write(tmp_path, "edited_nets.py", MY_NETS)
+    _write(tmp_path, "conf/model/Lib.yaml",
+           "id: Lib\n_target_: edited_nets.library_like\nnum_classes: 3\n")  # fmt: skip
+    args = ("model=Lib", *WINE, "iterations=1")
+    assert trainer(*args).code == 0
+    (run,) = run_dirs(tmp_path)
+    assert (run / "snapshot/code/edited_nets.py").read_text() == MY_NETS
+    status = yaml.safe_load((run / "status.yaml").read_text())
+    assert list(status["fingerprint"]["code"]) == ["edited_nets.py"]
+
+    assert "skip" in trainer(*args).out and "changed since" not in trainer(*args).out
+    _write(tmp_path, "edited_nets.py", MY_NETS + "\n# tuned\n")
+    again = trainer(*args)
+    assert again.code == 0
+    assert (
+        f"skip {run.name}: finished; changed since: edited_nets.py (rerun_on_change=rerun"
+        in again.out
+    )
+    assert "changed since" not in trainer(*args, "rerun_on_change=ignore").out
+    before = (run / "metrics.csv").stat().st_mtime_ns
+    rerun = trainer(*args, "rerun_on_change=rerun")
+    assert rerun.code == 0, rerun.err
+    assert f"rerun {run.name}: changed since it trained: edited_nets.py" in rerun.out
+    assert (run / "metrics.csv").stat().st_mtime_ns != before
+    assert (run / "snapshot/code/edited_nets.py").read_text().endswith("# tuned\n")
+    assert "changed since" not in trainer(*args).out  # recorded anew
+
+
+def test_an_edited_data_file_is_named(trainer, tmp_path):
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame.sample(frac=1.0, random_state=0)
+    (tmp_path / "data").mkdir()
+    for name, part in (("train", frame[:120]), ("dev", frame[120:150]), ("test", frame[150:])):
+        part.to_csv(tmp_path / f"data/{name}.csv", index=False)
+    args = ("dataset=Table", "iterations=1", "progress_bar=false")
+    assert trainer(*args).code == 0
+    frame[:119].to_csv(tmp_path / "data/train.csv", index=False)  # one row fewer
+    result = trainer(*args)
+    assert "finished; changed since: data/train.csv" in result.out

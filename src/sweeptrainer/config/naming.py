@@ -36,6 +36,7 @@ OPERATIONAL_KEYS = frozenset(
         "progress_bar",
         "device",
         "max_retries",
+        "rerun_on_change",
         "postprocess",
         "num_workers",
         "num_threads",

@@ -76,6 +76,11 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("save_test_outputs", lambda v: isinstance(v, bool), "true or false"),
     Key("continue_training", lambda v: isinstance(v, bool), "true or false"),
     Key("max_retries", _non_negative_int, "a non-negative integer"),
+    Key(
+        "rerun_on_change",
+        lambda v: v in ("warn", "rerun", "ignore"),
+        "'warn', 'rerun' or 'ignore'",
+    ),
     Key("postprocess", lambda v: isinstance(v, bool), "true or false"),
     Key("accumulation_steps", _positive_int, "a positive integer"),
     Key(

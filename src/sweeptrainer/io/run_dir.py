@@ -91,6 +91,18 @@ class RunDir:
         data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         atomic_write_yaml(self.status_file, data)
 
+    def clear(self) -> None:
+        """Remove everything a run wrote (for a run trained anew), but its lock file."""
+        import shutil
+
+        for entry in self.path.iterdir():
+            if entry.name == ".lock":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
     def remove_temp_files(self) -> None:
         """Delete temp files left by a process killed mid-write (only the complete files count)."""
         for tmp in self.path.rglob(".*.tmp"):
