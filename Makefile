@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# make install uses .venv; set VENV to another folder to install elsewhere.
+# make install uses .venv; set VENV to another folder to install elsewhere, and
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu for PyTorch's CPU build where pip would
+# otherwise take the CUDA one.
 
 VISION_VENV ?= .venv-vision
 
@@ -14,7 +16,7 @@ help:  ## list the targets
 install:  ## create .venv with CPU torch 2.13.0 and sweeptrainer (editable) + dev tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[dev]'
 
 install-vision:  ## a second venv with torchvision and timm (torch 2.14.1, ~5.5 GB) for the vision tests

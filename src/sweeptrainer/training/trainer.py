@@ -317,7 +317,14 @@ class ModularTaskTrainer:
                 self.run_dir.save_state("last", saved, durable=final)
 
     def _log_row(self, row: dict[str, float], improved: bool) -> None:
-        parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("iteration", "elapsed_s")]
+        # regression targets standardised for training: the losses are in those units, the
+        # metrics in the original ones (0.50 vs 3075 would read as a contradiction)
+        scaled = getattr(self.dataset, "target_std", None) is not None
+        parts = [
+            f"{k}{' (scaled)' if scaled and k.endswith('_loss') else ''} {v:.4f}"
+            for k, v in row.items()
+            if k not in ("iteration", "elapsed_s")
+        ]
         line = f"{self.budget.unit} {row['iteration']}/{self.budget.total}  " + "  ".join(parts)
         log.info(line + ("  (best)" if improved else ""))
 
