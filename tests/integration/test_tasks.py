@@ -24,6 +24,7 @@ def test_regression_on_diabetes(trainer, tmp_path):
         "progress_bar=false",
     )
     assert result.code == 0, result.err
+    assert "train_loss (scaled)" in result.out and "dev_loss (scaled)" in result.out
     run, results = _results(tmp_path)
     assert results["tracking_metric"] == "ccc"
     assert set(results["test"]) == {"loss", "ccc", "mae", "mse", "pcc"}
