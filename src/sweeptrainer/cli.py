@@ -215,11 +215,48 @@ def claim_folder(parent: Path, name: str) -> Path:
     raise FileExistsError(f"{parent}: no free folder name {name}-N")
 
 
+def check_flags(hargs: HydraArgs) -> None:
+    """Hydra's own flags that do not combine, said before Hydra says it with a traceback."""
+    from sweeptrainer.errors import ConfigError
+
+    shown = [f for f in hargs.flags if f in ("--cfg", "-c", "--info", "-i")]
+    if hargs.multirun and shown:
+        raise ConfigError(
+            f"{shown[0]} shows one composed config and does not combine with -m; to see every "
+            "run of a sweep use: trainer validate -m OVERRIDES (or drop -m: trainer "
+            f"{shown[0]} job OVERRIDES)"
+        )
+    completion = any(f in ("--shell-completion", "-sc") for f in hargs.flags)
+    actions = ("install=", "uninstall=", "query=")
+    if completion and not any(o.startswith(actions) for o in hargs.overrides):
+        raise ConfigError(
+            "--shell-completion: expected one of install=SHELL, uninstall=SHELL or query=SHELL "
+            '(SHELL: bash, zsh or fish), e.g. eval "$(trainer --shell-completion install=bash)"'
+        )
+
+
+def complete_verbs() -> bool:
+    """Shell completion (``-sc query=...``) of the first word: the verbs, besides Hydra's own
+    config completions; after a verb nothing (the shell completes file names). Returns True
+    when the query is answered here."""
+    words = os.environ.get("COMP_LINE", "").split()
+    if os.environ.get("COMP_LINE", "").endswith(" "):
+        words.append("")
+    if len(words) >= 3 and words[1] in VERBS:
+        return True  # a verb's arguments are folders and files
+    if len(words) == 2:  # the first word: a verb, or Hydra's overrides (printed after)
+        print(" ".join(v for v in VERBS if v.startswith(words[1])), end=" ")
+    return False
+
+
 def _compose_and_launch(sources, hargs: HydraArgs, command: str) -> int:
     from sweeptrainer.errors import ConfigError
 
     configs, pinned = [], []
     try:
+        check_flags(hargs)
+        if any(o.startswith("query=") for o in hargs.overrides) and complete_verbs():
+            return 0
         if hargs.trains:
             sources.freeze()  # a copy, at once: every run of the command composes from it
             configs = preflight(sources, hargs)

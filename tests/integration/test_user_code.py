@@ -149,3 +149,26 @@ def test_an_edited_data_file_is_named(trainer, tmp_path):
     frame[:119].to_csv(tmp_path / "data/train.csv", index=False)  # one row fewer
     result = trainer(*args)
     assert "finished; changed since: data/train.csv" in result.out
+
+
+def test_sweep_syntax_gaps_are_clear_errors_and_verbs_complete(trainer, tmp_path, monkeypatch):
+    cfg = trainer("-m", "learning_rate=0.1,0.01", "--cfg", "job")
+    assert cfg.code == 2 and "does not combine with -m" in cfg.err
+    assert "trainer validate -m" in cfg.err
+    interval = trainer("-m", "learning_rate=interval(0.0001,0.1)")
+    assert interval.code == 2 and "needs a search sweeper: add hydra/sweeper=optuna" in interval.err
+    plan = trainer("validate", "-m", "learning_rate=interval(0.0001,0.1)")
+    assert plan.code == 2 and "needs a search sweeper" in plan.err
+    completion = trainer("--shell-completion")
+    assert completion.code == 2 and "expected one of install=SHELL" in completion.err
+    for result in (cfg, interval, plan, completion):
+        assert "Traceback" not in result.err + result.out
+    assert not (tmp_path / "results").exists()
+
+    monkeypatch.setenv("COMP_LINE", "trainer va")
+    assert trainer("-sc", "query=bash").out.split() == ["validate"]
+    monkeypatch.setenv("COMP_LINE", "trainer ")
+    words = trainer("-sc", "query=bash").out.split()
+    assert {"postprocess", "preprocess", "status", "learning_rate=", "dataset="} <= set(words)
+    monkeypatch.setenv("COMP_LINE", "trainer postprocess res")
+    assert trainer("-sc", "query=bash").out.split() == []  # the shell completes the folder

@@ -248,6 +248,20 @@ def _sweep_values(overrides: Sequence[str], declared: dict[str, str]) -> list[li
     return options
 
 
+def _no_intervals(overrides: Sequence[str]) -> None:
+    """The basic sweeper enumerates values; a range to search is for a search sweeper."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_interval_sweep():
+            raise ConfigError(
+                f"{override.input_line}: interval(...) is a range to search, which needs a "
+                "search sweeper: add hydra/sweeper=optuna (pip install 'sweeptrainer[optuna]'; "
+                "+experiment=optuna_search is an example). The basic sweeper takes values: "
+                f"{override.get_key_element()}=0.1,0.01 or range(...)"
+            )
+
+
 def expand(options: list[list[str]]) -> Iterator[list[str]]:
     """Every combination, or, for huge sweeps, each value of each key once."""
     total = 1
@@ -273,6 +287,8 @@ def sweep_overrides(
         base = base_config(sources, overrides)
         params = OmegaConf.select(base, "hydra.sweeper.params") or {}
         declared = {str(k): str(v) for k, v in params.items()}
+        if "BasicSweeper" in str(OmegaConf.select(base, "hydra.sweeper._target_")):
+            _no_intervals([*overrides, *(f"{k}={v}" for k, v in declared.items())])
         return list(expand(_sweep_values(overrides, declared)))
     except ConfigError:
         raise
