@@ -503,9 +503,11 @@ def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plo
     print(f"postprocessed {summary.runs} runs ({summary.finished} finished) -> {summary.folder}")
     if summary.runs > summary.finished:
         print(f"  {summary.runs - summary.finished} run(s) not finished: see status in runs.csv")
-    if summary.best:
+    if summary.best is None and len(summary.bests) > 1:
+        print("  runs tracked by different metrics (datasets, tasks) are ranked apart:")
+    for found in summary.bests:
         best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in summary.best.items())  # fmt: skip
+                         for k, v in found.items())  # fmt: skip
         print(f"  best configuration: {best}")
     print(f"  report: {summary.folder / 'report.html'}")
     return 0

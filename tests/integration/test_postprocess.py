@@ -136,3 +136,19 @@ def test_report_renders_in_headless_chromium(trainer, sweep):
     assert f'data-images="{images}"' in dom  # every embedded image decoded
     assert '<table id="aggregated">' in dom and '<table id="runs">' in dom
     assert dom.count("<tr") >= 1 + 2 + 1 + 6  # header and rows of both tables
+
+
+def test_runs_of_different_tasks_are_ranked_apart(trainer, tmp_path):
+    assert trainer("dataset=Wine", "iterations=2", "progress_bar=false").code == 0
+    assert trainer("dataset=Diabetes", "criterion=MSE", "iterations=2",
+                   "progress_bar=false").code == 0  # fmt: skip
+    result = trainer("postprocess", "results/default")
+    assert result.code == 0, result.err
+    assert "runs tracked by different metrics (datasets, tasks) are ranked apart" in result.out
+    assert result.out.count("best configuration: ranked_by=") == 2
+    table = pd.read_csv(tmp_path / OUT / "aggregated.csv")
+    assert set(table.ranked_by) == {"dev_accuracy_mean", "dev_ccc_mean"}
+    wine = table[table.ranked_by == "dev_accuracy_mean"]
+    assert wine["dev_ccc_mean"].isna().all() and wine["dev_accuracy_mean"].notna().all()
+    report = (tmp_path / OUT / "report.html").read_text()
+    assert report.count("Best configuration:") == 2

@@ -19,6 +19,7 @@ class Summary:
     runs: int
     finished: int
     best: dict[str, Any] | None
+    bests: list[dict[str, Any]]  # one per tracking metric, when runs of several are mixed
     files: list[Path]
 
 
@@ -34,4 +35,5 @@ def postprocess(
     aggregated = aggregate(experiment, aggregate_by)
     files = write_all(experiment, aggregated, plots)
     finished = int((experiment.runs["status"] == "finished").sum())
-    return Summary(experiment.out_dir, len(experiment.runs), finished, aggregated.best, files)
+    return Summary(experiment.out_dir, len(experiment.runs), finished, aggregated.best,
+                   aggregated.bests, files)  # fmt: skip

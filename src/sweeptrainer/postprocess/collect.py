@@ -36,6 +36,8 @@ class Experiment:
     # metrics per group of the runs with `stratify`: run, varying config, split, column,
     # group, n, one column per metric (empty when no run has them)
     stratified: pd.DataFrame = field(default_factory=pd.DataFrame)
+    run_tracking: dict[str, str] = field(default_factory=dict)  # run -> its tracking metric
+    directions: dict[str, bool] = field(default_factory=dict)  # tracking metric -> higher?
 
     @property
     def out_dir(self) -> Path:
@@ -123,7 +125,7 @@ def _same_partition(a: pd.Series, b: pd.Series) -> bool:
     return bool((codes_a == codes_b).all())
 
 
-def _higher_is_better(tracking: str | None, direction: str | None) -> bool:
+def _higher_is_better(tracking: str | None, direction: Any) -> bool:
     """From results.yaml's tracking_direction; runs from before it existed used packaged
     metrics (or the loss, lower is better)."""
     if direction in ("max", "min"):
@@ -153,11 +155,16 @@ def collect(experiment_dir: str | Path) -> Experiment:
     front = ["run", "status", *varying]
     table = pd.concat([table, config_frame[varying]], axis=1)
     table = table[front + [c for c in table.columns if c not in front]]
+    run_tracking = dict(zip(table["run"], table["tracking_metric"], strict=True))
+    directions = {
+        str(t): _higher_is_better(t, d)
+        for t, d in zip(table["tracking_metric"], table["tracking_direction"], strict=True)
+        if isinstance(t, str)
+    }
     trackings = table["tracking_metric"].dropna().unique().tolist()
-    directions = table["tracking_direction"].dropna().unique().tolist()
     table = table.drop(columns=["tracking_metric", "tracking_direction"])
     tracking = trackings[0] if trackings else None
-    higher = _higher_is_better(tracking, directions[0] if directions else None)
+    higher = directions.get(tracking, True) if tracking else True
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     metric_columns = [c for c in curve_frame.columns if c != "run"]
     if len(curve_frame):
@@ -180,4 +187,6 @@ def collect(experiment_dir: str | Path) -> Experiment:
         tracking=tracking,
         higher_is_better=higher,
         stratified=stratified,
+        run_tracking={k: v for k, v in run_tracking.items() if isinstance(v, str)},
+        directions=directions,
     )

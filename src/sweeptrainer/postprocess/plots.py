@@ -170,6 +170,10 @@ def test_metric_figures(experiment: Experiment, agg: Aggregated, out: Path) -> l
     order = _labels(agg.table, agg.group_keys) if len(agg.table) else []
     labels = pd.Series(_labels(runs, agg.group_keys), index=runs.index)
     values = [pd.to_numeric(runs.loc[labels == label, column]).dropna().tolist() for label in order]
+    # configurations without this metric (runs of another task in the experiment) are left out
+    order, values = [o for o, v in zip(order, values, strict=True) if v], [v for v in values if v]
+    if not values:
+        return []
 
     def make(plt: Any) -> Any:
         fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(order) + 2), 4.2))

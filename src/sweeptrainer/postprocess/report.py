@@ -47,6 +47,14 @@ def _image(path: Path) -> str:
     )
 
 
+def _best_line(agg: Aggregated, best: dict) -> str:
+    """One best configuration (one per tracking metric when runs of several are mixed)."""
+    config = ", ".join(f"{k}={v}" for k, v in best.items() if k in agg.group_keys) or "all runs"
+    column = agg.sort_column or best.get("ranked_by") or ""
+    return (f"<p>Best configuration: <b>{html.escape(config)}</b> ({html.escape(column)} "
+            f"{_fmt(best.get(column))} over {int(best['runs'])} run(s)).</p>")  # fmt: skip
+
+
 def _stratified_section(stratified: pd.DataFrame | None) -> list[str]:
     """The test metrics per group (``stratify``), when the runs have them."""
     if stratified is None or stratified.empty:
@@ -64,14 +72,7 @@ def render(
     runs = experiment.runs
     counts = runs["status"].value_counts().to_dict()
     tally = ", ".join(f"{n} {state}" for state, n in counts.items())
-    best = ""
-    if agg.best is not None:
-        config = (
-            ", ".join(f"{k}={v}" for k, v in agg.best.items() if k in agg.group_keys) or "all runs"
-        )
-        best = (f"<p>Best configuration: <b>{html.escape(config)}</b> "
-                f"({html.escape(agg.sort_column or '')} {_fmt(agg.best.get(agg.sort_column))} "
-                f"over {int(agg.best['runs'])} run(s)).</p>")  # fmt: skip
+    best = "".join(_best_line(agg, found) for found in agg.bests)
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(experiment.root.name)}: sweeptrainer report</title>",
