@@ -390,12 +390,14 @@ def make_task(
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        return run_job(cfg, HydraConfig.get(), HydraConfig.get().mode == RunMode.MULTIRUN)
+
+    def run_job(cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
+        """One job, given its config and Hydra's node of it (``hydra_cfg``)."""
         from sweeptrainer.logs import configure_console
 
         configure_console()  # a launcher's worker process starts without it
-        hydra_cfg = HydraConfig.get()
         overrides = list(hydra_cfg.overrides.task)
-        multirun = hydra_cfg.mode == RunMode.MULTIRUN
         sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
         if signals.received is not None:
@@ -417,4 +419,5 @@ def make_task(
         results = outcome.results or {}
         return (results.get("dev") or {}).get(results.get("tracking_metric"))
 
+    task.run_job = run_job  # type: ignore[attr-defined]  # the CLI's path for one run
     return task

@@ -99,15 +99,18 @@ def git_state(folder: Path) -> dict[str, Any] | None:
     }
 
 
-def installed_packages() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def installed_packages() -> tuple[str, ...]:
     """``name==version`` of every installed distribution, sorted: ``pip freeze`` without
-    the subprocess (editable installs show their version, not their source)."""
+    the subprocess (editable installs show their version, not their source). Read once per
+    process (about 0.2 s): a notebook that installs a package meanwhile records it from its
+    next kernel on."""
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
         if name:
             found.setdefault(name.lower().replace("_", "-"), f"{name}=={dist.version}")
-    return sorted(found.values(), key=str.lower)
+    return tuple(sorted(found.values(), key=str.lower))
 
 
 def versions() -> dict[str, Any]:
