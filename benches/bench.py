@@ -161,18 +161,24 @@ def single(tmp: Path, repeats: int) -> list[Row]:
     return [wall, train, accuracy, memory]
 
 
+def _paired(tmp: Path, row: Row, script: str, flag: str, ours: str, theirs: str) -> list[Row]:
+    """A row from a script that alternates both sides in one process and prints a JSON line
+    per pair (``ours`` and ``theirs`` its keys)."""
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    _, out = run([sys.executable, str(HERE / script), *flag.split()], tmp, env)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            pair = json.loads(line)
+            row.ours.append(Measurement(0, 0, pair[ours]))
+            row.theirs.append(Measurement(0, 0, pair[theirs]))
+    return [row]
+
+
 def per_step(tmp: Path, repeats: int) -> list[Row]:
     """In one process (bench_step.py): per-step times are short and noisy, so the pairs run
     back to back without process start-up in between, switching order every pair."""
     row = Row("per optimizer step (MLP 1024, synthetic)", "ms", "<= 1.03x", limit=1.03)
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    _, out = run([sys.executable, str(HERE / "bench_step.py"), "--pairs", str(repeats)], tmp, env)
-    for line in out.splitlines():
-        if line.startswith("{"):
-            pair = json.loads(line)
-            row.ours.append(Measurement(0, 0, pair["trainer_ms"]))
-            row.theirs.append(Measurement(0, 0, pair["handwritten_ms"]))
-    return [row]
+    return _paired(tmp, row, "bench_step.py", f"--pairs {repeats}", "trainer_ms", "handwritten_ms")
 
 
 def sweep(tmp: Path, repeats: int) -> list[Row]:
@@ -199,14 +205,7 @@ def postprocess(tmp: Path, repeats: int) -> list[Row]:
 def files(tmp: Path, repeats: int) -> list[Row]:
     """In one process (bench_files.py), order switched every pair, like the per-step row."""
     row = Row("epoch over 2,000 image files, 2 workers", "s", "<= 1.1x", limit=1.1)
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    _, out = run([sys.executable, str(HERE / "bench_files.py"), "--pairs", str(repeats)], tmp, env)
-    for line in out.splitlines():
-        if line.startswith("{"):
-            pair = json.loads(line)
-            row.ours.append(Measurement(0, 0, pair["trainer_s"]))
-            row.theirs.append(Measurement(0, 0, pair["handwritten_s"]))
-    return [row]
+    return _paired(tmp, row, "bench_files.py", f"--pairs {repeats}", "trainer_s", "handwritten_s")
 
 
 def cache(tmp: Path, repeats: int) -> list[Row]:

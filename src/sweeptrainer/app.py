@@ -352,6 +352,14 @@ def folder_outcome(cfg: DictConfig, overrides: Sequence[str], since: str) -> Run
 
     run_dir = locate_run(task_config(cfg), overrides)
     status = run_dir.read_status() or {}
+    if status.get("state") == "running":
+        if RunLock(run_dir.path).held_elsewhere():
+            return RunOutcome(
+                run_dir.name, run_dir.path, "skipped", 0, "trained by another process"
+            )
+        # nobody holds it now: killed, or it finished between the two looks (a job writes
+        # `finished` before it lets go of the lock): read it again
+        status = run_dir.read_status() or {}
     state = status.get("state")
     if state == "finished":
         fresh = str(status.get("updated", "")) >= since
@@ -359,8 +367,6 @@ def folder_outcome(cfg: DictConfig, overrides: Sequence[str], since: str) -> Run
     if state == "failed":
         code = 2 if str(status.get("error", "")).startswith("ConfigError") else 1
         return RunOutcome(run_dir.name, run_dir.path, "failed", code, status.get("error"))
-    if state == "running" and RunLock(run_dir.path).held_elsewhere():
-        return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, "trained by another process")
     if state in ("interrupted", "running"):
         return RunOutcome(run_dir.name, run_dir.path, "interrupted", 1, f"{state}: run it again")
     return RunOutcome(run_dir.name, run_dir.path, "not started", 1, "no status in its folder")

@@ -239,12 +239,7 @@ class Table(ArrayDataset):
         tables.check_columns(parts, columns, "dataset.features")
         splits = {}
         for split, part in parts.items():
-            try:
-                x = part.frame[columns].to_numpy(dtype=np.float32)
-            except ValueError as err:
-                raise ConfigError(
-                    f"dataset.features: non-numeric feature values in {split}: {err}"
-                ) from None
+            x = tables.numeric(part, columns, "dataset.features")
             y = encoded.values[split]
             splits[split] = (x, y[:, 0] if task == "regression" else y)
         super().__init__(

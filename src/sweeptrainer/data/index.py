@@ -127,6 +127,14 @@ def check_columns(parts: dict[str, Part], columns: Sequence[str], key: str) -> N
             )
 
 
+def numeric(part: Part, columns: Sequence[str], key: str) -> np.ndarray:
+    """The columns of a part as float32; a ConfigError naming ``key`` and the table else."""
+    try:
+        return part.frame[list(columns)].to_numpy(dtype=np.float32)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: non-numeric values in {part.where}: {err}") from None
+
+
 def _sort_labels(labels: set[str]) -> list[str]:
     """Numeric labels in numeric order (2 before 10), others alphabetically."""
     try:
@@ -187,12 +195,7 @@ def encode_targets(
         return _encode_classes(parts, columns[0], key)
     values, class_names = {}, None
     for split, part in parts.items():
-        try:
-            array = part.frame[columns].to_numpy(dtype=np.float32)
-        except ValueError as err:
-            raise ConfigError(
-                f"{key}.target: non-numeric target values in {part.where}: {err}"
-            ) from None
+        array = numeric(part, columns, f"{key}.target")
         if task == "multilabel" and not np.isin(array, (0, 1)).all():
             position = int(np.flatnonzero(~np.isin(array, (0, 1)).all(axis=1))[0])
             raise ConfigError(
