@@ -65,9 +65,8 @@ def _state(run: RunDir, status: dict[str, Any]) -> str:
     return state
 
 
-def _run_row(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
+def _run_row(run: RunDir, results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     status = run.read_status() or {}
-    results = run.read_results() or {}
     config = {
         k: v
         for k, v in flatten(run.read_config() or {}).items()
@@ -84,9 +83,9 @@ def _run_row(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
     return row, config
 
 
-def _stratified_rows(run: RunDir) -> list[dict[str, Any]]:
+def _stratified_rows(run: RunDir, results: dict[str, Any]) -> list[dict[str, Any]]:
     """results.yaml's ``stratified`` (split -> column -> group -> metrics) as rows."""
-    stratified = (run.read_results() or {}).get("stratified") or {}
+    stratified = results.get("stratified") or {}
     rows = []
     for split, columns in stratified.items():
         for column, groups in (columns or {}).items():
@@ -142,10 +141,11 @@ def collect(experiment_dir: str | Path) -> Experiment:
         raise ConfigError(f"EXPERIMENT_DIR: {str(experiment_dir)!r} has no runs yet")
     rows, configs, curves, groups = [], [], [], []
     for run in runs:
-        row, config = _run_row(run)
+        results = run.read_results() or {}
+        row, config = _run_row(run, results)
         rows.append(row)
         configs.append(config)
-        groups += _stratified_rows(run)
+        groups += _stratified_rows(run, results)
         metrics = run.read_metrics()
         if metrics is not None and len(metrics):
             curves.append(metrics.assign(run=run.name))
