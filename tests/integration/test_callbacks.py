@@ -172,6 +172,7 @@ def test_bad_hook_on_a_model_fails_before_any_run_of_a_sweep(trainer, tmp_path):
 def test_early_stopping_in_a_sweep_stops_only_the_stalled_run(trainer, tmp_path):
     result = trainer(
         "-m", "learning_rate=1e-7,0.003", *WINE, "iterations=8", "progress_bar=false",
+        "device=cpu",  # the epochs it stops after are the CPU's numbers
         "+callbacks=early_stopping", "callbacks.early_stopping.metric=train_loss",
         "callbacks.early_stopping.patience=2", "callbacks.early_stopping.min_delta=0.01",
     )  # fmt: skip

@@ -67,7 +67,9 @@ class _SeededBatches(Dataset):
         saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
         random.seed(batch_seed)
         np.random.seed(batch_seed)
-        torch.manual_seed(batch_seed)
+        # the CPU generator only: torch.manual_seed would reseed the GPU's too, so fetching
+        # in the main process (num_workers 0) would change dropout's stream on a GPU
+        torch.default_generator.manual_seed(batch_seed)
         try:
             batch = self.collate([self.dataset[i] for i in indices])
             return batch if self.batch_transform is None else self.batch_transform(batch)
