@@ -228,8 +228,13 @@ def did_you_mean(key: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _sweep_values(overrides: Sequence[str], declared: dict[str, str]) -> list[list[str]]:
-    """For each override key, the list of single-value overrides it expands to."""
+def _sweep_values(
+    overrides: Sequence[str], declared: dict[str, str], search: bool = False
+) -> list[list[str]]:
+    """For each override key, the list of single-value overrides it expands to.
+
+    An ``interval(...)`` is a range to search: left out for a search sweeper (``search``),
+    an error for the basic sweeper, which enumerates values."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -239,27 +244,19 @@ def _sweep_values(overrides: Sequence[str], declared: dict[str, str]) -> list[li
     options = []
     for override in given + parser.parse_overrides(extra):
         key = override.get_key_element()
-        if override.is_sweep_override() and not override.is_interval_sweep():
-            options.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        if override.is_interval_sweep():
+            if not search:
+                raise ConfigError(
+                    f"{override.input_line}: interval(...) is a range to search, which needs a "
+                    "search sweeper: add hydra/sweeper=optuna (pip install "
+                    "'sweeptrainer[optuna]'; +experiment=optuna_search is an example). The "
+                    f"basic sweeper takes values: {key}=0.1,0.01 or range(...)"
+                )
         elif override.is_sweep_override():
-            continue  # an interval (for a search sweeper): nothing to enumerate
+            options.append([f"{key}={v}" for v in override.sweep_string_iterator()])
         else:  # rendered as Hydra's basic sweeper renders it for the job, so names match
             options.append([f"{key}={override.get_value_element_as_str()}"])
     return options
-
-
-def _no_intervals(overrides: Sequence[str]) -> None:
-    """The basic sweeper enumerates values; a range to search is for a search sweeper."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if override.is_interval_sweep():
-            raise ConfigError(
-                f"{override.input_line}: interval(...) is a range to search, which needs a "
-                "search sweeper: add hydra/sweeper=optuna (pip install 'sweeptrainer[optuna]'; "
-                "+experiment=optuna_search is an example). The basic sweeper takes values: "
-                f"{override.get_key_element()}=0.1,0.01 or range(...)"
-            )
 
 
 def expand(options: list[list[str]]) -> Iterator[list[str]]:
@@ -287,9 +284,8 @@ def sweep_overrides(
         base = base_config(sources, overrides)
         params = OmegaConf.select(base, "hydra.sweeper.params") or {}
         declared = {str(k): str(v) for k, v in params.items()}
-        if "BasicSweeper" in str(OmegaConf.select(base, "hydra.sweeper._target_")):
-            _no_intervals([*overrides, *(f"{k}={v}" for k, v in declared.items())])
-        return list(expand(_sweep_values(overrides, declared)))
+        search = "BasicSweeper" not in str(OmegaConf.select(base, "hydra.sweeper._target_"))
+        return list(expand(_sweep_values(overrides, declared, search)))
     except ConfigError:
         raise
     except Exception as err:

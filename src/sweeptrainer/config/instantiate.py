@@ -1,8 +1,9 @@
 """A typed instantiate: check a ``_target_`` node against its class, then build it.
 
-Group options carry bookkeeping keys (``id``; for datasets also ``metrics``,
-``tracking_metric``, ``stratify`` and ``batch``) that are not constructor arguments; they
-are left out here.
+Options carry bookkeeping keys that are not constructor arguments (``id``; a dataset
+option also ``metrics``, ``tracking_metric``, ``stratify`` and ``batch``, a scheduler option
+``step_frequency`` and ``monitor``); they are left out here, and only there: a step nested
+in an option keeps a ``batch`` or ``monitor`` argument of its own.
 Runtime values (input shape, number of classes, the run folder) are passed as
 keyword arguments, and only to constructors that declare them by name: a constructor
 that takes ``**kwargs`` (``torchvision.models.resnet18``) gets none of them, since it
@@ -20,20 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.errors import ConfigError
 
-# bookkeeping keys of group options, never constructor arguments: the trainer reads them
-RESERVED_KEYS = frozenset(
-    {
-        "id",
-        "_target_",
-        "_partial_",
-        "metrics",
-        "tracking_metric",
-        "stratify",
-        "batch",
-        "step_frequency",
-        "monitor",
-    }
-)
+# keys of every node that are never constructor arguments
+RESERVED_KEYS = frozenset({"id", "_target_", "_partial_"})
+# keys of one group's option that the trainer reads (not the nested steps inside it)
+GROUP_KEYS: dict[str, frozenset[str]] = {
+    "dataset": frozenset({"metrics", "tracking_metric", "stratify", "batch"}),
+    "scheduler": frozenset({"step_frequency", "monitor"}),
+}
 
 
 def locate(path: str, key: str) -> Any:
@@ -63,11 +57,13 @@ def locate(path: str, key: str) -> Any:
     raise ConfigError(f"{key}._target_: cannot import {path!r} (no module {parts[0]!r})")
 
 
-def constructor_kwargs(node: DictConfig) -> dict[str, Any]:
-    """The node's keyword arguments as plain Python values (resolved, reserved keys left out)."""
+def constructor_kwargs(node: DictConfig, key: str = "") -> dict[str, Any]:
+    """The node's keyword arguments as plain Python values (resolved), without the reserved
+    keys and, for a group's option (``key`` is the group), the keys the trainer reads."""
     container = OmegaConf.to_container(node, resolve=True)
     assert isinstance(container, dict)
-    return {k: v for k, v in container.items() if k not in RESERVED_KEYS}
+    skip = RESERVED_KEYS | GROUP_KEYS.get(key, frozenset())
+    return {k: v for k, v in container.items() if k not in skip}
 
 
 def declares(signature: inspect.Signature, name: str) -> bool:
@@ -96,7 +92,7 @@ def check_node(
     signature = _signature(target, key)
     if signature is None:
         return target
-    kwargs = constructor_kwargs(node)
+    kwargs = constructor_kwargs(node, key)
     given = {name: None for name in runtime if declares(signature, name) and name not in kwargs}
     accepted = [
         n
@@ -161,7 +157,7 @@ def instantiate(
     """
     target = check_node(node, key, len(args), tuple(runtime))
     signature = _signature(target, key)
-    kwargs = constructor_kwargs(node)
+    kwargs = constructor_kwargs(node, key)
     for name, value in runtime.items():
         if name not in kwargs and signature is not None and declares(signature, name):
             kwargs[name] = value

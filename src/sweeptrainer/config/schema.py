@@ -162,12 +162,14 @@ def _check_group(cfg: DictConfig, group: str, problems: list[str]) -> None:
     except ConfigError as err:
         problems.append(str(err))
     # nested steps (a dataset's transform and loader, an augmentation's steps): they import
-    # and their arguments fit; runtime values such as num_classes may be declared by any
+    # and their arguments fit; the runtime values they get are the augmentation's
+    # (num_classes...), a dataset's steps get none
+    runtime = RUNTIME_KWARGS["augmentation"] if group == "augmentation" else ()
     for key, nested in nested_nodes(node, group):
         if key.startswith("dataset.metrics["):  # metric specs: checked as metrics, below
             continue
         try:
-            check_node(nested, key, 0, RUNTIME_KWARGS["augmentation"])
+            check_node(nested, key, 0, runtime)
         except ConfigError as err:
             problems.append(str(err))
     if group == "dataset":

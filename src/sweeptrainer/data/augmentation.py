@@ -48,11 +48,7 @@ class Augmentation:
         if not isinstance(batch, tuple | list) or len(batch) < 2:
             raise StepError("batch steps take batches of (inputs, targets, ...)")
         inputs, targets, *rest = batch
-        for step, label in zip(self.batch_steps.steps, self.batch_steps.labels, strict=True):
-            try:
-                inputs, targets = step(inputs, targets)
-            except Exception as err:
-                raise StepError(f"{label} failed: {type(err).__name__}: {err}") from err
+        inputs, targets = self.batch_steps.on_batch(inputs, targets)
         return (inputs, targets, *rest)
 
     def __repr__(self) -> str:

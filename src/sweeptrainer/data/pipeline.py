@@ -3,13 +3,14 @@
 A step is any callable: a class built with its keyword arguments (``_target_:
 torchvision.transforms.v2.RandomCrop``, ``size: 28``), or a function with arguments
 bound (``_target_: torch.flatten``, ``_partial_: true``, ``start_dim: 0``). Runtime
-values (``num_classes``, ``input_shape``...) reach the constructors that declare them,
-as for models. A null entry is left out, so an override can switch one step off.
+values given to :meth:`Pipeline.build` (an augmentation's ``num_classes``...) reach the
+constructors that declare them, as for models. A null entry is left out, so an override can
+switch one step off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -74,17 +75,22 @@ class Pipeline:
         return len(self.steps)
 
     def __call__(self, x: Any) -> Any:
+        """One sample through every step."""
+        return self._run(x, unpack=False)
+
+    def on_batch(self, inputs: Any, targets: Any) -> tuple[Any, Any]:
+        """A batch through every step, each called as ``step(inputs, targets)`` (MixUp)."""
+        return self._run((inputs, targets), unpack=True)
+
+    def _run(self, value: Any, unpack: bool) -> Any:
         for step, label in zip(self.steps, self.labels, strict=True):
             try:
-                x = step(x)
+                value = step(*value) if unpack else step(value)
             except StepError:
                 raise
             except Exception as err:
                 raise StepError(f"{label} failed: {type(err).__name__}: {err}") from err
-        return x
-
-    def __iter__(self) -> Iterable[Callable[[Any], Any]]:
-        return iter(self.steps)
+        return value
 
     def __repr__(self) -> str:
         return f"Pipeline({self.labels})"

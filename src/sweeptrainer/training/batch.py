@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -79,8 +80,8 @@ class BatchLayout:
             return self.inputs[0]
         return 0 if self.inputs is None else self.inputs
 
-    @property
-    def plain(self) -> bool:
+    @cached_property
+    def plain(self) -> bool:  # read at every step: worked out once
         return self.inputs is None and self.target is None and self.index is None
 
     def split(self, batch: Any) -> tuple[Inputs, torch.Tensor, Any]:

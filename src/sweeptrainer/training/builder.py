@@ -19,9 +19,9 @@ from sweeptrainer.components.metrics import Metric, check_metrics, get_metrics, 
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.data.augmentation import augment_split, batch_steps
 from sweeptrainer.data.collate import build_collate
-from sweeptrainer.data.pipeline import StepError
 from sweeptrainer.errors import ConfigError
-from sweeptrainer.training.batch import BatchError, BatchLayout, Inputs, to_device
+from sweeptrainer.training.batch import BatchError, BatchLayout
+from sweeptrainer.training.first_batch import check_first_batch
 from sweeptrainer.training.schedule import Schedule
 from sweeptrainer.training.step import parameter_groups
 
@@ -45,7 +45,7 @@ class Components:
     batch_transform: Callable[[Any], Any] | None = None  # batch augmentation steps (MixUp)
     layout: BatchLayout = field(default_factory=BatchLayout)  # inputs, target, ids of a batch
     collate: Callable[[Any], Any] | None = None  # dataset.batch.collate (None: the default)
-    schedule: Any = None  # when the scheduler steps (training/schedule.py)
+    schedule: Schedule | None = None  # when the scheduler steps (set by build)
 
     def in_dispatch_order(self) -> list[tuple[str, object]]:
         """dataset, model, criterion, optimizer, scheduler, augmentation, loggers, callbacks
@@ -176,75 +176,6 @@ def _check_stratify(cfg: DictConfig, dataset: Any) -> None:
             )
 
 
-def _first_batch(split: Any, c: Components, train: bool) -> Any:
-    """Two samples of ``split``, collated (and batch-augmented for training) as the trainer's
-    loader will, with the RNGs seeded and restored as there."""
-    from sweeptrainer.data.collate import stack
-    from sweeptrainer.training.data import _SeededBatches
-
-    collate = c.collate or getattr(split, "collate", None) or stack
-    fetch = _SeededBatches(split, 0, collate, c.batch_transform if train else None)
-    return fetch.__getitems__([(0, i) for i in range(min(2, len(split)))])
-
-
-def describe_inputs(inputs: Inputs) -> str:
-    """``of shape (2, 1, 8, 8)``, or each field's shape: for error messages."""
-
-    def shape(value: Any) -> str:
-        return str(tuple(value.shape)) if hasattr(value, "shape") else type(value).__name__
-
-    if len(inputs.args) == 1 and not inputs.kwargs:
-        return f"of shape {shape(inputs.args[0])}"
-    parts = [shape(a) for a in inputs.args] + [f"{k}: {shape(v)}" for k, v in inputs.kwargs.items()]
-    return "(" + ", ".join(parts) + ")"
-
-
-@torch.no_grad()
-def check_first_batch(cfg: DictConfig, c: Components, device: torch.device) -> None:
-    """Two training samples (augmented) and two dev samples through the model and the
-    criterion, before the run folder exists: data that does not fit the model is an input
-    error (exit 2), not a run that fails at its first step. It also sizes lazy modules
-    before the optimizer sees their parameters. The RNGs are left as they were."""
-    from sweeptrainer.data.files import SampleError
-
-    output_dim, task = c.dataset.output_dim, c.dataset.task
-    c.model.eval()
-    try:
-        for split in ("train", "dev"):
-            try:
-                batch = to_device(_first_batch(c.splits[split], c, split == "train"), device)
-                inputs, y, _ = c.layout.split(batch)
-            except (SampleError, ValueError, StepError) as err:
-                raise ConfigError(f"dataset: a {split} batch cannot be made: {err}") from None
-            try:
-                out = inputs.call(c.model)
-            except Exception as err:
-                raise ConfigError(
-                    f"model: {cfg.model._target_} cannot take a {split} batch (inputs "
-                    f"{describe_inputs(inputs)}): {type(err).__name__}: {err}"
-                ) from None
-            shape, n = tuple(getattr(out, "shape", ())), len(y)
-            if shape not in ((n, output_dim),) + (((n,),) if output_dim == 1 else ()):
-                what = "classes" if task == "classification" else "outputs"
-                raise ConfigError(
-                    f"model: {cfg.model._target_} gives outputs of shape {shape} for {n} "
-                    f"samples; the {task} dataset needs ({n}, {output_dim}) ({output_dim} "
-                    f"{what}). Let the model take its size from the data: declare output_dim "
-                    "(or num_classes) in its constructor, or use a wrapper such as "
-                    "model=TorchVision"
-                )
-            try:
-                c.criterion(out, y)
-            except Exception as err:
-                raise ConfigError(
-                    f"criterion: {cfg.criterion._target_} cannot score outputs of shape {shape} "
-                    f"against targets of shape {tuple(y.shape)} ({y.dtype}): "
-                    f"{type(err).__name__}: {err}"
-                ) from None
-    finally:
-        c.model.train()
-
-
 def build_schedule(cfg: DictConfig, c: Components) -> Schedule:
     """The scheduler (if any), sized for the run: ``total_steps`` at its step frequency,
     ReduceLROnPlateau's mode from the metric it watches."""
@@ -316,7 +247,7 @@ def build(
         layout=layout,
         collate=build_collate(batch.get("collate")),
     )
-    check_first_batch(cfg, c, device)
+    check_first_batch(cfg, c, device)  # before the optimizer: lazy modules get their sizes
     # weight decay applies to weights, not to biases and normalisation layers
     c.optimizer = instantiate(
         cfg.optimizer, "optimizer", torch.optim.Optimizer, parameter_groups(model)

@@ -33,7 +33,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
-class _SeededBatches(Dataset):
+class SeededBatches(Dataset):
     """Fetches and collates a whole batch with Python, NumPy and torch RNGs seeded from the
     run's seed, the pass (the epoch) and the batch's indices.
 
@@ -80,7 +80,7 @@ class _SeededBatches(Dataset):
 
 
 def _as_is(batch: Any) -> Any:
-    return batch  # _SeededBatches collates itself
+    return batch  # SeededBatches collates itself
 
 
 class _OrderSampler:
@@ -135,7 +135,7 @@ class BatchSource:
         self._sampler = _OrderSampler(batch_size)
         collate = collate or getattr(dataset, "collate", None) or stack
         self._loader = DataLoader(
-            _SeededBatches(dataset, seed, collate, batch_transform),
+            SeededBatches(dataset, seed, collate, batch_transform),
             batch_sampler=self._sampler,
             collate_fn=_as_is,
             num_workers=num_workers,

@@ -70,9 +70,7 @@ class ModularTaskTrainer:
         self.criterion = components.criterion
         self.optimizer = components.optimizer
         self.scheduler = components.scheduler
-        self.schedule = components.schedule or Schedule(
-            components.scheduler, components.optimizer, "iteration", ""
-        )
+        self.schedule: Schedule = components.schedule  # when the scheduler steps
         self.run_dir = run_dir
         self.device = device
         self.budget = Budget(
@@ -89,9 +87,7 @@ class ModularTaskTrainer:
             "pin_memory": cfg.pin_memory,
             "persistent_workers": cfg.persistent_workers,
         }
-        splits = components.splits or {
-            s: getattr(self.dataset, s) for s in ("train", "dev", "test")
-        }
+        splits = components.splits  # the dataset's, the training one with its augmentation
         self.sources = {
             "train": BatchSource(
                 splits["train"],
