@@ -214,11 +214,13 @@ class SignalSelf:
             os.kill(os.getpid(), self.signum)
 
 
-def die_after_saving(iteration: int):
-    """A stand-in for ``RunDir.save_state`` (monkeypatch it in) that saves as usual, then
-    raises KeyboardInterrupt right after ``last.pt`` of ``iteration`` is written: the process
-    dies at the worst moment for a resume, with no hook told (exit code 130)."""
+def die_after_saving(patch, iteration: int) -> None:
+    """Patch (``monkeypatch`` or its context) ``RunDir.save_state`` to save as usual, then
+    raise KeyboardInterrupt right after ``last.pt`` of ``iteration`` is written: the process
+    dies at the worst moment for a resume, with no hook told (exit code 130). States are
+    then saved on the training thread (not the saver's worker), so the death comes at once."""
     from sweeptrainer.io.run_dir import RunDir
+    from sweeptrainer.io.state_saver import StateSaver
 
     save_state = RunDir.save_state
 
@@ -227,7 +229,11 @@ def die_after_saving(iteration: int):
         if name == "last" and state["training"]["iteration"] == iteration:
             raise KeyboardInterrupt
 
-    return save_then_die
+    def save_here(self, name, state, durable=True):
+        self.run_dir.save_state(name, state, durable=durable)
+
+    patch.setattr(RunDir, "save_state", save_then_die)
+    patch.setattr(StateSaver, "save", save_here)
 
 
 class WineSamples:

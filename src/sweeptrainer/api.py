@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -132,10 +130,10 @@ def train(
     from sweeptrainer.logs import configure_console
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.training.signals import StopSignals
+    from sweeptrainer.usercode import import_from_cwd
 
     configure_console()
-    if os.getcwd() not in sys.path:  # like the command: modules in this folder import
-        sys.path.insert(0, os.getcwd())
+    import_from_cwd()  # like the command: modules in this folder import
     choices = None
     if isinstance(config, DictConfig):
         cfg = task_config(config) if "hydra" in config else copy.deepcopy(config)

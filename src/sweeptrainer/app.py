@@ -174,18 +174,21 @@ def train_run(
     sweep_dir: Path | None = None,
     provenance: Provenance | None = None,
     choices: Mapping[str, Any] | None = None,
+    check: Callable[[DictConfig], None] = validate,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
 
     ``sweep_dir``: the folder of the ``-m`` sweep the run is part of (for the loggers).
     ``provenance``: what the command records in the run's ``snapshot/`` (default: this
     process's command line and folder); ``choices``: the config group options the run was
-    composed from (Hydra's ``runtime.choices``), for the snapshot.
+    composed from (Hydra's ``runtime.choices``), for the snapshot; ``check``: what
+    validates the config (the command's :class:`~sweeptrainer.config.schema.Validator`,
+    which knows the group options it checked before).
 
     Raises ConfigError for problems in the input (before anything is written); a
     failure during training returns a ``failed`` outcome after recording it.
     """
-    validate(cfg)
+    check(cfg)
     plan = plan_run(cfg, overrides)
     run_dir = plan.run_dir
     if plan.action == "skip":
@@ -383,7 +386,10 @@ def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
 
 
 def make_task(
-    outcomes: list[RunOutcome], signals: StopSignals, provenance: Provenance | None = None
+    outcomes: list[RunOutcome],
+    signals: StopSignals,
+    provenance: Provenance | None = None,
+    check: Callable[[DictConfig], None] = validate,
 ) -> Callable[[DictConfig], None]:
     """The Hydra task function: trains one job's run and records its outcome.
 
@@ -412,7 +418,7 @@ def make_task(
             job_num = OmegaConf.select(hydra_cfg, "job.num")
             choices = dict(hydra_cfg.runtime.choices)  # group -> option, for the snapshot
             outcome = train_run(
-                cfg, overrides, signals, job_num, sweep_dir, provenance=provenance, choices=choices
+                cfg, overrides, signals, job_num, sweep_dir, provenance, choices, check
             )
             outcomes.append(outcome)
         except ConfigError as err:

@@ -1,23 +1,19 @@
-"""The ``trainer`` command: verbs and dispatch only.
+"""The ``trainer`` command: its verbs and the dispatch.
 
-``trainer [OVERRIDES]`` and ``trainer -m [OVERRIDES]`` go to Hydra; other verbs
-(added by later issues) are subcommands. Before Hydra launches anything, every
-run of the command is composed and checked, so input errors exit with code 2
-and one readable message, and no run starts.
+``trainer [OVERRIDES]`` and ``trainer -m [OVERRIDES]`` train (:mod:`sweeptrainer.launch`);
+the other verbs (validate, create, postprocess, ...) are here, each a small function
+that parses its arguments and calls the module that does the work.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
 import sys
-import time
-import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweeptrainer import __version__
+from sweeptrainer.launch import HydraArgs, error, train_command
+from sweeptrainer.usercode import import_from_cwd
 
 HELP = f"""\
 usage: trainer [OVERRIDES ...]            train the composed config (one run)
@@ -64,309 +60,6 @@ retry (attempt N), continue from RUN). Trains nothing, writes nothing.
 Exit code 2 when any config is invalid.
 """
 
-# Hydra options that take a value, and those after which nothing is trained.
-VALUE_FLAGS = {
-    "--config-dir",
-    "-cd",
-    "--config-name",
-    "-cn",
-    "--config-path",
-    "-cp",
-    "--cfg",
-    "-c",
-    "--package",
-    "-p",
-    "--experimental-rerun",
-}
-INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-NO_TRAIN_FLAGS = {
-    "--cfg",
-    "-c",
-    "--info",
-    "-i",
-    "--hydra-help",
-    "--shell-completion",
-    "-sc",
-    "--experimental-rerun",
-}
-
-
-@dataclass
-class HydraArgs:
-    """The command line split into Hydra's flags and the config overrides."""
-
-    overrides: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    config_dir: str | None = None
-    config_name: str | None = None
-    multirun: bool = False
-    trains: bool = True
-
-    @classmethod
-    def parse(cls, args: Sequence[str]) -> HydraArgs:
-        out = cls()
-        tokens = list(args)
-        while tokens:
-            token = tokens.pop(0)
-            name, eq, value = token.partition("=")
-            if not token.startswith("-"):
-                out.overrides.append(token)
-                continue
-            if name in VALUE_FLAGS and not eq:
-                value = tokens.pop(0) if tokens else ""
-            elif name in ("--info", "-i") and tokens and tokens[0] in INFO_CHOICES:
-                value = tokens.pop(0)
-            if name in ("--config-dir", "-cd"):
-                out.config_dir = value
-                continue
-            if name in ("--config-name", "-cn"):
-                out.config_name = value
-                continue
-            out.multirun |= name in ("-m", "--multirun")
-            out.trains &= name not in NO_TRAIN_FLAGS
-            out.flags += [name, value] if value and not eq else [token]
-        return out
-
-
-def import_from_cwd() -> None:
-    """Like ``python -m``: modules in the current folder (a user's model, dataset,
-    callbacks) are importable by every verb that builds or checks components."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
-
-def _error(message: str, code: int = 2) -> int:
-    print(f"trainer: error: {message}", file=sys.stderr)
-    return code
-
-
-def preflight(sources, hargs: HydraArgs) -> list:
-    """Compose and validate every run of the command; raise ConfigError on the first bad one.
-
-    Returns (overrides, composed config) for every run.
-    """
-    from sweeptrainer.config.compose import compose, sweep_overrides
-    from sweeptrainer.config.schema import validate
-    from sweeptrainer.errors import ConfigError
-
-    runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
-    configs = []
-    for overrides in runs:
-        try:
-            configs.append((overrides, compose(sources, overrides)))
-            validate(configs[-1][1])
-        except ConfigError as err:
-            where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
-            raise ConfigError(f"{where}{err}") from None
-    return configs
-
-
-def run_hydra(args: Sequence[str]) -> int:
-    """Compose, check, then hand the command to Hydra; the exit code from the outcomes."""
-    from sweeptrainer.config.compose import ConfigSources
-    from sweeptrainer.errors import ConfigError
-    from sweeptrainer.logs import configure_console
-
-    configure_console()
-    import_from_cwd()
-    hargs = HydraArgs.parse(args)
-    try:
-        sources = ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd())
-    except ConfigError as err:
-        return _error(str(err))
-    with sources:
-        return _compose_and_launch(sources, hargs, shlex.join(["trainer", *args]))
-
-
-def move_to_sweep(sources, hargs: HydraArgs) -> list[str]:
-    """Move a sweep's frozen config sources (see ``ConfigSources.freeze``) from their temp
-    folder to ``<sweep folder>/conf``; return the Hydra override that pins that folder.
-
-    The sweep folder is known only once the config is composed (its path holds
-    ``results_dir``, ``experiment_id`` and the time), and the copy goes there only once
-    every run is valid (bad input leaves the results folder as it was). Launcher workers,
-    on other machines too (SLURM), compose their job from it, and it stays as the record
-    of what the sweep was composed from. Pinned, because Hydra would take the time again.
-    """
-    from sweeptrainer.config.compose import base_config
-
-    if sources.live_dir is None or not hargs.multirun:  # nothing frozen, or no sweep folder
-        return []
-    base = base_config(sources, hargs.overrides)
-    try:
-        sweep_dir = str(base.hydra.sweep.dir)
-    except Exception:  # an interpolation only a Hydra job resolves: keep the temp copy
-        return []
-    sources.freeze(claim_folder(Path(sweep_dir), "conf"))
-    quoted = sweep_dir.replace("'", "\\'")
-    return [f"hydra.sweep.dir='{quoted}'"]
-
-
-def claim_folder(parent: Path, name: str) -> Path:
-    """A new folder ``parent/name`` (``name-2``, ... when taken: two sweeps in one second)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for number in range(1, 1000):
-        folder = parent / (name if number == 1 else f"{name}-{number}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{parent}: no free folder name {name}-N")
-
-
-def check_flags(hargs: HydraArgs) -> None:
-    """Hydra's own flags that do not combine, said before Hydra says it with a traceback."""
-    from sweeptrainer.errors import ConfigError
-
-    shown = [f for f in hargs.flags if f in ("--cfg", "-c", "--info", "-i")]
-    if hargs.multirun and shown:
-        raise ConfigError(
-            f"{shown[0]} shows one composed config and does not combine with -m; to see every "
-            "run of a sweep use: trainer validate -m OVERRIDES (or drop -m: trainer "
-            f"{shown[0]} job OVERRIDES)"
-        )
-    completion = any(f in ("--shell-completion", "-sc") for f in hargs.flags)
-    actions = ("install=", "uninstall=", "query=")
-    if completion and not any(o.startswith(actions) for o in hargs.overrides):
-        raise ConfigError(
-            "--shell-completion: expected one of install=SHELL, uninstall=SHELL or query=SHELL "
-            '(SHELL: bash, zsh or fish), e.g. eval "$(trainer --shell-completion install=bash)"'
-        )
-
-
-def complete_verbs() -> bool:
-    """Shell completion (``-sc query=...``) of the first word: the verbs, besides Hydra's own
-    config completions; after a verb nothing (the shell completes file names). Returns True
-    when the query is answered here."""
-    words = os.environ.get("COMP_LINE", "").split()
-    if os.environ.get("COMP_LINE", "").endswith(" "):
-        words.append("")
-    if len(words) >= 3 and words[1] in VERBS:
-        return True  # a verb's arguments are folders and files
-    if len(words) == 2:  # the first word: a verb, or Hydra's overrides (printed after)
-        print(" ".join(v for v in VERBS if v.startswith(words[1])), end=" ")
-    return False
-
-
-def _compose_and_launch(sources, hargs: HydraArgs, command: str) -> int:
-    from sweeptrainer.errors import ConfigError
-
-    configs, pinned = [], []
-    try:
-        check_flags(hargs)
-        if any(o.startswith("query=") for o in hargs.overrides) and complete_verbs():
-            return 0
-        if hargs.trains:
-            sources.freeze()  # a copy, at once: every run of the command composes from it
-            configs = preflight(sources, hargs)
-            pinned = move_to_sweep(sources, hargs)
-    except ConfigError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            traceback.print_exc()
-        return _error(str(err))
-
-    import hydra
-    from omegaconf import OmegaConf
-
-    from sweeptrainer.app import RunOutcome, make_task
-    from sweeptrainer.snapshot import Provenance
-    from sweeptrainer.training.signals import StopSignals
-
-    outcomes: list[RunOutcome] = []
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    provenance = Provenance(command, sources=sources).prepare() if hargs.trains else None
-    argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides(), *pinned]
-    saved, sys.argv = sys.argv, argv
-    try:
-        with StopSignals() as signals:
-            task = make_task(outcomes, signals, provenance)
-            if _one_plain_run(hargs, configs):
-                _run_composed(task, configs[0][1])
-            else:
-                hydra.main(
-                    config_path=str(sources.primary),
-                    config_name=sources.config_name,
-                    version_base="1.3",
-                )(task)()
-    except KeyboardInterrupt:
-        print(
-            "trainer: stopped at once (second Ctrl-C); run the command again to resume",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        sys.argv = saved
-        _end_distributed()
-    basic = all(
-        "BasicSweeper" in str(OmegaConf.select(c, "hydra.sweeper._target_")) for _, c in configs
-    )
-    if hargs.multirun and configs and basic:
-        # from the run folders: jobs of a parallel launcher report nothing to this process
-        # (a search sweeper such as Optuna picks its runs as it goes: its outcomes are ours)
-        from sweeptrainer.app import folder_outcome
-
-        # what this process saw itself wins (the basic launcher runs jobs in-process)
-        seen = {o.name: o for o in outcomes}
-        found = [folder_outcome(cfg, overrides, started) for overrides, cfg in configs]
-        invalid = [o for o in outcomes if o.state == "invalid"]
-        found = [seen.get(o.name, o) for o in found if o.state != "not started" or not invalid]
-        outcomes = found + invalid
-    code = summarize(outcomes, hargs.multirun)
-    if signals.received is not None:
-        return 128 + signals.received
-    if hargs.multirun and outcomes:
-        configs = [cfg for _, cfg in configs]
-        experiments = {Path(c.results_dir) / c.experiment_id for c in configs if c.postprocess}
-        for experiment in sorted(experiments):
-            if experiment.is_dir():
-                run_postprocess(experiment, ["seed"], plots=True)
-    return code
-
-
-def _one_plain_run(hargs: HydraArgs, configs: list) -> bool:
-    """One run without Hydra flags or ``hydra.*`` overrides: nothing Hydra's own launch would
-    change, so the config composed and checked before is trained as it is (Hydra would
-    compose it twice more: about 0.3 s a command)."""
-    plain = not hargs.flags and not any(o.lstrip("+~").startswith("hydra") for o in hargs.overrides)
-    return plain and not hargs.multirun and hargs.trains and len(configs) == 1
-
-
-def _run_composed(task, cfg) -> None:
-    """Run ``task`` on a composed config as Hydra's run mode would: Hydra's node of the
-    config is set (``${hydra:...}`` resolves), the task gets the config without it."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from sweeptrainer.config.compose import task_config
-
-    HydraConfig.instance().set_config(cfg)
-    task.run_job(task_config(cfg), cfg.hydra, multirun=False)
-
-
-def _end_distributed() -> None:
-    """Under torchrun: wait for every process, then leave the process group."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.barrier()  # without it one rank sometimes aborts at exit
-        dist.destroy_process_group()
-
-
-def summarize(outcomes: list, multirun: bool) -> int:
-    """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
-    if multirun and outcomes:
-        states = ("finished", "skipped", "failed", "interrupted", "invalid", "not started")
-        counts = {s: sum(o.state == s for o in outcomes) for s in states}
-        extra = ", ".join(f"{counts[s]} {s}" for s in states[3:] if counts[s])
-        print(
-            f"sweep: {len(outcomes)} runs: {counts['finished']} trained, {counts['skipped']} "
-            f"skipped (finished before), {counts['failed']} failed"
-            + (f", {extra}" if extra else "")
-        )
-        for o in outcomes:
-            if o.state == "failed":
-                print(f"  failed: {o.name}: {o.error} (see {o.path}/train.log)")
-    return max((o.exit_code for o in outcomes), default=0)
-
 
 def cmd_validate(args: Sequence[str]) -> int:
     """Compose and check every run of the command, print what running it would do."""
@@ -374,24 +67,21 @@ def cmd_validate(args: Sequence[str]) -> int:
         print(VALIDATE_HELP, end="")
         return 0
     from sweeptrainer.app import plan_run
-    from sweeptrainer.config.compose import (
-        ConfigSources,
-        compose,
-        sweep_overrides,
-        task_config,
-    )  # fmt: skip
+    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides, task_config
     from sweeptrainer.config.naming import run_name
-    from sweeptrainer.config.schema import validate
+    from sweeptrainer.config.schema import Validator
     from sweeptrainer.errors import ConfigError
 
     import_from_cwd()
     hargs = HydraArgs.parse(args)
     rows, bad = [], 0
+    check = Validator()
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
+        compose = RunComposer(sources)
         for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
             try:
-                cfg = task_config(compose(sources, overrides))
-                validate(cfg)
+                cfg = task_config(compose(overrides))
+                check(cfg)
                 rows.append((run_name(cfg, overrides), plan_run(cfg, overrides).describe()))
             except ConfigError as err:
                 bad += 1
@@ -424,19 +114,21 @@ def cmd_preprocess(args: Sequence[str]) -> int:
         return 0
     from omegaconf import OmegaConf
 
-    from sweeptrainer.config.compose import ConfigSources, compose, sweep_overrides, task_config
+    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides, task_config
     from sweeptrainer.config.instantiate import instantiate
-    from sweeptrainer.config.schema import validate
+    from sweeptrainer.config.schema import Validator
     from sweeptrainer.logs import configure_console
 
     configure_console()
     import_from_cwd()
     hargs = HydraArgs.parse(args)
     done: set[str] = set()
+    check = Validator()
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
+        compose = RunComposer(sources)
         for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
-            cfg = task_config(compose(sources, overrides))
-            validate(cfg)
+            cfg = task_config(compose(overrides))
+            check(cfg)
             text = OmegaConf.to_yaml(cfg.dataset, resolve=True)
             if text in done:
                 continue
@@ -513,26 +205,9 @@ def cmd_postprocess(args: Sequence[str]) -> int:
                         "(default: seed)")  # fmt: skip
     parser.add_argument("--no-plots", action="store_true", help="tables and report only")
     ns = parser.parse_args(args)
+    from sweeptrainer.postprocess import run_postprocess
+
     return run_postprocess(ns.experiment_dir, ns.aggregate_by.split(","), not ns.no_plots)
-
-
-def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plots: bool) -> int:
-    from sweeptrainer.postprocess import postprocess
-
-    summary = postprocess(
-        experiment_dir, tuple(k.strip() for k in aggregate_by if k.strip()), plots
-    )
-    print(f"postprocessed {summary.runs} runs ({summary.finished} finished) -> {summary.folder}")
-    if summary.runs > summary.finished:
-        print(f"  {summary.runs - summary.finished} run(s) not finished: see status in runs.csv")
-    if summary.best is None and len(summary.bests) > 1:
-        print("  runs tracked by different metrics (datasets, tasks) are ranked apart:")
-    for found in summary.bests:
-        best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in found.items())  # fmt: skip
-        print(f"  best configuration: {best}")
-    print(f"  report: {summary.folder / 'report.html'}")
-    return 0
 
 
 def cmd_create(args: Sequence[str]) -> int:
@@ -710,5 +385,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             sys.exit(VERBS[args[0]](args[1:]))
         except ConfigError as err:
-            sys.exit(_error(str(err)))
-    sys.exit(run_hydra(args))
+            sys.exit(error(str(err)))
+    sys.exit(train_command(args, list(VERBS)))

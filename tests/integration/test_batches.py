@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sweeptrainer.io.run_dir import RunDir
 from tests.conftest import run_dirs, snapshot
 from tests.helpers import die_after_saving
 
@@ -56,7 +55,7 @@ def test_user_batches_train_resume_bit_for_bit_and_keep_their_ids(
     outputs = pd.read_csv(ref / "outputs/test.csv")
     assert outputs["index"].min() >= 1000 and outputs["index"].is_unique  # the dataset's ids
     with monkeypatch.context() as patch:
-        patch.setattr(RunDir, "save_state", die_after_saving(2))
+        die_after_saving(patch, 2)
         assert trainer(*args, "iterations=4", "experiment_id=cut").code == 130
     result = trainer(*args, "iterations=4", "experiment_id=cut")
     assert result.code == 0 and "resume (killed) from states/last.pt (iteration 2)" in result.out

@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from sweeptrainer.io.run_dir import RunDir
 from tests.conftest import run_dirs, snapshot
 from tests.helpers import die_after_saving
 
@@ -121,7 +120,7 @@ def test_resume_after_a_hard_stop_right_after_a_save_is_exact(
     (ref,) = run_dirs(tmp_path, "ref")
 
     with monkeypatch.context() as patch:
-        patch.setattr(RunDir, "save_state", die_after_saving(3))
+        die_after_saving(patch, 3)
         assert trainer("iterations=6", *WINE, "experiment_id=cut").code == 130
     (cut,) = run_dirs(tmp_path, "cut")
     assert _status(cut)["state"] == "running"  # as a killed process leaves it

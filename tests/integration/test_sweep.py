@@ -35,3 +35,30 @@ def test_a_different_config_never_reuses_a_folder(trainer, tmp_path):
     assert result.code == 2
     assert "holds a run of a different config" in result.err
     assert snapshot(tmp_path / "results") == before
+
+
+def test_a_basic_sweep_composes_once_and_runs_here(trainer, tmp_path, monkeypatch):
+    """The runs of a basic sweep are composed once (not again by Hydra's launch): a value
+    sweep costs two Hydra compositions however many runs it has, and the sweep folder is
+    written as Hydra's launch writes it."""
+    import yaml
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed = []
+    original = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        composed.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    result = trainer("-m", "seed=1,2", "iterations=1", "progress_bar=false")
+    assert result.code == 0, result.err
+    assert len(composed) == 2  # the sweep's base config, and the runs' one composition
+    sweeps = list((tmp_path / "results" / "default" / "sweeps").iterdir())
+    assert len(sweeps) == 1
+    saved = yaml.safe_load((sweeps[0] / "multirun.yaml").read_text())
+    assert tmp_path / saved["hydra"]["sweep"]["dir"] == sweeps[0]
+    for run in run_dirs(tmp_path):
+        command = yaml.safe_load((run / "snapshot" / "command.yaml").read_text())
+        assert command["sweep_dir"] == str(sweeps[0].absolute())

@@ -134,7 +134,7 @@ def test_a_resumed_run_continues_its_mlflow_run(trainer, tmp_path, monkeypatch, 
     args = (*WINE, "iterations=4", "experiment_id=resumed", "+loggers=mlflow",
             f"loggers.mlflow.tracking_uri={mlflow_uri}")  # fmt: skip
     with monkeypatch.context() as patch:
-        patch.setattr(RunDir, "save_state", die_after_saving(2))
+        die_after_saving(patch, 2)
         assert trainer(*args).code == 130
     client = _client(mlflow_uri)
     experiment = client.get_experiment_by_name("resumed").experiment_id

@@ -43,3 +43,16 @@ def test_augmentation_is_named_and_hashed_only_when_there_is_one():
     assert config_hash(_cfg("augmentation=RandomCrop", "augmentation.steps.0.padding=3")) != (
         config_hash(crop)
     )
+
+
+def test_the_hash_text_is_omegaconfs_so_old_runs_keep_their_hash():
+    import hashlib
+
+    from sweeptrainer.config.naming import identity
+
+    cfg = OmegaConf.merge(
+        _cfg(),
+        {"experiment_id": "ü 1", "model": {"odd": ["1", "0.5", "null", "yes", None, 1e-3]}},
+    )
+    text = OmegaConf.to_yaml(OmegaConf.create(identity(cfg)), sort_keys=True)
+    assert config_hash(cfg) == hashlib.sha256(text.encode()).hexdigest()[:12]

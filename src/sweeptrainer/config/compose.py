@@ -9,6 +9,7 @@ run 7 of 8 fails before run 1 trains.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.util
 import itertools
@@ -19,13 +20,13 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.errors import ConfigError
 
 CONFIG_NAME = "config"
-MAX_PREFLIGHT = 256  # beyond this many combinations, check each value once
 
 
 def packaged_conf_dir() -> Path:
@@ -231,19 +232,21 @@ def did_you_mean(key: str) -> str:
 def _sweep_values(
     overrides: Sequence[str], declared: dict[str, str], search: bool = False
 ) -> list[list[str]]:
-    """For each override key, the list of single-value overrides it expands to.
+    """For each override key, the list of single-value overrides it expands to, keys in
+    the order Hydra's basic sweeper takes them: the declared ``hydra.sweeper.params``
+    first (a value given on the command line replaces the declared one in its place),
+    then the other keys as given.
 
     An ``interval(...)`` is a range to search: left out for a search sweeper (``search``),
     an error for the basic sweeper, which enumerates values."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    given = parser.parse_overrides(list(overrides))
-    keys = {o.get_key_element() for o in given}
-    extra = [f"{k}={v}" for k, v in declared.items() if k not in keys]
+    ordered = {o.get_key_element(): o for o in parser.parse_overrides(
+        [f"{k}={v}" for k, v in declared.items()])}  # fmt: skip
+    ordered.update({o.get_key_element(): o for o in parser.parse_overrides(list(overrides))})
     options = []
-    for override in given + parser.parse_overrides(extra):
-        key = override.get_key_element()
+    for key, override in ordered.items():
         if override.is_interval_sweep():
             if not search:
                 raise ConfigError(
@@ -259,14 +262,10 @@ def _sweep_values(
     return options
 
 
-def expand(options: list[list[str]]) -> Iterator[list[str]]:
-    """Every combination, or, for huge sweeps, each value of each key once."""
-    total = 1
-    for values in options:
-        total *= len(values)
-    if total <= MAX_PREFLIGHT:
-        yield from (list(c) for c in itertools.product(*options))
-        return
+def sample(options: list[list[str]]) -> Iterator[list[str]]:
+    """Runs that try each value of each key once: the first combination, then one key
+    changed at a time. What a search sweeper's choices are checked by (its runs are picked
+    as it goes, and their product can be huge)."""
     first = [values[0] for values in options]
     yield first
     for i, values in enumerate(options):
@@ -275,18 +274,107 @@ def expand(options: list[list[str]]) -> Iterator[list[str]]:
 
 
 def sweep_overrides(
-    sources: ConfigSources, overrides: Sequence[str], multirun: bool
+    sources: ConfigSources,
+    overrides: Sequence[str],
+    multirun: bool,
+    base: DictConfig | None = None,
 ) -> list[list[str]]:
-    """The override lists of every run the command will launch (one without ``-m``)."""
+    """The override lists of every run the command will launch (one without ``-m``), in
+    the order Hydra's basic sweeper launches them; for a search sweeper, a sample that
+    tries each of its choices once. ``base``: :func:`base_config`, when composed before."""
     try:
         if not multirun:
             return [list(overrides)]
-        base = base_config(sources, overrides)
+        base = base if base is not None else base_config(sources, overrides)
         params = OmegaConf.select(base, "hydra.sweeper.params") or {}
         declared = {str(k): str(v) for k, v in params.items()}
         search = "BasicSweeper" not in str(OmegaConf.select(base, "hydra.sweeper._target_"))
-        return list(expand(_sweep_values(overrides, declared, search)))
+        options = _sweep_values(overrides, declared, search)
+        if search:
+            return list(sample(options))
+        return [list(c) for c in itertools.product(*options)]
     except ConfigError:
         raise
     except Exception as err:
         raise ConfigError(composition_message(err)) from None
+
+
+class RunComposer:
+    """Composes the runs of one command, each as Hydra composes it, at a fraction of the cost.
+
+    Hydra composes once per distinct set of *structural* overrides (config group choices
+    and ``hydra.*``); a run's other overrides (``seed=2``, ``+model.extra=1``,
+    ``~dataset.batch.target``) are applied to a copy of that composition by Hydra's own
+    override code, in command-line order as Hydra applies them, and its ``hydra.overrides`` and
+    ``override_dirname`` set as Hydra sets them. An 8-seed sweep composes once instead of
+    8 times (about 0.1 s each); ``tests/unit/test_compose.py`` checks the copies equal
+    Hydra's compositions.
+    """
+
+    def __init__(self, sources: ConfigSources) -> None:
+        self.sources = sources
+        self._composed: dict[tuple[str, ...], DictConfig] = {}
+        self._groups: set[str] = set()  # config group names seen in the compositions
+
+    def __call__(self, overrides: Sequence[str]) -> DictConfig:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        try:
+            parsed = OverridesParser.create().parse_overrides(list(overrides))
+        except Exception:
+            return compose(self.sources, overrides)  # Hydra's own message
+        while True:  # a group is known once a composition has chosen it
+            values = [o for o in parsed if self._is_value(o)]
+            structural = tuple(o.input_line for o in parsed if o not in values)
+            base = self._composed.get(structural)
+            if base is None:
+                base = self._composed[structural] = compose(self.sources, structural)
+                self._groups |= set(base.hydra.runtime.choices)
+            if not any(o.key_or_group in self._groups for o in values):
+                break
+        if not values:
+            return copy.deepcopy(base)
+        try:
+            return _with_values(base, parsed, values)
+        except Exception:  # a key that does not exist, a wrong type: Hydra's message
+            return compose(self.sources, overrides)
+
+    def _is_value(self, override: Any) -> bool:
+        """Not a config group choice (``model=CNN``, ``+experiment=x``) nor ``hydra.*``:
+        a value Hydra applies to the composed config, in command-line order (``+key=v``,
+        ``~key`` and ``++key=v`` included)."""
+        key = override.key_or_group
+        return (
+            not override.is_sweep_override()
+            and override.package is None
+            and not override.is_hydra_override()
+            and key not in self._groups
+            and not self._group_folder(key)
+        )
+
+    def _group_folder(self, key: str) -> bool:
+        """Whether ``key`` names a config group folder in the sources (``a.b`` never does)."""
+        if "." in key:
+            return False
+        roots = [self.sources.user_dir, self.sources.packaged]
+        return any(root is not None and (root / key).is_dir() for root in roots)
+
+
+def _with_values(base: DictConfig, parsed: list, values: list) -> DictConfig:
+    """``base`` with the value overrides applied, as Hydra's composition applies them."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+    from omegaconf import open_dict
+
+    cfg = copy.deepcopy(base)
+    ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    task = [o for o in parsed if not o.is_hydra_override()]
+    naming = cfg.hydra.job.config.override_dirname
+    with open_dict(cfg.hydra):
+        cfg.hydra.overrides.task = [o.input_line for o in task]
+        cfg.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=task,
+            kv_sep=naming.kv_sep,
+            item_sep=naming.item_sep,
+            exclude_keys=naming.exclude_keys,
+        )
+    return cfg

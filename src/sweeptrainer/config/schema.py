@@ -262,18 +262,47 @@ def _check_packages(target: Any, key: str, problems: list[str]) -> None:
             problems.append(f"{key}: needs the package {module!r}, not installed: {install}")
 
 
+class Validator:
+    """Checks composed configs; what one command has checked before is not checked again.
+
+    Importing a ``_target_`` and fitting its signature cost most of a check, and the runs
+    of a sweep share their group options: each distinct option (dataset, model, ...,
+    each callback and logger) is checked once per command, its problems remembered for
+    every run that uses it. Keyed by the option's resolved YAML (the scheduler's by the
+    dataset's metrics too, which it is checked against).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], list[str]] = {}
+
+    def __call__(self, cfg: DictConfig) -> None:
+        """Raise one ConfigError listing every problem of ``cfg``."""
+        problems: list[str] = []
+        try:
+            _check_main_keys(cfg, problems)
+            for group in GROUPS:
+                problems += self._once(group, cfg, _check_group, group)
+            for kind in KEYED_DICTS:
+                problems += self._once(kind, cfg, _check_keyed, kind)
+        except Exception as err:  # interpolation errors and the like
+            if isinstance(err, ConfigError):
+                raise
+            problems.append(f"{type(err).__name__}: {err}")
+        if problems:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+    def _once(self, key: str, cfg: DictConfig, check: Any, *args: Any) -> list[str]:
+        node = cfg.get(key)
+        text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else repr(node)
+        if key == "scheduler":
+            text += OmegaConf.to_yaml(OmegaConf.select(cfg, "dataset.metrics") or [], resolve=True)
+        if (key, text) not in self._seen:
+            found: list[str] = []
+            check(cfg, *args, found)
+            self._seen[key, text] = found
+        return self._seen[key, text]
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the whole composed config; raise one ConfigError listing every problem."""
-    problems: list[str] = []
-    try:
-        _check_main_keys(cfg, problems)
-        for group in GROUPS:
-            _check_group(cfg, group, problems)
-        for kind in KEYED_DICTS:
-            _check_keyed(cfg, kind, problems)
-    except Exception as err:  # interpolation errors and the like
-        if isinstance(err, ConfigError):
-            raise
-        problems.append(f"{type(err).__name__}: {err}")
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    Validator()(cfg)

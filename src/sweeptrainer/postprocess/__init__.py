@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,3 +38,21 @@ def postprocess(
     finished = int((experiment.runs["status"] == "finished").sum())
     return Summary(experiment.out_dir, len(experiment.runs), finished, aggregated.best,
                    aggregated.bests, files)  # fmt: skip
+
+
+def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plots: bool) -> int:
+    """Postprocess and print what was found (the verb, and the end of a sweep)."""
+    summary = postprocess(
+        experiment_dir, tuple(k.strip() for k in aggregate_by if k.strip()), plots
+    )
+    print(f"postprocessed {summary.runs} runs ({summary.finished} finished) -> {summary.folder}")
+    if summary.runs > summary.finished:
+        print(f"  {summary.runs - summary.finished} run(s) not finished: see status in runs.csv")
+    if summary.best is None and len(summary.bests) > 1:
+        print("  runs tracked by different metrics (datasets, tasks) are ranked apart:")
+    for found in summary.bests:
+        best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in found.items())  # fmt: skip
+        print(f"  best configuration: {best}")
+    print(f"  report: {summary.folder / 'report.html'}")
+    return 0

@@ -25,6 +25,7 @@ from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
 from sweeptrainer.errors import Interrupted, TrainingError
 from sweeptrainer.inference import describe_dataset
 from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.io.state_saver import StateSaver
 from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
 from sweeptrainer.training.data import Batch, BatchSource, epoch_order
@@ -72,6 +73,7 @@ class ModularTaskTrainer:
         self.scheduler = components.scheduler
         self.schedule: Schedule = components.schedule  # when the scheduler steps
         self.run_dir = run_dir
+        self._saver = StateSaver(run_dir)  # states/*.pt written beside the training
         self.device = device
         self.budget = Budget(
             cfg.training_type, cfg.iterations, cfg.eval_frequency, cfg.save_frequency
@@ -134,9 +136,14 @@ class ModularTaskTrainer:
         self._bar = self._progress_bar()
         self.callbacks("cb_on_train_begin", trainer=self)
         batches = self._train_batches()
-        while not self.budget.done(self.state.iteration) and not self.should_stop:
-            self._train_until(self.budget.next_eval(self.state.iteration), batches)
-            self._evaluate()
+        try:
+            while not self.budget.done(self.state.iteration) and not self.should_stop:
+                self._train_until(self.budget.next_eval(self.state.iteration), batches)
+                self._evaluate()
+        except BaseException:
+            self._saver.close_quietly()  # the states saved so far land; the error wins
+            raise
+        self._saver.close()
         self.state.elapsed_s = time.perf_counter() - self._clock
         if self.dist.is_main:
             self.run_dir.sync_states()
@@ -219,6 +226,7 @@ class ModularTaskTrainer:
         """A stop signal: keep everything done so far in last.pt, then stop."""
         self._period_loss.copy_(self.dist.sum(self._period_loss))  # every process takes part
         if self.dist.is_main:
+            self._saver.close()  # in order: an earlier best.pt, then this last.pt
             self.run_dir.save_state("last", self.state_dict())
         if self._bar is not None:
             self._bar.close()
@@ -308,9 +316,9 @@ class ModularTaskTrainer:
         if improved or save_last:
             saved = self.state_dict()  # built once when both are saved
             if improved:
-                self.run_dir.save_state("best", saved, durable=final)
+                self._saver.save("best", saved, durable=final)
             if save_last:
-                self.run_dir.save_state("last", saved, durable=final)
+                self._saver.save("last", saved, durable=final)
 
     def _log_row(self, row: dict[str, float], improved: bool) -> None:
         # regression targets standardised for training: the losses are in those units, the

@@ -1,0 +1,34 @@
+"""States written beside the training: the state as it was when handed over, errors raised."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.io.state_saver import StateSaver
+
+
+def test_the_file_holds_the_state_as_handed_over(tmp_path):
+    run = RunDir(tmp_path / "run")
+    saver = StateSaver(run)
+    weights = torch.zeros(1000)
+    for value in range(5):
+        weights.fill_(value)
+        saver.save("last", {"w": weights, "rows": [value]}, durable=value == 4)
+        weights.fill_(-1)  # the training goes on changing the live tensor
+    saver.close()
+    state = run.load_state("last")
+    assert state["rows"] == [4] and torch.equal(state["w"], torch.full((1000,), 4.0))
+    assert not list(run.path.rglob("*.tmp"))
+
+
+def test_a_failed_write_is_raised_to_the_training(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "states").write_text("a file where the states folder goes")
+    saver = StateSaver(run)
+    saver.save("best", {"w": torch.ones(2)})
+    with pytest.raises(OSError):
+        saver.wait()
+    saver.close()  # nothing pending: closes cleanly
