@@ -62,7 +62,7 @@ def train(data, hidden: list[int], epochs: int, batch: int, lr: float, seed: int
         with torch.no_grad():
             return (model(xs).argmax(-1) == ys).float().mean().item()
 
-    train_time, steps = 0.0, 0
+    train_time, steps, epoch_s = 0.0, 0, []
     best_acc, best_state = -1.0, None
     fit_start = time.perf_counter()
     for _ in range(epochs):
@@ -80,6 +80,7 @@ def train(data, hidden: list[int], epochs: int, batch: int, lr: float, seed: int
         acc = accuracy(x_dev, y_dev)
         if acc > best_acc:
             best_acc, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+        epoch_s.append(time.perf_counter() - start)
     fit_time = time.perf_counter() - fit_start
     model.load_state_dict(best_state)
     return {
@@ -87,6 +88,7 @@ def train(data, hidden: list[int], epochs: int, batch: int, lr: float, seed: int
         "train_time_s": train_time,
         "steps": steps,
         "step_ms": 1000 * train_time / steps,
+        "epoch_s": epoch_s,  # each epoch: its training and the dev evaluation
         "test_accuracy": accuracy(x_test, y_test),
     }
 

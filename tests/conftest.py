@@ -12,6 +12,9 @@ from sweeptrainer.cli import main
 
 # A tiny run: 2 epochs of Digits, no progress bar.
 TINY = ("iterations=2", "progress_bar=false")
+# Seconds any test waits for a subprocess: generous, since a loaded 2-core machine can be
+# ten times slower than an idle one; a test that needs longer is one to make smaller.
+SUBPROCESS_TIMEOUT = 900
 
 
 @dataclass

@@ -199,17 +199,9 @@ def implied_overrides(cfg: DictConfig, config_dir: str | Path | None = None) -> 
 
 def _leaves(cfg: DictConfig) -> dict[str, Any]:
     """Dotted key -> value (interpolations unresolved, lists whole, empty dicts left out)."""
-    out: dict[str, Any] = {}
+    from sweeptrainer.config.flat import leaves
 
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            out[prefix[:-1]] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-    return out
+    return leaves(OmegaConf.to_container(cfg, resolve=False))
 
 
 def _text(value: Any) -> str:

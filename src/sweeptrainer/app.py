@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,21 @@ class Plan:
 
     action: str  # new | skip | resume | retry | continue | rerun
     run_dir: RunDir
-    config_hash: str
-    base_hash: str  # the config hash without `iterations`: finds runs to continue
+    cfg: DictConfig = field(repr=False)
     attempt: int = 1
     reason: str = ""
     source: RunDir | None = None  # the finished run a `continue` starts from
+
+    @cached_property
+    def config_hash(self) -> str:
+        """Computed when needed: planning a new run (``trainer validate`` of a big grid)
+        needs no hash."""
+        return config_hash(self.cfg)
+
+    @cached_property
+    def base_hash(self) -> str:
+        """The config hash without ``iterations``: finds runs to continue."""
+        return config_hash(self.cfg, ignore=("iterations",))
 
     def describe(self) -> str:
         if self.action == "skip":
@@ -73,8 +84,9 @@ def locate_run(cfg: DictConfig, overrides: Sequence[str]) -> RunDir:
     return RunDir(training_dir(cfg.results_dir, cfg.experiment_id) / run_name(cfg, overrides))
 
 
-def find_continuation(cfg: DictConfig, base_hash: str) -> RunDir | None:
-    """The finished run with the same config but fewer iterations (the most), if any."""
+def find_continuation(cfg: DictConfig, plan: Plan) -> RunDir | None:
+    """The finished run with the same config but fewer iterations (the most), if any (the
+    plan's ``base_hash`` is computed only when there is a finished run to compare)."""
     best: tuple[int, RunDir] | None = None
     parent = training_dir(cfg.results_dir, cfg.experiment_id)
     for folder in sorted(parent.glob("*/")) if parent.is_dir() else []:
@@ -83,7 +95,7 @@ def find_continuation(cfg: DictConfig, base_hash: str) -> RunDir | None:
         iterations = status.get("iterations")
         if (
             status.get("state") == "finished"
-            and status.get("base_hash") == base_hash
+            and status.get("base_hash") == plan.base_hash
             and isinstance(iterations, int)
             and iterations < cfg.iterations
             and other.state("last").is_file()
@@ -100,10 +112,10 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
     ``holding_lock``: this process holds the run's lock, so nobody else is training it.
     """
     run_dir = locate_run(cfg, overrides)
-    plan = Plan("new", run_dir, config_hash(cfg), config_hash(cfg, ignore=("iterations",)))
+    plan = Plan("new", run_dir, cfg)
     status = run_dir.read_status()
     if status is None:
-        source = find_continuation(cfg, plan.base_hash) if cfg.continue_training else None
+        source = find_continuation(cfg, plan) if cfg.continue_training else None
         if source is not None:
             plan.action, plan.source = "continue", source
         return plan

@@ -67,8 +67,7 @@ def cmd_validate(args: Sequence[str]) -> int:
         print(VALIDATE_HELP, end="")
         return 0
     from sweeptrainer.app import plan_run
-    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides, task_config
-    from sweeptrainer.config.naming import run_name
+    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides
     from sweeptrainer.config.schema import Validator
     from sweeptrainer.errors import ConfigError
 
@@ -80,9 +79,10 @@ def cmd_validate(args: Sequence[str]) -> int:
         compose = RunComposer(sources)
         for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
             try:
-                cfg = task_config(compose(overrides))
+                cfg = compose.task(overrides)
                 check(cfg)
-                rows.append((run_name(cfg, overrides), plan_run(cfg, overrides).describe()))
+                plan = plan_run(cfg, overrides)
+                rows.append((plan.run_dir.name, plan.describe()))
             except ConfigError as err:
                 bad += 1
                 problem = " ".join(str(err).split())  # one line per run in the table
@@ -114,7 +114,7 @@ def cmd_preprocess(args: Sequence[str]) -> int:
         return 0
     from omegaconf import OmegaConf
 
-    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides, task_config
+    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides
     from sweeptrainer.config.instantiate import instantiate
     from sweeptrainer.config.schema import Validator
     from sweeptrainer.logs import configure_console
@@ -127,7 +127,7 @@ def cmd_preprocess(args: Sequence[str]) -> int:
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
         compose = RunComposer(sources)
         for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
-            cfg = task_config(compose(overrides))
+            cfg = compose.task(overrides)
             check(cfg)
             text = OmegaConf.to_yaml(cfg.dataset, resolve=True)
             if text in done:

@@ -1,5 +1,9 @@
 """The two kinds of failure a user sees, and the exit codes they map to."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 
 class ConfigError(Exception):
     """Something the user gave is wrong (config, override, file): exit code 2, no traceback.
@@ -8,6 +12,15 @@ class ConfigError(Exception):
     """
 
     exit_code = 2
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the option closest to a misspelt ``name``, else ``""``:
+    the hint every "unknown ..." message ends with."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class TrainingError(Exception):

@@ -24,34 +24,7 @@ from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.io.atomic import atomic_write
 from sweeptrainer.io.run_dir import RunDir
-from sweeptrainer.training.checkpoint import CorruptStateError, load_state_file
-
-INFO_KEYS = (
-    "task",
-    "input_shape",
-    "output_dim",
-    "class_names",
-    "feature_names",
-    "feature_mean",
-    "feature_std",
-    "target_mean",
-    "target_std",
-    "target_names",
-    "file_column",
-)
-
-
-def describe_dataset(dataset: Any) -> dict[str, Any]:
-    """What inference needs to know about the training data (saved in every state)."""
-    info = {}
-    for key in INFO_KEYS:
-        value = getattr(dataset, key, None)
-        if isinstance(value, np.ndarray):
-            value = torch.from_numpy(value.astype(np.float32))
-        elif isinstance(value, tuple):
-            value = list(value)
-        info[key] = value
-    return info
+from sweeptrainer.training.checkpoint import CorruptStateError, describe_dataset, load_state_file
 
 
 def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:

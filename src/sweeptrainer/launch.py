@@ -92,27 +92,31 @@ def error(message: str, code: int = 2) -> int:
     return code
 
 
-def compose_runs(sources, hargs: HydraArgs, check: Callable[[Any], None], base=None) -> list:
+def compose_runs(
+    sources, hargs: HydraArgs, check: Callable[[Any], None], base=None
+) -> tuple[Any, list]:
     """Compose and check every run of the command; raise ConfigError on the first bad one.
 
-    Returns (overrides, composed config) for every run, in launch order. ``check``
-    validates one config (a :class:`~sweeptrainer.config.schema.Validator`: each distinct
-    group option is checked once); ``base``: a sweep's :func:`base_config`.
+    Returns the :class:`~sweeptrainer.config.compose.RunComposer` (which gives a run's
+    whole config when it is launched) and (overrides, config without Hydra's node) for
+    every run, in launch order. ``check`` validates one config (a
+    :class:`~sweeptrainer.config.schema.Validator`: each distinct group option is checked
+    once); ``base``: a sweep's :func:`base_config`.
     """
     from sweeptrainer.config.compose import RunComposer, sweep_overrides
     from sweeptrainer.errors import ConfigError
 
     runs = sweep_overrides(sources, hargs.overrides, hargs.multirun, base)
-    compose = RunComposer(sources)
+    composer = RunComposer(sources)
     configs = []
     for overrides in runs:
         try:
-            configs.append((overrides, compose(overrides)))
+            configs.append((overrides, composer.task(overrides)))
             check(configs[-1][1])
         except ConfigError as err:
             where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
             raise ConfigError(f"{where}{err}") from None
-    return configs
+    return composer, configs
 
 
 def train_command(args: Sequence[str], verbs: Sequence[str] = ()) -> int:
@@ -210,7 +214,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
     from sweeptrainer.errors import ConfigError
 
     configs: list = []
-    sweep_dir, pinned, base = None, [], None
+    composer, sweep_dir, pinned, base = None, None, [], None
     check = Validator()
     try:
         check_flags(hargs)
@@ -219,7 +223,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
         if hargs.trains:
             sources.freeze()  # a copy, at once: every run of the command composes from it
             base = base_config(sources, hargs.overrides) if hargs.multirun else None
-            configs = compose_runs(sources, hargs, check, base)
+            composer, configs = compose_runs(sources, hargs, check, base)
             sweep_dir, pinned = move_to_sweep(sources, base)
     except ConfigError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -241,9 +245,9 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
         with StopSignals() as signals:
             task = make_task(outcomes, signals, provenance, check)
             if _one_plain_run(hargs, configs):
-                _run_composed(task, configs[0][1])
-            elif sweep_dir is not None and _in_process_sweep(hargs, configs):
-                _sweep_here(task, configs, sweep_dir, base, signals)
+                _run_composed(task, composer(configs[0][0]))
+            elif sweep_dir is not None and _in_process_sweep(hargs, composer):
+                _sweep_here(task, configs, composer, sweep_dir, base, signals)
             else:
                 hydra.main(
                     config_path=str(sources.primary),
@@ -259,7 +263,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
     finally:
         sys.argv = saved
         _end_distributed()
-    outcomes = _sweep_outcomes(hargs, configs, outcomes, started)
+    outcomes = _sweep_outcomes(hargs, configs, composer, outcomes, started)
     code = summarize(outcomes, hargs.multirun)
     if signals.received is not None:
         return 128 + signals.received
@@ -274,7 +278,9 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
     return code
 
 
-def _sweep_outcomes(hargs: HydraArgs, configs: list, outcomes: list, started: str) -> list:
+def _sweep_outcomes(
+    hargs: HydraArgs, configs: list, composer, outcomes: list, started: str
+) -> list:
     """A basic sweep's outcomes, from the run folders: jobs of a parallel launcher report
     nothing to this process (a search sweeper such as Optuna picks its runs as it goes:
     its outcomes are ours). What this process saw itself wins."""
@@ -282,10 +288,10 @@ def _sweep_outcomes(hargs: HydraArgs, configs: list, outcomes: list, started: st
 
     from sweeptrainer.app import folder_outcome
 
-    basic = all(
-        "BasicSweeper" in str(OmegaConf.select(c, "hydra.sweeper._target_")) for _, c in configs
-    )
-    if not (hargs.multirun and configs and basic):
+    if not (hargs.multirun and configs):
+        return outcomes
+    sweepers = [OmegaConf.select(c, "hydra.sweeper._target_") for c in composer.compositions()]
+    if not all("BasicSweeper" in str(sweeper) for sweeper in sweepers):
         return outcomes
     seen = {o.name: o for o in outcomes}
     found = [folder_outcome(cfg, overrides, started) for overrides, cfg in configs]
@@ -302,17 +308,17 @@ def _one_plain_run(hargs: HydraArgs, configs: list) -> bool:
     return plain and not hargs.multirun and hargs.trains and len(configs) == 1
 
 
-def _in_process_sweep(hargs: HydraArgs, configs: list) -> bool:
+def _in_process_sweep(hargs: HydraArgs, composer) -> bool:
     """A sweep that Hydra's basic sweeper and basic launcher would run, one job after the
     other in this process, and nothing of Hydra's job machinery that sweeptrainer leaves
     out (callbacks, environment variables, changing folder, saving the job's config)."""
     from omegaconf import OmegaConf
 
-    if not (hargs.multirun and hargs.trains and configs):
+    if not (hargs.multirun and hargs.trains and composer is not None):
         return False
     if any(f not in ("-m", "--multirun") for f in hargs.flags):
         return False
-    for _, cfg in configs:
+    for cfg in composer.compositions():  # every run's hydra node is one of theirs
         node = cfg.hydra
         plugins = f"{OmegaConf.select(node, 'sweeper._target_')} "
         plugins += str(OmegaConf.select(node, "launcher._target_"))
@@ -323,7 +329,7 @@ def _in_process_sweep(hargs: HydraArgs, configs: list) -> bool:
     return True
 
 
-def _sweep_here(task, configs: list, sweep_dir: Path, base, signals) -> None:
+def _sweep_here(task, configs: list, composer, sweep_dir: Path, base, signals) -> None:
     """Run a basic sweep's jobs in order, as Hydra's basic launcher would: the sweep folder
     with ``multirun.yaml``, each job numbered, ``${hydra:...}`` resolving in its config."""
     from hydra.core.hydra_config import HydraConfig
@@ -336,9 +342,10 @@ def _sweep_here(task, configs: list, sweep_dir: Path, base, signals) -> None:
     with open_dict(base):
         base.hydra.sweep.dir = str(sweep_dir)
     OmegaConf.save(base, sweep_dir / "multirun.yaml")  # the sweep's config, as Hydra saves it
-    for num, (_, cfg) in enumerate(configs):
+    for num, (overrides, _) in enumerate(configs):
         if signals.received is not None:
             break  # stopping: leave the remaining runs of the sweep for the next command
+        cfg = composer(overrides)  # the config checked before, Hydra's node included
         with open_dict(cfg):
             cfg.hydra.sweep.dir = str(sweep_dir)
             cfg.hydra.job.num = cfg.hydra.job.id = num

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import SUBPROCESS_TIMEOUT
+
 # The full default run, the 300-step run, the 4-run sweep and the default regression train
 # real default-sized jobs (about 60 s together on 2 cores): `make test-slow` runs them; the
 # exit-code test stays in `make test`.
@@ -25,7 +27,7 @@ def trainer(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     return subprocess.run(
         [sys.executable, "-m", "sweeptrainer", *args],
-        cwd=cwd, capture_output=True, text=True, env=env, timeout=300,
+        cwd=cwd, capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT,
     )  # fmt: skip
 
 

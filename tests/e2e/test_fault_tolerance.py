@@ -16,6 +16,8 @@ import pytest
 import torch
 import yaml
 
+from tests.conftest import SUBPROCESS_TIMEOUT
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +40,7 @@ def start(cwd: Path, *args: str, script: tuple[str, ...] = ("-m", "sweeptrainer"
 
 def run(cwd: Path, *args: str, script: tuple[str, ...] = ("-m", "sweeptrainer")):
     proc = start(cwd, *args, script=script)
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     return proc.returncode, out
 
 
@@ -87,7 +89,7 @@ def test_sigterm_mid_epoch_then_rerun_is_identical(tmp_path):
     proc = start(tmp_path, *BASE, *PAUSE, "experiment_id=cut")
     wait_for((tmp_path / "paused").exists)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 143, out
     cut = only_run(tmp_path, "cut")
     assert status(cut)["state"] == "interrupted"
@@ -115,7 +117,7 @@ def test_two_ctrl_c_stop_at_once_and_the_run_resumes(tmp_path):
         )
     )
     proc.send_signal(signal.SIGINT)  # the second Ctrl-C, while the first is being honoured
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 130, out
     assert "stopped at once" in out
     cut = only_run(tmp_path, "default")
@@ -131,7 +133,7 @@ def test_a_second_process_never_trains_a_locked_run(tmp_path):
     assert code == 0
     assert "being trained by pid" in out or "another process is training it" in out
     first.send_signal(signal.SIGUSR1)
-    first.communicate(timeout=60)
+    first.communicate(timeout=SUBPROCESS_TIMEOUT)
     assert first.returncode == 128 + signal.SIGUSR1
     assert status(only_run(tmp_path, "default"))["state"] == "interrupted"
 
@@ -166,7 +168,7 @@ def test_sigkill_at_random_moments_and_during_a_save(tmp_path):
         wait_for(lambda p=proc: p.poll() is not None or (cut / "train.log").stat().st_size > 0)
         time.sleep(rng.uniform(0.0, 1.0))
         proc.kill()
-        proc.communicate(timeout=60)
+        proc.communicate(timeout=SUBPROCESS_TIMEOUT)
         _states_readable(cut)
         if status(cut)["state"] == "finished":
             break
@@ -184,7 +186,7 @@ def test_sweep_killed_in_its_second_run_finishes_on_rerun(tmp_path):
     wait_for(lambda: next(training.glob("*_None_2_*/states/last.pt"), None) is not None)
     proc.kill()
     (second,) = training.glob("*_None_2_*")
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     assert status(second)["state"] == "running"
 
     code, out = run(tmp_path, *args)
@@ -210,7 +212,7 @@ def test_status_of_a_running_sweep_and_cancel_then_resume(tmp_path):
 
     code, out = run(tmp_path, "cancel", "results/default")
     assert code == 0 and "asked" in out and "to stop (SIGTERM)" in out
-    sweep.communicate(timeout=60)
+    sweep.communicate(timeout=SUBPROCESS_TIMEOUT)
     assert sweep.returncode == 143
     (first,) = (tmp_path / "results/default/training").glob("*_None_1_*")
     assert status(first)["state"] == "interrupted"

@@ -7,7 +7,7 @@ import signal
 import pandas as pd
 import pytest
 
-from tests.conftest import snapshot
+from tests.conftest import SUBPROCESS_TIMEOUT, snapshot
 from tests.e2e.test_fault_tolerance import (
     assert_same_run,
     only_run,
@@ -34,7 +34,7 @@ def test_sigkill_mid_epoch_with_workers_and_augmentation_resumes_bit_for_bit(tmp
     proc = start(tmp_path, *args, *pause, "experiment_id=cut")
     wait_for((tmp_path / "paused").exists)  # in epoch 2, after its 4th batch
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     cut = only_run(tmp_path, "cut")
     assert status(cut)["state"] == "running"  # killed: nothing was told
     code, out = run(tmp_path, *args, *pause, "experiment_id=cut")

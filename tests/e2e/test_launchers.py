@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import SUBPROCESS_TIMEOUT
+
 pytestmark = pytest.mark.slow
 
 SWEEP = ("-m", "seed=1,2,3,4", "dataset=Wine", "iterations=4", "progress_bar=false")
@@ -18,7 +20,7 @@ JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 
 def trainer(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sweeptrainer", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)  # fmt: skip
 
 
 def results(cwd: Path, experiment: str) -> dict[str, dict]:
@@ -63,7 +65,7 @@ def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
                          env={**__import__("os").environ, **env})
         for _ in range(2)
     ]  # fmt: skip
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    outputs = [p.communicate(timeout=SUBPROCESS_TIMEOUT)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     trained = [ln for out in outputs for ln in out.splitlines() if ln.startswith("train ")]
     names = [ln.split()[1] for ln in trained]
@@ -79,7 +81,7 @@ def test_torchrun_two_processes_match_one_and_only_rank_0_writes(tmp_path):
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m",
          "sweeptrainer", *run, "experiment_id=two"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
     )  # fmt: skip
     assert two.returncode == 0, two.stdout + two.stderr
     assert two.stdout.count("finished Wine_FFNN") == 1  # rank 1 prints no progress

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import SUBPROCESS_TIMEOUT
 from tests.files_data import write_digit_pngs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def trainer(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([str(VISION), "-m", "sweeptrainer", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)  # fmt: skip
 
 
 def _write(path: Path, text: str) -> None:
@@ -109,7 +110,7 @@ def test_timm_and_local_pretrained_weights(tmp_path):
     made = subprocess.run(
         [str(VISION), "-c", "import torch, torchvision; "
          "torch.save(torchvision.models.resnet18().state_dict(), 'imagenet_like.pt')"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     result = trainer(tmp_path, *IMAGES, "model=TorchVision", "model.pretrained=imagenet_like.pt",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run_dirs
+from tests.conftest import SUBPROCESS_TIMEOUT, run_dirs
 
 WINE = ("dataset=Wine", "batch_size=50", "iterations=3", "progress_bar=false")
 OUT = "results/default/postprocessing"
@@ -130,7 +130,7 @@ def test_report_renders_in_headless_chromium(trainer, sweep):
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={sweep / 'chromium'}", "--virtual-time-budget=5000",
          "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=True,
     ).stdout  # fmt: skip
     images = len(list((sweep / OUT).glob("*.png")))
     assert f'data-images="{images}"' in dom  # every embedded image decoded

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sweeptrainer.io.run_dir import RunDir
-from tests.conftest import TINY, run_dirs
+from tests.conftest import SUBPROCESS_TIMEOUT, TINY, run_dirs
 from tests.helpers import die_after_saving
 
 WINE = ("dataset=Wine", "batch_size=50", "progress_bar=false")
@@ -117,7 +117,7 @@ def test_parallel_jobs_share_one_parent_and_a_fresh_store(tmp_path):
             "hydra.launcher.n_jobs=3", "+loggers=mlflow",
             f"loggers.mlflow.tracking_uri={uri}")  # fmt: skip
     result = subprocess.run([sys.executable, "-m", "sweeptrainer", *args], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+                            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     client = _client(uri)
     runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])

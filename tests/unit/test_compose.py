@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sweeptrainer.config.compose import ConfigSources, RunComposer, compose, sweep_overrides
+from sweeptrainer.config.compose import (
+    ConfigSources,
+    RunComposer,
+    compose,
+    sweep_overrides,
+    task_config,
+)
 from sweeptrainer.errors import ConfigError
 
 RUNS = [
@@ -38,7 +44,9 @@ def sources(tmp_path, monkeypatch):
 def test_every_run_equals_hydras_composition(sources):
     composer = RunComposer(sources)
     for overrides in RUNS:
-        assert plain(composer(overrides)) == plain(compose(sources, overrides)), overrides
+        hydras = compose(sources, overrides)
+        assert plain(composer(overrides)) == plain(hydras), overrides
+        assert composer.task(overrides) == task_config(hydras), overrides
     # the value-only runs shared compositions: one per distinct set of group choices
     assert len(composer._composed) < len(RUNS)
 
@@ -47,11 +55,12 @@ def test_bad_overrides_give_hydras_messages(sources):
     composer = RunComposer(sources)
     composer(["seed=1"])
     for bad in (["sed=1"], ["model.nope=1"], ["~model.nope"], ["model=Nope"]):
-        with pytest.raises(ConfigError) as ours:
-            composer(bad)
         with pytest.raises(ConfigError) as hydras:
             compose(sources, bad)
-        assert str(ours.value) == str(hydras.value)
+        for ours in (composer, composer.task):
+            with pytest.raises(ConfigError) as error:
+                ours(bad)
+            assert str(error.value) == str(hydras.value)
 
 
 def test_runs_in_the_basic_sweepers_order(tmp_path, monkeypatch):

@@ -9,20 +9,14 @@ so the training command rejects a typo'd hook before the first run of a sweep.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sweeptrainer.callbacks.hooks import HOOKS, PREFIX
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, did_you_mean
 
 Handler = tuple[Callable[..., Any], tuple[str, ...] | None]  # None: takes **kwargs, gets all
-
-
-def _hint(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def declared_arguments(
@@ -31,7 +25,8 @@ def declared_arguments(
     """Check a hook method's parameters; return the names it declares, None for **kwargs."""
     if hook not in HOOKS:
         raise ConfigError(
-            f"{where}: unknown hook {hook!r}{_hint(hook, HOOKS)}; valid hooks: {', '.join(HOOKS)}"
+            f"{where}: unknown hook {hook!r}{did_you_mean(hook, HOOKS)}; "
+            f"valid hooks: {', '.join(HOOKS)}"
         )
     allowed = HOOKS[hook]
     names, wants_all = [], False
@@ -42,8 +37,8 @@ def declared_arguments(
             raise ConfigError(f"{where}: *{p.name} is not supported; declare arguments by name")
         elif p.name not in allowed:
             raise ConfigError(
-                f"{where}: parameter {p.name!r} is not provided by {hook}{_hint(p.name, allowed)}; "
-                f"it provides: {', '.join(allowed)}"
+                f"{where}: parameter {p.name!r} is not provided by {hook}"
+                f"{did_you_mean(p.name, allowed)}; it provides: {', '.join(allowed)}"
             )
         else:
             names.append(p.name)

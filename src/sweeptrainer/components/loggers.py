@@ -43,24 +43,20 @@ def flat_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Scalar]:
     table shows option ids, learning rate, batch size, model arguments and the like. Lists of
     scalars become ``"256,128"``; other lists are left out; ``None`` stays ``None``.
     """
+    from sweeptrainer.config.flat import leaves
+
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    out: dict[str, Scalar] = {}
-
-    def walk(node: dict[Any, Any], prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if key == "_target_" or (not prefix and key in OPERATIONAL_KEYS):
-                continue
-            if isinstance(value, dict):
-                walk(value, f"{name}.")
-            elif isinstance(value, list | tuple):
-                if all(isinstance(v, str | int | float | bool) for v in value):
-                    out[name] = ",".join(str(v) for v in value)
-            elif value is None or isinstance(value, str | int | float | bool):
-                out[name] = value
-
     assert isinstance(data, dict)
-    walk(data, "")
+    trained = {k: v for k, v in data.items() if k not in OPERATIONAL_KEYS}
+    out: dict[str, Scalar] = {}
+    for name, value in leaves(trained).items():
+        if name.rpartition(".")[2] == "_target_":
+            continue
+        if isinstance(value, list | tuple):
+            if all(isinstance(v, str | int | float | bool) for v in value):
+                out[name] = ",".join(str(v) for v in value)
+        elif value is None or isinstance(value, str | int | float | bool):
+            out[name] = value
     return out
 
 

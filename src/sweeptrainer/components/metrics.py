@@ -27,7 +27,7 @@ from typing import Any
 import audmetric
 import numpy as np
 
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,10 @@ def from_spec(spec: Any, key: str = "dataset.metrics") -> Metric:
     if isinstance(spec, str) and spec in METRICS:
         return METRICS[spec]
     if isinstance(spec, str) and "." not in spec:
-        import difflib
-
-        close = difflib.get_close_matches(spec, METRICS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"{key}: unknown metric {spec!r}{hint}; known: {', '.join(METRICS)}, or a function "
-            "by path (sklearn.metrics.f1_score) or {_target_: ..., ...}"
+            f"{key}: unknown metric {spec!r}{did_you_mean(spec, METRICS)}; known: "
+            f"{', '.join(METRICS)}, or a function by path (sklearn.metrics.f1_score) "
+            "or {_target_: ..., ...}"
         )
     spec = {"_target_": spec} if isinstance(spec, str) else dict(spec)
     if "_target_" not in spec:

@@ -6,9 +6,9 @@ later ``trainer validate`` and a test over every shipped YAML).
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import inspect
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.callbacks.dispatcher import check_class
 from sweeptrainer.config.instantiate import check_node, nested_nodes
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, did_you_mean
 
 GROUPS = ("dataset", "model", "optimizer", "scheduler", "criterion", "augmentation")
 OPTIONAL_GROUPS = ("scheduler", "augmentation")  # their None option has `_target_: null`
@@ -118,28 +118,24 @@ RUNTIME_KWARGS: dict[str, tuple[str, ...]] = {
 POSITIONAL_ARGS = {"optimizer": 1, "scheduler": 1}  # model parameters / the optimizer
 
 
-def _did_you_mean(name: str, options: Any) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _check_main_keys(cfg: DictConfig, problems: list[str]) -> None:
+def _check_main_keys(resolved: dict[str, Any], problems: list[str]) -> None:
+    """The top-level keys, from the resolved config (resolved once: a 1,000-run grid)."""
     for key in MAIN_KEYS:
-        if key.name not in cfg:
+        if key.name not in resolved:
             problems.append(f"{key.name}: missing; expected {key.expected}")
             continue
-        value = OmegaConf.select(cfg, key.name)
+        value = resolved[key.name]
         if not key.check(value):
             problems.append(f"{key.name}: expected {key.expected}, got {value!r}")
-    for name in cfg:
+    for name in resolved:
         if name not in KNOWN_KEYS:
-            problems.append(f"{name}: unknown key{_did_you_mean(str(name), KNOWN_KEYS)}")
+            problems.append(f"{name}: unknown key{did_you_mean(str(name), KNOWN_KEYS)}")
     if not problems:
         for name in ("eval_frequency", "save_frequency"):
-            if cfg[name] > cfg.iterations:
+            if resolved[name] > resolved["iterations"]:
                 problems.append(
-                    f"{name}: {cfg[name]} is larger than iterations ({cfg.iterations}); "
-                    f"expected at most {cfg.iterations}"
+                    f"{name}: {resolved[name]} is larger than iterations "
+                    f"({resolved['iterations']}); expected at most {resolved['iterations']}"
                 )
 
 
@@ -268,7 +264,7 @@ class Validator:
     Importing a ``_target_`` and fitting its signature cost most of a check, and the runs
     of a sweep share their group options: each distinct option (dataset, model, ...,
     each callback and logger) is checked once per command, its problems remembered for
-    every run that uses it. Keyed by the option's resolved YAML (the scheduler's by the
+    every run that uses it. Keyed by the option's resolved content (the scheduler's by the
     dataset's metrics too, which it is checked against).
     """
 
@@ -279,11 +275,13 @@ class Validator:
         """Raise one ConfigError listing every problem of ``cfg``."""
         problems: list[str] = []
         try:
-            _check_main_keys(cfg, problems)
+            resolved = OmegaConf.to_container(cfg, resolve=True)  # once, for every check
+            assert isinstance(resolved, dict)
+            _check_main_keys(resolved, problems)
             for group in GROUPS:
-                problems += self._once(group, cfg, _check_group, group)
+                problems += self._once(group, resolved, cfg, _check_group, group)
             for kind in KEYED_DICTS:
-                problems += self._once(kind, cfg, _check_keyed, kind)
+                problems += self._once(kind, resolved, cfg, _check_keyed, kind)
         except Exception as err:  # interpolation errors and the like
             if isinstance(err, ConfigError):
                 raise
@@ -291,11 +289,11 @@ class Validator:
         if problems:
             raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
-    def _once(self, key: str, cfg: DictConfig, check: Any, *args: Any) -> list[str]:
-        node = cfg.get(key)
-        text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else repr(node)
-        if key == "scheduler":
-            text += OmegaConf.to_yaml(OmegaConf.select(cfg, "dataset.metrics") or [], resolve=True)
+    def _once(self, key: str, resolved: dict, cfg: DictConfig, check: Any, *args: Any) -> list[str]:
+        content = [resolved.get(key)]
+        if key == "scheduler":  # checked against the dataset's metrics
+            content.append((resolved.get("dataset") or {}).get("metrics"))
+        text = json.dumps(content, sort_keys=True, default=repr)
         if (key, text) not in self._seen:
             found: list[str] = []
             check(cfg, *args, found)

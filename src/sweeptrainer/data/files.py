@@ -17,10 +17,9 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
@@ -31,6 +30,9 @@ from sweeptrainer.data.cache import CACHE_DIR, CacheInfo, cache_key, open_cache
 from sweeptrainer.data.loaders import Auto
 from sweeptrainer.data.pipeline import Pipeline, fingerprint
 from sweeptrainer.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas is imported when a table is read (0.7 s)
+    import pandas as pd
 
 log = logging.getLogger("sweeptrainer")
 

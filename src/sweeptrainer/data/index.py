@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from sweeptrainer.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas is imported when a table is read (0.7 s)
+    import pandas as pd
 
 SPLITS = ("train", "dev", "test")
 TASKS = ("classification", "regression", "multilabel")
@@ -23,6 +25,8 @@ TASKS = ("classification", "regression", "multilabel")
 
 def read_table(path: str | Path, key: str) -> pd.DataFrame:
     """A CSV or Parquet table with at least one row; a ConfigError naming ``key`` else."""
+    import pandas as pd
+
     file = Path(path)
     if not file.is_file():
         where = f" (cwd: {Path.cwd()})" if not file.is_absolute() else ""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, did_you_mean
 from sweeptrainer.postprocess.collect import Experiment
 
 STATS = ("mean", "std", "count")
@@ -36,8 +35,7 @@ def resolve_aggregate_by(experiment: Experiment, names: Sequence[str]) -> set[st
     out: set[str] = set()
     for name in names:
         if not _matches(name, experiment.config_keys):
-            close = difflib.get_close_matches(name, experiment.config_keys, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, experiment.config_keys)
             raise ConfigError(
                 f"--aggregate-by: {name!r} is not a config key of these runs{hint}; "
                 f"keys that differ between runs: {', '.join(experiment.varying) or '(none)'}"

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sweeptrainer.components.metrics import METRICS
+from sweeptrainer.config.flat import leaves
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir
@@ -44,18 +45,9 @@ class Experiment:
         return self.root / OUT_DIR
 
 
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """Nested config -> dotted keys (``optimizer.lr``); lists become their JSON text."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{name}.")
-        elif isinstance(value, list):
-            flat[name] = json.dumps(value)
-        else:
-            flat[name] = value
-    return flat
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in leaves(data).items()}
 
 
 def _state(run: RunDir, status: dict[str, Any]) -> str:

@@ -60,3 +60,34 @@ def load_latest(run_dir: RunDir) -> tuple[dict[str, Any] | None, str | None]:
         except CorruptStateError as err:
             log.warning(f"warning: states/{name}.pt is unreadable, falling back ({err})")
     return None, None
+
+
+INFO_KEYS = (
+    "task",
+    "input_shape",
+    "output_dim",
+    "class_names",
+    "feature_names",
+    "feature_mean",
+    "feature_std",
+    "target_mean",
+    "target_std",
+    "target_names",
+    "file_column",
+)
+
+
+def describe_dataset(dataset: Any) -> dict[str, Any]:
+    """What inference needs to know about the training data (saved in every state)."""
+    import numpy as np
+    import torch
+
+    info = {}
+    for key in INFO_KEYS:
+        value = getattr(dataset, key, None)
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(value.astype(np.float32))
+        elif isinstance(value, tuple):
+            value = list(value)
+        info[key] = value
+    return info

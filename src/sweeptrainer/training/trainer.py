@@ -23,11 +23,11 @@ from omegaconf import DictConfig
 
 from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
 from sweeptrainer.errors import Interrupted, TrainingError
-from sweeptrainer.inference import describe_dataset
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.io.state_saver import StateSaver
 from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
+from sweeptrainer.training.checkpoint import describe_dataset
 from sweeptrainer.training.data import Batch, BatchSource, epoch_order
 from sweeptrainer.training.distributed import Distributed
 from sweeptrainer.training.evaluate import (
