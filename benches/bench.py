@@ -15,6 +15,8 @@ Rows (targets from the performance issue):
   sweep         ``trainer -m seed=1..8`` vs 8 hand-written trainings, one process <= 1.25x
                 (basic launcher), and the same with joblib, 2 jobs
   validate      ``trainer validate -m`` of a 1,000-run grid                        <= 10 s
+  busy          a run's training beside busy processes: default threads (half the
+                cores) vs torch's default (all cores); both sweeptrainer
   postprocess   ``trainer postprocess`` on 100 synthetic runs, plots included     <= 3 s
   peak memory   max RSS of the single run vs the hand-written script              <= 1.1x
   files         an epoch over 2,000 PNG files, num_workers=2, vs a plain          <= 1.1x
@@ -226,6 +228,27 @@ def validate_grid(tmp: Path, repeats: int) -> list[Row]:
     return [row]
 
 
+def busy(tmp: Path, repeats: int) -> list[Row]:
+    """One Digits run beside two busy processes (a shared machine): training time with the
+    default threads (half the cores) against torch's default (all cores). Both sides are
+    sweeptrainer; the 'hand-written' column is the run with num_threads=<all cores>."""
+    row = Row("busy machine: a run's training, default threads", "s", "")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(cores or 1)]  # fmt: skip
+    try:
+        for _ in range(repeats):
+            for threads, side in (("null", row.ours), (str(cores), row.theirs)):
+                work = fresh(tmp / "busy")
+                run([*TRAINER, *QUIET, "iterations=10", f"num_threads={threads}"], work)
+                results = yaml.safe_load((only_run(work) / "results.yaml").read_text())
+                side.append(Measurement(0, 0, results["train_time_s"]))
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+    return [row]
+
+
 def postprocess(tmp: Path, repeats: int) -> list[Row]:
     from bench_postprocess import make_experiment
 
@@ -266,6 +289,7 @@ ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "step": per_step,
     "sweep": sweep,
     "validate": validate_grid,
+    "busy": busy,
     "postprocess": postprocess,
     "files": files,
     "cache": cache,

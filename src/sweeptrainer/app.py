@@ -388,13 +388,30 @@ def folder_outcome(cfg: DictConfig, overrides: Sequence[str], since: str) -> Run
 
 
 def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
-    """torch threads per job: ``num_threads``, else the cores shared by parallel jobs."""
-    if num_threads is None and parallel_jobs and parallel_jobs > 1:
-        num_threads = max(1, (os.cpu_count() or 1) // parallel_jobs)
-    if num_threads is not None:
-        import torch
+    """torch threads per job: ``num_threads``; else ``OMP_NUM_THREADS`` when set; else half
+    the cores this process may use, or the cores divided by the jobs that share them
+    (a parallel launcher's ``n_jobs``, torchrun's processes on this node).
 
-        torch.set_num_threads(num_threads)
+    Why half, not torch's all: torch's threads spin while they wait for each other, and on
+    a machine busy with other work a thread without a core of its own stalls the others.
+    On the 2-core test machine with two busy processes beside it, a Digits run trained
+    17x slower with 2 threads than with 1; idle, 1 thread was as fast (benches/notes.md).
+    """
+    if num_threads is None and "OMP_NUM_THREADS" in os.environ:
+        return  # the user's (or torchrun's) choice, which torch has read
+    if num_threads is None:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        num_threads = max(1, usable_cores() // max(2, parallel_jobs or 1, local))
+    import torch
+
+    torch.set_num_threads(num_threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a SLURM allocation or taskset), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def make_task(

@@ -24,3 +24,30 @@ def test_auto_with_several_gpus_gives_jobs_their_own():
 @pytest.mark.parametrize("name", ["cpu", "cuda", "cuda:1"])
 def test_explicit_devices_are_kept(name):
     assert choose_device(name, 4, job_num=2) == name
+
+
+def test_torch_threads_leave_room_on_a_busy_machine(monkeypatch):
+    """null num_threads: half the usable cores, or the cores shared by parallel jobs;
+    OMP_NUM_THREADS (the user's, or torchrun's) and an explicit num_threads win."""
+    import torch
+
+    from sweeptrainer import app
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(app, "usable_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    try:
+        chosen = []
+        for num_threads, jobs in ((None, None), (None, 4), (3, 4), (None, 16)):
+            app.set_threads(num_threads, jobs)
+            chosen.append(torch.get_num_threads())
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+        app.set_threads(None, None)
+        chosen.append(torch.get_num_threads())
+        monkeypatch.setenv("OMP_NUM_THREADS", "5")
+        app.set_threads(None, None)  # left as torch read it
+        chosen.append(torch.get_num_threads())
+        assert chosen == [4, 2, 3, 1, 1, 1]
+    finally:
+        torch.set_num_threads(before)
