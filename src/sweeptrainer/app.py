@@ -28,7 +28,7 @@ from sweeptrainer.config.naming import config_hash, run_name
 from sweeptrainer.config.schema import validate
 from sweeptrainer.errors import ConfigError, Interrupted
 from sweeptrainer.io.lock import RunLock
-from sweeptrainer.io.run_dir import RunDir, training_dir
+from sweeptrainer.io.run_dir import RunDir, check_results_dir, training_dir
 from sweeptrainer.logs import attach_file, detach
 from sweeptrainer.snapshot import Provenance
 from sweeptrainer.training.signals import StopSignals
@@ -201,6 +201,7 @@ def train_run(
     failure during training returns a ``failed`` outcome after recording it.
     """
     check(cfg)
+    check_results_dir(cfg.results_dir, cfg.experiment_id)
     plan = plan_run(cfg, overrides)
     run_dir = plan.run_dir
     if plan.action == "skip":

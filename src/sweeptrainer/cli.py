@@ -70,10 +70,12 @@ def cmd_validate(args: Sequence[str]) -> int:
     from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides
     from sweeptrainer.config.schema import Validator
     from sweeptrainer.errors import ConfigError
+    from sweeptrainer.io.run_dir import check_results_dir
 
     import_from_cwd()
     hargs = HydraArgs.parse(args)
     rows, bad = [], 0
+    folders: set[tuple[str, str]] = set()
     check = Validator()
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
         compose = RunComposer(sources)
@@ -81,6 +83,9 @@ def cmd_validate(args: Sequence[str]) -> int:
             try:
                 cfg = compose.task(overrides)
                 check(cfg)
+                if (cfg.results_dir, cfg.experiment_id) not in folders:  # each one once
+                    check_results_dir(cfg.results_dir, cfg.experiment_id)
+                    folders.add((cfg.results_dir, cfg.experiment_id))
                 plan = plan_run(cfg, overrides)
                 rows.append((plan.run_dir.name, plan.describe()))
             except ConfigError as err:
@@ -188,8 +193,9 @@ def cmd_rm_states(args: Sequence[str]) -> int:
         "--best-only", action="store_true",
         help="keep only best.pt (a run without last.pt cannot be continued)",
     )  # fmt: skip
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
     ns = parser.parse_args(args)
-    rm_states(ns.experiment_dir, best_only=ns.best_only, dry_run=ns.dry_run)
+    rm_states(ns.experiment_dir, best_only=ns.best_only, dry_run=ns.dry_run, yes=ns.yes)
     return 0
 
 
@@ -325,6 +331,8 @@ def cmd_status(args: Sequence[str]) -> int:
     parser.add_argument("--watch", nargs="?", const=5.0, type=float, metavar="SECONDS",
                         help="refresh every SECONDS (default 5) until Ctrl-C")  # fmt: skip
     ns = parser.parse_args(args)
+    if ns.watch is not None and not ns.watch > 0:  # 0, negative, nan
+        parser.error(f"--watch: expected a positive number of seconds, got {ns.watch:g}")
     if ns.watch:
         try:
             watch(ns.experiment_dir, ns.watch)
@@ -386,4 +394,33 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(VERBS[args[0]](args[1:]))
         except ConfigError as err:
             sys.exit(error(str(err)))
+    problem = bare_word(args)
+    if problem:
+        sys.exit(error(problem))
     sys.exit(train_command(args, list(VERBS)))
+
+
+def bare_word(args: Sequence[str]) -> str | None:
+    """A word that is neither a verb, an override (``key=value``, ``~key``) nor a flag:
+    a misspelt verb, or ``key value`` for ``key=value``. Hydra would answer with a parser
+    error about a missing '='."""
+    from sweeptrainer.errors import did_you_mean
+    from sweeptrainer.launch import VALUE_FLAGS
+
+    after_flag = False
+    for i, word in enumerate(args):
+        if after_flag or word.startswith("-"):
+            after_flag = word in VALUE_FLAGS or word in ("--info", "-i")
+            continue
+        if "=" in word or word.startswith("~"):
+            continue
+        hint = did_you_mean(word, VERBS)
+        if i == 0 and hint:
+            return f"unknown command {word!r}{hint}; commands: {', '.join(VERBS)}"
+        following = args[i + 1] if i + 1 < len(args) else None
+        pair = f" (did you mean {word}={following}?)" if following and "=" not in following else ""
+        return (
+            f"{word!r} is not a command nor an override: overrides are key=value{pair}; "
+            f"commands: {', '.join(VERBS)} (trainer --help)"
+        )
+    return None

@@ -121,6 +121,11 @@ def project_config(template: Template) -> str:
 def create(target: Path, name: str = "quickstart", force: bool = False) -> list[Path]:
     """Write template ``name`` into ``target``; refuse to overwrite files unless ``force``."""
     template = get_template(name)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"DIR: {str(target)!r} is a file; expected a folder (new or existing)")
+    for parent in target.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"DIR: {str(parent)!r} is a file; cannot create {str(target)!r}")
     files = {"conf/config.yaml": project_config(template)}
     for path in sorted(template.folder.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:

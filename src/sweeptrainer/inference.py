@@ -32,7 +32,12 @@ def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
     run = RunDir(run_dir)
     if not run.config.is_file():
         raise ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
-    return OmegaConf.load(run.config)  # type: ignore[return-value]
+    from sweeptrainer.io.atomic import read_yaml
+
+    data = read_yaml(run.config)  # the safe loader: no tags that build objects
+    if not isinstance(data, dict):
+        raise ConfigError(f"RUN_DIR: {str(run.config)!r} is not a mapping of config keys")
+    return OmegaConf.create(data)
 
 
 def load_best(run_dir: Path, what: str = "RUN_DIR") -> dict[str, Any]:
@@ -176,9 +181,31 @@ def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any)
     return frame
 
 
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def check_output(output: Path, run_dir: Path) -> None:
+    """OUTPUT: a .csv or .parquet file outside the run folder (a run's own files are never
+    written by inference), not an existing folder; checked before anything is computed."""
+    if output.is_dir():
+        raise ConfigError(f"OUTPUT: {str(output)!r} is a folder; expected a .csv or .parquet file")
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(
+            f"OUTPUT: {str(output)!r} has an unknown extension; expected .csv or .parquet"
+        )
+    if output.resolve().is_relative_to(run_dir.resolve()):
+        raise ConfigError(
+            f"OUTPUT: {str(output)!r} is inside the run folder {str(run_dir)!r}; inference "
+            "never writes into a run folder: choose a file outside it"
+        )
+    if not output.resolve().parent.is_dir():
+        raise ConfigError(f"OUTPUT: folder {str(output.parent)!r} does not exist")
+
+
 @torch.no_grad()
 def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.DataFrame:
     """Write predictions for INPUT to OUTPUT; return them."""
+    check_output(Path(output), Path(run_dir))
     cfg, state = _load(Path(run_dir))
     info = state.get("dataset") or {}
     if info.get("file_column") and ":" not in input_spec:  # a run on files: new files
@@ -202,7 +229,7 @@ def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.Data
 
 
 def _write(frame: pd.DataFrame, path: Path) -> None:
-    if path.suffix in (".parquet", ".pq"):
+    if path.suffix.lower() in (".parquet", ".pq"):
         atomic_write(path, lambda f: frame.to_parquet(f, index=False))
     else:
         atomic_write(path, lambda f: frame.to_csv(f, index=False))

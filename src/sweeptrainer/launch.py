@@ -105,14 +105,19 @@ def compose_runs(
     """
     from sweeptrainer.config.compose import RunComposer, sweep_overrides
     from sweeptrainer.errors import ConfigError
+    from sweeptrainer.io.run_dir import check_results_dir
 
     runs = sweep_overrides(sources, hargs.overrides, hargs.multirun, base)
     composer = RunComposer(sources)
-    configs = []
+    configs, folders = [], set()
     for overrides in runs:
         try:
             configs.append((overrides, composer.task(overrides)))
             check(configs[-1][1])
+            folder = (configs[-1][1].results_dir, configs[-1][1].experiment_id)
+            if folder not in folders:
+                check_results_dir(*folder)
+                folders.add(folder)
         except ConfigError as err:
             where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
             raise ConfigError(f"{where}{err}") from None

@@ -22,7 +22,8 @@ def experiment_runs(experiment_dir: str | Path) -> list[RunDir]:
             f"EXPERIMENT_DIR: {str(root)!r} is not an experiment folder "
             f"(it has no {TRAINING_DIR}/); expected <results_dir>/<experiment_id>"
         )
-    return [RunDir(p) for p in sorted(training.iterdir()) if p.is_dir()]
+    # a symbolic link is never a run: following it could read or delete outside the experiment
+    return [RunDir(p) for p in sorted(training.iterdir()) if p.is_dir() and not p.is_symlink()]
 
 
 def rm_failed(
@@ -62,29 +63,41 @@ def rm_failed(
 def _confirm(question: str, ask: Callable[[str], str]) -> bool:
     try:
         return ask(question).strip().lower() in ("y", "yes")
-    except EOFError:  # no terminal to answer on
+    except (EOFError, OSError):  # no terminal to answer on (closed or captured stdin)
         print("\nno answer (standard input is closed); use --yes to remove without asking")
         return False
 
 
 def rm_states(
-    experiment_dir: str | Path, best_only: bool = False, dry_run: bool = False
+    experiment_dir: str | Path,
+    best_only: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    ask: Callable[[str], str] | None = None,
 ) -> list[Path]:
-    """Delete state files other than best.pt and last.pt (or all but best.pt); return them."""
+    """Delete state files other than best.pt and last.pt (or all but best.pt), after
+    asking unless ``yes``; return them. A states folder that is a symbolic link is left."""
     keep = {"best.pt"} if best_only else {"best.pt", "last.pt"}
     doomed = []
     for run in experiment_runs(experiment_dir):
-        if not run.states.is_dir():
+        if not run.states.is_dir() or run.states.is_symlink():
             continue
         if RunLock(run.path).held_elsewhere():
             print(f"kept the states of {run.name}: a process is training it right now")
             continue
         doomed += [p for p in sorted(run.states.glob("*.pt")) if p.name not in keep]
-    size = sum(p.stat().st_size for p in doomed)
+    size = sum(p.lstat().st_size for p in doomed)
     for path in doomed:
         print(f"{'would remove' if dry_run else 'remove'} {path}")
-        if not dry_run:
-            path.unlink()
+    if doomed and not dry_run and not yes:
+        question = f"remove {len(doomed)} state file(s), {size / 1e6:.1f} MB? [y/N] "
+        if best_only:
+            question = "runs without last.pt cannot be resumed or continued; " + question
+        if not _confirm(question, ask or input):
+            print("nothing removed")
+            return []
+    for path in doomed if not dry_run else []:
+        path.unlink()
     verb = "would free" if dry_run else "freed"
     print(f"{len(doomed)} state file(s), {verb} {size / 1e6:.1f} MB")
     return doomed

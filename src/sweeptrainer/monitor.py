@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeptrainer.errors import ConfigError, did_you_mean
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.maintenance import experiment_runs
@@ -110,8 +111,13 @@ def cancel(experiment_dir: str | Path, names: list[str]) -> tuple[list[str], lis
     """
     runs = {r.name: r for r in experiment_runs(experiment_dir)}
     unknown = [n for n in names if n not in runs]
-    chosen = [runs[n] for n in names if n in runs] if names else list(runs.values())
-    signalled, missed = [], [f"{n}: no such run" for n in unknown]
+    if unknown:
+        raise ConfigError(
+            f"RUN: no run {unknown[0]!r} in {str(experiment_dir)!r}"
+            f"{did_you_mean(unknown[0], runs)}; its runs: {', '.join(sorted(runs)) or '(none)'}"
+        )
+    chosen = [runs[n] for n in names] if names else list(runs.values())
+    signalled, missed = [], []
     host = socket.gethostname()
     for run in chosen:
         info = progress(run)

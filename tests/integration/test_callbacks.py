@@ -33,8 +33,13 @@ TEST = ["test_begin", "test_step_begin 0", "test_step_end 0", "test_end"]
 
 
 def _epoch(it):
-    steps = [f"step_{p} {it} {b}" for b in range(3) for p in ("begin", "end")]
+    hooks = ("step_begin", "before_optimizer_step", "step_end")
+    steps = [f"{hook} {it} {b}" for b in range(3) for hook in hooks]
     return [*steps, f"loader_exhausted {it}"]
+
+
+def _step(it, b):
+    return [f"step_begin {it} {b}", f"before_optimizer_step {it} {b}", f"step_end {it} {b}"]
 
 
 def test_hook_order_epoch_training(trainer, tmp_path):
@@ -55,11 +60,11 @@ def test_hook_order_step_training_with_loader_exhausted_mid_period(trainer, tmp_
     assert _trace(tmp_path) == [
         "train_begin",
         "iteration_begin 1",
-        "step_begin 1 0", "step_end 1 0", "step_begin 2 1", "step_end 2 1",
+        *_step(1, 0), *_step(2, 1),
         *_dev(2), "iteration_end 2",
         "iteration_begin 3",
-        "step_begin 3 2", "step_end 3 2", "loader_exhausted 3",
-        "step_begin 4 0", "step_end 4 0",
+        *_step(3, 2), "loader_exhausted 3",
+        *_step(4, 0),
         *_dev(4), "iteration_end 4",
         "train_end",
         *TEST,
@@ -280,3 +285,42 @@ def test_hook_contract_is_documented():
     ).read_text()
     for hook, args in HOOKS.items():
         assert f"`{hook}`" in doc and ", ".join(f"`{a}`" for a in args) in doc, hook
+
+
+GRADIENTS = '''
+import json
+
+
+class GradientWatch:
+    """Sees the gradients before the optimizer step, and none after it."""
+
+    def __init__(self):
+        self.seen = []
+
+    def cb_on_before_optimizer_step(self, trainer, optimizer, batch_idx):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        norm = sum(float(g.norm()) ** 2 for g in grads if g is not None) ** 0.5
+        self.seen.append(("before", batch_idx, norm))
+
+    def cb_on_step_end(self, trainer, batch_idx):
+        grads = [p.grad for p in trainer.model.parameters()]
+        self.seen.append(("end", batch_idx, sum(g is not None for g in grads)))
+
+    def cb_on_test_end(self):
+        with open("gradients.json", "w") as f:
+            json.dump(self.seen, f)
+'''
+
+
+def test_gradients_are_there_before_the_optimizer_step_and_gone_at_step_end(trainer, tmp_path):
+    (tmp_path / "gradient_watch.py").write_text(GRADIENTS)
+    # accumulation over 2 batches: one optimizer step per pair, the hook once per step
+    result = trainer(*WINE, "iterations=1", "accumulation_steps=2", "progress_bar=false",
+                     "+callbacks.watch._target_=gradient_watch.GradientWatch")  # fmt: skip
+    assert result.code == 0, result.err
+    seen = json.loads((tmp_path / "gradients.json").read_text())
+    assert [s[:2] for s in seen] == [["end", 0], ["before", 1], ["end", 1], ["before", 2],
+                                     ["end", 2]]  # fmt: skip
+    assert all(norm > 0 for kind, _, norm in seen if kind == "before")
+    ends = {batch: count for kind, batch, count in seen if kind == "end"}
+    assert ends[0] > 0 and ends[1] == ends[2] == 0  # accumulating; then stepped and cleared

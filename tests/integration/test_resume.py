@@ -72,9 +72,12 @@ def test_rm_states_keeps_best_and_last(trainer, tmp_path):
     assert trainer("iterations=2", *WINE).code == 0
     (run,) = run_dirs(tmp_path)
     (run / "states" / "epoch_1.pt").write_bytes(b"x" * 1000)
-    assert trainer("rm-states", "results/default").code == 0
+    assert trainer("rm-states", "results/default", "--yes").code == 0
     assert sorted(p.name for p in (run / "states").iterdir()) == ["best.pt", "last.pt"]
-    assert trainer("rm-states", "results/default", "--best-only").code == 0
+    asked = trainer("rm-states", "results/default", "--best-only")  # no answer: nothing goes
+    assert "cannot be resumed" in asked.out and "nothing removed" in asked.out
+    assert sorted(p.name for p in (run / "states").iterdir()) == ["best.pt", "last.pt"]
+    assert trainer("rm-states", "results/default", "--best-only", "-y").code == 0
     assert sorted(p.name for p in (run / "states").iterdir()) == ["best.pt"]
 
 

@@ -13,6 +13,11 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "cb_on_train_begin": ("trainer",),
     "cb_on_iteration_begin": ("trainer", "iteration"),
     "cb_on_step_begin": ("trainer", "iteration", "batch_idx"),
+    # the batch's gradients are complete (accumulated over the group, unscaled from fp16),
+    # before clipping and the optimizer step: gradient norms, custom clipping
+    "cb_on_before_optimizer_step": ("trainer", "iteration", "batch_idx", "optimizer"),
+    # after the batch: its backward and, when it ends an accumulation group, the optimizer
+    # step (gradients cleared, parameters updated)
     "cb_on_step_end": ("trainer", "iteration", "batch_idx", "loss"),
     "cb_on_loader_exhausted": ("trainer", "iteration"),
     "cb_on_dev_begin": ("trainer", "iteration"),

@@ -247,6 +247,11 @@ class Table(ArrayDataset):
         columns = features if features is not None else [
             c for c in parts["train"].frame.columns if c not in targets
         ]  # fmt: skip
+        if not columns:
+            raise ConfigError(
+                f"dataset.features: the train file {train!r} has no feature columns (only the "
+                f"target {targets}); expected at least one column besides the target"
+            )
         tables.check_columns(parts, columns, "dataset.features")
         splits = {}
         for split, part in parts.items():

@@ -168,8 +168,13 @@ def instantiate(
     except ConfigError:
         raise  # components name their own key (e.g. dataset.train)
     except Exception as err:
+        from sweeptrainer.usercode import user_frame
+
+        where = user_frame(err.__traceback__)
         raise ConfigError(
             f"{key}: building {node.get('_target_')} failed: {type(err).__name__}: {err}"
+            + (f" (at {where})" if where else "")
+            + " (HYDRA_FULL_ERROR=1 shows the traceback)"
         ) from err
     if expected is not None and not isinstance(obj, expected):
         names = expected if isinstance(expected, tuple) else (expected,)

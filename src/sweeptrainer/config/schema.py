@@ -42,7 +42,14 @@ def _positive_number(v: Any) -> bool:
 
 
 def _name(v: Any) -> bool:
-    return isinstance(v, str) and bool(v) and "/" not in v and v not in (".", "..")
+    """A folder name: no '/', no control characters (a newline, a tab), not . or .."""
+    return (
+        isinstance(v, str)
+        and bool(v)
+        and "/" not in v
+        and v not in (".", "..")
+        and all(ch.isprintable() for ch in v)
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class Key:
 
 MAIN_KEYS: tuple[Key, ...] = (
     Key("results_dir", lambda v: isinstance(v, str) and bool(v), "a folder path"),
-    Key("experiment_id", _name, "a folder name (no '/')"),
+    Key("experiment_id", _name, "a folder name (no '/', no control characters)"),
     Key("training_type", lambda v: v in ("epoch", "step"), "'epoch' or 'step'"),
     Key("iterations", _positive_int, "a positive integer"),
     Key("eval_frequency", _positive_int, "a positive integer"),

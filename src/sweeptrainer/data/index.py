@@ -132,11 +132,21 @@ def check_columns(parts: dict[str, Part], columns: Sequence[str], key: str) -> N
 
 
 def numeric(part: Part, columns: Sequence[str], key: str) -> np.ndarray:
-    """The columns of a part as float32; a ConfigError naming ``key`` and the table else."""
+    """The columns of a part as float32; a ConfigError naming ``key`` and the table else
+    (non-numeric values, or a NaN or infinite value: named by column and first row)."""
     try:
-        return part.frame[list(columns)].to_numpy(dtype=np.float32)
+        values = part.frame[list(columns)].to_numpy(dtype=np.float32)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{key}: non-numeric values in {part.where}: {err}") from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise ConfigError(
+            f"{key}: {values[row, col]} in column {columns[col]!r} of {part.where}, "
+            f"row {part.frame.index[row] + 2} of the file (its first bad value); expected "
+            "finite numbers: fill or drop missing values first"
+        )
+    return values
 
 
 def _sort_labels(labels: set[str]) -> list[str]:

@@ -47,5 +47,16 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml(path: Path) -> object:
-    with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=_LOADER)
+    """A YAML file with the safe loader (no ``!!python/...`` objects are ever built); a
+    ConfigError naming the file when it is damaged or not plain YAML."""
+    from sweeptrainer.errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=_LOADER)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{path}: not a readable YAML file ({first}); it is damaged or was not written "
+            "by sweeptrainer: remove it (or its run folder) and run again"
+        ) from None

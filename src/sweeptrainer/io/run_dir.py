@@ -25,6 +25,33 @@ def training_dir(results_dir: str | Path, experiment_id: str) -> Path:
     return Path(results_dir) / experiment_id / TRAINING_DIR
 
 
+def check_results_dir(results_dir: str | Path, experiment_id: str) -> None:
+    """Raise ConfigError when the experiment's folder could not be created or written:
+    ``results_dir`` (or a folder above it) is a file, is read-only, or cannot hold new
+    folders (``/proc``). Checked before anything trains; writes nothing that stays (a
+    temporary folder in the deepest folder that exists, removed at once)."""
+    import tempfile
+
+    from sweeptrainer.errors import ConfigError
+
+    wanted = Path(results_dir) / experiment_id / TRAINING_DIR
+    existing = wanted
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"results_dir: {str(existing)!r} is a file; expected a folder to put {str(wanted)!r} in"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sweeptrainer-probe-", dir=existing))
+    except OSError as err:
+        raise ConfigError(
+            f"results_dir: cannot create folders in {str(existing)!r} "
+            f"({err.strerror or type(err).__name__}); expected a writable folder for "
+            f"{str(wanted)!r}"
+        ) from None
+
+
 class RunDir:
     """Paths and atomic readers/writers for one run folder."""
 

@@ -192,6 +192,7 @@ def build_schedule(cfg: DictConfig, c: Components) -> Schedule:
         mode = schedule.plateau_mode(cfg, monitor, higher)
         runtime |= {"mode": mode} if mode else {}
     c.scheduler = instantiate(cfg.scheduler, "scheduler", None, c.optimizer, **runtime)
+    schedule.probe(c.scheduler, c.optimizer, target)
     return Schedule(c.scheduler, c.optimizer, frequency, monitor)
 
 

@@ -106,3 +106,31 @@ class Schedule:
         rate = self._used if self._used is not None else self.optimizer.param_groups[0]["lr"]
         self._used = None
         return float(rate)
+
+
+def probe(scheduler: Any, optimizer: Any, target: str) -> None:
+    """Take one scheduler step and undo it: arguments that fail only when the scheduler
+    steps (``StepLR`` with ``step_size: 0`` divides by zero) fail here, before training,
+    as a ConfigError naming the scheduler. The scheduler's state and every optimizer
+    setting it changes (rates, momentum) are restored exactly."""
+    import copy
+    import warnings
+
+    state = copy.deepcopy(scheduler.state_dict())
+    groups = [copy.deepcopy({k: v for k, v in g.items() if k != "params"})
+              for g in optimizer.param_groups]  # fmt: skip
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "step before optimizer.step()": it is a probe
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler.step(0.0)
+            else:
+                scheduler.step()
+    except Exception as err:
+        raise ConfigError(
+            f"scheduler: {target} fails at its first step: {type(err).__name__}: {err}"
+        ) from err
+    finally:
+        scheduler.load_state_dict(state)
+        for group, saved in zip(optimizer.param_groups, groups, strict=True):
+            group.update(saved)

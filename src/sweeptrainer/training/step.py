@@ -84,10 +84,14 @@ class Stepper:
         scaled.backward()
         return loss.detach().float()
 
-    def step(self) -> None:
-        """Clip, take the optimizer step, clear the gradients."""
-        if self.scaler is not None and (self.clip_norm is not None or self.clip_value is not None):
+    def step(self, before: Callable[[], object] | None = None) -> None:
+        """Clip, take the optimizer step, clear the gradients. ``before`` is called first,
+        with the gradients complete and unscaled (the ``cb_on_before_optimizer_step`` hook)."""
+        clipping = self.clip_norm is not None or self.clip_value is not None
+        if self.scaler is not None and (clipping or before is not None):
             self.scaler.unscale_(self.optimizer)
+        if before is not None:
+            before()
         if self.clip_norm is not None:
             self.last_grad_norm = nn.utils.clip_grad_norm_(self._params(), self.clip_norm)
         if self.clip_value is not None:

@@ -10,6 +10,7 @@ end of the training data (:class:`~sweeptrainer.training.budget.Budget`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import signal
@@ -178,9 +179,10 @@ class ModularTaskTrainer:
         batch_size, n_train = self.cfg.batch_size, self.sources["train"].n
         n_batches = self.sources["train"].num_batches
         # per-step hooks only when some component implements them (no dict per step otherwise)
-        step_begin, step_end = (
+        step_begin, step_end, before_step = (
             "cb_on_step_begin" in self.callbacks,
             "cb_on_step_end" in self.callbacks,
+            "cb_on_before_optimizer_step" in self.callbacks,
         )
         while self.state.iteration < end:
             if self._stop_requested() and self._group_start():
@@ -199,6 +201,18 @@ class ModularTaskTrainer:
             # stays on the device: no sync per step
             self._period_loss += loss if world == 1 else loss * (share / world)
             self.state.period_batches += 1
+            self.state.batch_in_epoch += 1
+            group_done = last or batch_idx + 1 == group_start + n
+            if group_done:
+                hook = None
+                if before_step:
+                    hook = functools.partial(
+                        self.callbacks, "cb_on_before_optimizer_step", trainer=self,
+                        iteration=iteration, batch_idx=batch_idx, optimizer=self.optimizer,
+                    )  # fmt: skip
+                self.stepper.step(hook)
+                if per_batch_schedule:
+                    self.schedule.step()
             if step_end:
                 self.callbacks(
                     "cb_on_step_end",
@@ -207,12 +221,6 @@ class ModularTaskTrainer:
                     batch_idx=batch_idx,
                     loss=loss,
                 )
-            self.state.batch_in_epoch += 1
-            group_done = last or batch_idx + 1 == group_start + n
-            if group_done:
-                self.stepper.step()
-                if per_batch_schedule:
-                    self.schedule.step()
             if per_step and group_done:
                 self._complete_iteration()
             if last:

@@ -1,0 +1,69 @@
+"""An experiment folder is untrusted input: every verb that reads one, run over a hostile
+folder, executes nothing from it, touches nothing outside it and ends with a clear error or
+a clean result."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from tests.conftest import run_dirs, snapshot
+
+TINY = ("iterations=1", "progress_bar=false")
+
+
+class _Marker:
+    """Unpickling this creates the marker file: code run from a state file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture
+def hostile(trainer, tmp_path):
+    """A finished run, then a second run folder made hostile: a pickled state that would
+    create a marker file, YAML files with python tags, and a symbolic link out of the
+    experiment (to a file and to a folder)."""
+    assert trainer(*TINY).code == 0
+    assert trainer(*TINY, "seed=2").code == 0
+    good, bad = run_dirs(tmp_path)
+    marker = tmp_path / "MARKER"
+    torch.save({"x": _Marker(str(marker))}, bad / "states" / "last.pt", pickle_module=pickle)
+    (bad / "states" / "best.pt").write_bytes((bad / "states" / "last.pt").read_bytes())
+    tag = f"!!python/object/apply:builtins.open ['{marker}', 'w']\n"
+    (bad / "results.yaml").write_text(f"test: {tag}")
+    (bad / "config.yaml").write_text(f"model: {tag}")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.pt").write_text("not yours")
+    (bad / "states" / "epoch_1.pt").symlink_to(outside / "precious.pt")
+    (good.parent / "linked-run").symlink_to(outside, target_is_directory=True)
+    return good, bad, marker, outside
+
+
+def test_no_verb_executes_or_escapes(trainer, tmp_path, hostile):
+    good, bad, marker, outside = hostile
+    experiment = str(good.parent.parent)
+    before = snapshot(outside)
+    commands = [
+        ("status", experiment),
+        ("postprocess", experiment, "--no-plots"),
+        ("rm-failed", experiment, "--yes"),
+        ("rm-states", experiment, "--yes"),
+        ("cancel", experiment),
+        ("inference", str(bad), "Digits:test", "out.csv"),
+        (*TINY, "seed=2"),  # resuming the hostile run
+        ("validate", *TINY, "seed=2"),
+    ]
+    for args in commands:
+        result = trainer(*args)
+        assert "Traceback" not in result.err, (args, result.err)
+        assert result.code in (0, 1, 2), (args, result.code)
+        assert not marker.exists(), args
+        assert snapshot(outside) == before, args
+    assert (outside / "precious.pt").read_text() == "not yours"
