@@ -224,4 +224,4 @@ def test_status_of_a_running_sweep_and_cancel_then_resume(tmp_path):
     assert code == 0, out
     assert "resume (interrupted)" in out and "sweep: 2 runs: 2 trained" in out
     code, out = run(tmp_path, "cancel", "results/default", "nope")
-    assert code == 1 and "could not stop nope: no such run" in out
+    assert code == 2 and "RUN: no run 'nope'" in out  # bad input: nothing is signalled

@@ -101,15 +101,16 @@ TABLES = {
     ),
     "a NaN feature": (
         {"train": "a,b,target\n1,2,x\n3,nan,y\n5,6,x\n"},
-        "nan in column 'b' of the train file 'data/train.csv', row 3 of the file",
+        "nan in column 'b' of the train file 'data/train.csv' row 2 (the first such",
     ),
     "an infinite feature": (
         {"dev": "a,b,target\ninf,2,x\n"},
-        "inf in column 'a' of the dev file 'data/dev.csv', row 2 of the file",
+        "inf in column 'a' of the dev file 'data/dev.csv' row 1 (the first such",
     ),
     "a label only the test file has": (
         {"test": "a,b,target\n1,2,z\n"},
-        "'z'",
+        "dataset.test: label 'z' in the test file 'data/test.csv' row 1 is not a label of the "
+        "training split",
     ),
     "only the target column": (
         {s: "target\nx\ny\n" for s in ("train", "dev", "test")},

@@ -142,9 +142,9 @@ def numeric(part: Part, columns: Sequence[str], key: str) -> np.ndarray:
     if bad.any():
         row, col = (int(i[0]) for i in np.nonzero(bad))
         raise ConfigError(
-            f"{key}: {values[row, col]} in column {columns[col]!r} of {part.where}, "
-            f"row {part.frame.index[row] + 2} of the file (its first bad value); expected "
-            "finite numbers: fill or drop missing values first"
+            f"{key}: {values[row, col]} in column {columns[col]!r} of {part.where} row "
+            f"{part.row(row)} (the first such value); expected finite numbers: fill or drop "
+            "missing values first"
         )
     return values
 
