@@ -70,22 +70,17 @@ def cmd_validate(args: Sequence[str]) -> int:
     from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides
     from sweeptrainer.config.schema import Validator
     from sweeptrainer.errors import ConfigError
-    from sweeptrainer.io.run_dir import check_results_dir
+    from sweeptrainer.launch import each_run
 
     import_from_cwd()
     hargs = HydraArgs.parse(args)
     rows, bad = [], 0
-    folders: set[tuple[str, str]] = set()
-    check = Validator()
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
-        compose = RunComposer(sources)
-        for overrides in sweep_overrides(sources, hargs.overrides, hargs.multirun):
+        runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
+        for overrides, cfg in each_run(RunComposer(sources), runs, Validator()):
             try:
-                cfg = compose.task(overrides)
-                check(cfg)
-                if (cfg.results_dir, cfg.experiment_id) not in folders:  # each one once
-                    check_results_dir(cfg.results_dir, cfg.experiment_id)
-                    folders.add((cfg.results_dir, cfg.experiment_id))
+                if isinstance(cfg, ConfigError):
+                    raise cfg
                 plan = plan_run(cfg, overrides)
                 rows.append((plan.run_dir.name, plan.describe()))
             except ConfigError as err:

@@ -16,7 +16,7 @@ import shlex
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,23 +105,40 @@ def compose_runs(
     """
     from sweeptrainer.config.compose import RunComposer, sweep_overrides
     from sweeptrainer.errors import ConfigError
-    from sweeptrainer.io.run_dir import check_results_dir
 
     runs = sweep_overrides(sources, hargs.overrides, hargs.multirun, base)
     composer = RunComposer(sources)
-    configs, folders = [], set()
+    configs = []
+    for overrides, cfg in each_run(composer, runs, check):
+        if isinstance(cfg, ConfigError):
+            where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
+            raise ConfigError(f"{where}{cfg}") from None
+        configs.append((overrides, cfg))
+    return composer, configs
+
+
+def each_run(
+    composer, runs: Sequence[list[str]], check: Callable[[Any], None]
+) -> Iterator[tuple[list[str], Any]]:
+    """(overrides, config without Hydra's node) of each run, composed and checked, and its
+    results folder checked once per distinct folder; the config is the ConfigError when
+    the run is bad (the training command stops at the first, ``trainer validate`` lists
+    them all)."""
+    from sweeptrainer.errors import ConfigError
+    from sweeptrainer.io.run_dir import check_results_dir
+
+    folders: set[tuple[str, str]] = set()
     for overrides in runs:
         try:
-            configs.append((overrides, composer.task(overrides)))
-            check(configs[-1][1])
-            folder = (configs[-1][1].results_dir, configs[-1][1].experiment_id)
-            if folder not in folders:
-                check_results_dir(*folder)
-                folders.add(folder)
+            cfg = composer.task(overrides)
+            check(cfg)
+            if (cfg.results_dir, cfg.experiment_id) not in folders:
+                check_results_dir(cfg.results_dir, cfg.experiment_id)
+                folders.add((cfg.results_dir, cfg.experiment_id))
         except ConfigError as err:
-            where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
-            raise ConfigError(f"{where}{err}") from None
-    return composer, configs
+            yield overrides, err
+            continue
+        yield overrides, cfg
 
 
 def train_command(args: Sequence[str], verbs: Sequence[str] = ()) -> int:
