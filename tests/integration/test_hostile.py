@@ -67,3 +67,45 @@ def test_no_verb_executes_or_escapes(trainer, tmp_path, hostile):
         assert not marker.exists(), args
         assert snapshot(outside) == before, args
     assert (outside / "precious.pt").read_text() == "not yours"
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_cancel_signals_only_the_process_that_holds_the_runs_lock(trainer, tmp_path):
+    """status.yaml names a pid; only a process proven to hold the run's lock is signalled."""
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+
+    assert trainer(*TINY).code == 0
+    (run,) = run_dirs(tmp_path)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run / ".lock")],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        status = yaml.safe_load((run / "status.yaml").read_text())
+        for pid, signalled in ((bystander.pid, False), (holder.pid, True)):
+            status |= {"state": "running", "pid": pid, "host": socket.gethostname()}
+            (run / "status.yaml").write_text(yaml.safe_dump(status))
+            result = trainer("cancel", str(run.parent.parent))
+            if signalled:
+                assert result.code == 0 and "to stop (SIGTERM)" in result.out, result.out
+                assert holder.wait(timeout=30) == -15  # SIGTERM
+            else:
+                assert result.code == 1 and "does not hold the run's lock" in result.out
+                assert bystander.poll() is None  # untouched
+    finally:
+        for process in (bystander, holder):
+            process.kill()
+            process.wait()
+        holder.stdout.close()

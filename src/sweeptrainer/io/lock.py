@@ -37,6 +37,25 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
+    def holders(self) -> set[int] | None:
+        """The pids holding the lock, from ``/proc/locks`` (Linux); None where the system
+        does not say. What ``trainer cancel`` trusts, not the pid a status file names."""
+        if self.path.is_symlink():
+            return set()  # a lock file pointing elsewhere locks nothing of this run
+        try:
+            stat = self.path.stat()
+            with open("/proc/locks", encoding="ascii") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+        pids = set()
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+                pids.add(int(fields[4]))
+        return pids
+
     def held_elsewhere(self) -> bool:
         """True when some other process holds the lock right now (checked without keeping it)."""
         if not self.path.exists():
