@@ -160,17 +160,29 @@ def _changed_since(cfg: DictConfig, status: dict[str, Any]) -> list[str]:
 
 def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
     """The state a run starts from, and a line saying which."""
-    from sweeptrainer.training.checkpoint import load_latest, load_state_file
+    from sweeptrainer.training.checkpoint import (
+        CorruptStateError,
+        belongs,
+        load_latest,
+        load_state_file,
+    )
 
     if plan.action == "continue":
         assert plan.source is not None
-        state = load_state_file(plan.source.state("last"))
+        try:
+            state = load_state_file(plan.source.state("last"))
+            if not belongs(state, "base_hash", plan.base_hash):
+                raise CorruptStateError(f"{plan.source.state('last')}: the state of another config")
+        except CorruptStateError as err:  # as docs/resuming.md says: a warning, then anew
+            log.warning(f"warning: cannot continue from {plan.source.name} ({err}); training anew")
+            plan.action, plan.source = "new", None
+            return None, "new (the run to continue from has no usable state)"
         return (
             state,
             f"continue from {plan.source.name} at iteration {state['training']['iteration']}",
         )
     if plan.action in ("resume", "retry"):
-        state, name = load_latest(plan.run_dir)
+        state, name = load_latest(plan.run_dir, plan.config_hash)
         if state is None:
             return None, f"{plan.describe()}: no usable state, starting from scratch"
         it = state["training"]["iteration"]

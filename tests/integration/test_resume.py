@@ -180,3 +180,27 @@ def test_validate_prints_the_plan(trainer, tmp_path):
     assert "retry (attempt 2)" in failed.out
     bad = trainer("validate", "-m", "model=FFNN,Nope", *WINE)
     assert bad.code == 2 and "INVALID" in bad.out and "model/Nope" in bad.out
+
+
+def test_a_state_copied_from_another_run_is_refused(trainer, tmp_path, monkeypatch):
+    """Every state records its config's hash: run 1's last.pt copied into an interrupted
+    run 2 is not resumed from (a warning; run 2's own best.pt is used); a continuation whose
+    source state is another config's trains anew (issue 19, items 3 and 6)."""
+    import shutil
+
+    assert trainer("iterations=3", *WINE).code == 0
+    with monkeypatch.context() as patch:
+        die_after_saving(patch, 2)
+        assert trainer("iterations=3", *WINE, "seed=2").code == 130
+    first, second = run_dirs(tmp_path)
+    shutil.copyfile(first / "states" / "last.pt", second / "states" / "last.pt")
+    result = trainer("iterations=3", *WINE, "seed=2")
+    assert result.code == 0, result.err
+    assert "states/last.pt is the state of another config" in result.out + result.err
+    assert "from states/best.pt" in result.out
+
+    # the finished run 1 is continued by iterations=4; its last.pt replaced by run 2's
+    shutil.copyfile(second / "states" / "last.pt", first / "states" / "last.pt")
+    result = trainer("iterations=4", *WINE)
+    assert result.code == 0, result.err
+    assert "cannot continue from" in result.out + result.err and "training anew" in result.out

@@ -49,17 +49,37 @@ def load_state_file(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_latest(run_dir: RunDir) -> tuple[dict[str, Any] | None, str | None]:
-    """The newest usable state of a run (``last``, else ``best``) and its name, or (None, None)."""
+def load_latest(
+    run_dir: RunDir, config_hash: str | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest usable state of a run (``last``, else ``best``) and its name, or (None, None).
+
+    A state that records another config's hash (copied from another run) is not usable
+    either: a warning, and the next one is tried."""
     for name in ("last", "best"):
         path = run_dir.state(name)
         if not path.is_file():
             continue
         try:
-            return load_state_file(path), name
+            state = load_state_file(path)
         except CorruptStateError as err:
             log.warning(f"warning: states/{name}.pt is unreadable, falling back ({err})")
+            continue
+        if not belongs(state, "config_hash", config_hash):
+            log.warning(
+                f"warning: states/{name}.pt is the state of another config (hash "
+                f"{state.get('config_hash')}, this run {config_hash}): not used, falling back"
+            )
+            continue
+        return state, name
     return None, None
+
+
+def belongs(state: dict[str, Any], key: str, expected: str | None) -> bool:
+    """Whether a state was saved by a run of the expected config (``key``: config_hash or
+    base_hash); states from before hashes were recorded count as belonging."""
+    recorded = state.get(key)
+    return expected is None or recorded is None or recorded == expected
 
 
 INFO_KEYS = (

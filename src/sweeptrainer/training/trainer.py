@@ -396,6 +396,12 @@ class ModularTaskTrainer:
         }
 
     # -- state ------------------------------------------------------------------------
+    @functools.cached_property
+    def _hashes(self) -> tuple[str, str]:
+        from sweeptrainer.config.naming import config_hash
+
+        return config_hash(self.cfg), config_hash(self.cfg, ignore=("iterations",))
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly; loadable with ``weights_only=True``."""
         self.state.period_loss = float(self._period_loss)
@@ -409,6 +415,9 @@ class ModularTaskTrainer:
             "data_order": self._order,
             "scaler": self.stepper.state_dict(),
             "dataset": self._dataset_info,
+            # whose state this is: a state copied from another run is refused on resume
+            "config_hash": self._hashes[0],
+            "base_hash": self._hashes[1],
             "callbacks": {label: obj.state_dict() for label, obj in self._stateful_callbacks()},
         }
 
