@@ -3,17 +3,37 @@ argument, exit code 2, no traceback, and nothing already in the results folder c
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
+from sweeptrainer.cli import main
 from tests.conftest import run_dirs, snapshot
 
 TINY = ("iterations=1", "progress_bar=false")
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished run, trained once for the module (in a folder of its own)."""
+    folder = tmp_path_factory.mktemp("finished")
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        main([*TINY])
+    except SystemExit as exit_:
+        assert not exit_.code
+    finally:
+        os.chdir(here)
+    return folder / "results"
+
+
 @pytest.fixture
-def trained(trainer, tmp_path):
-    """One finished run (the results folder every case below must leave as it is)."""
-    assert trainer(*TINY).code == 0
+def trained(trainer, tmp_path, finished):
+    """A copy of that run in this test's folder: the results folder every case below must
+    leave as it is."""
+    shutil.copytree(finished, tmp_path / "results", symlinks=True)
     return run_dirs(tmp_path)[0]
 
 
