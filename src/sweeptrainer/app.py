@@ -84,9 +84,10 @@ def locate_run(cfg: DictConfig, overrides: Sequence[str]) -> RunDir:
     return RunDir(training_dir(cfg.results_dir, cfg.experiment_id) / run_name(cfg, overrides))
 
 
-def find_continuation(cfg: DictConfig, plan: Plan) -> RunDir | None:
+def find_continuation(plan: Plan) -> RunDir | None:
     """The finished run with the same config but fewer iterations (the most), if any (the
     plan's ``base_hash`` is computed only when there is a finished run to compare)."""
+    cfg = plan.cfg
     best: tuple[int, RunDir] | None = None
     parent = training_dir(cfg.results_dir, cfg.experiment_id)
     for folder in sorted(parent.glob("*/")) if parent.is_dir() else []:
@@ -115,7 +116,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
     plan = Plan("new", run_dir, cfg)
     status = run_dir.read_status()
     if status is None:
-        source = find_continuation(cfg, plan) if cfg.continue_training else None
+        source = find_continuation(plan) if cfg.continue_training else None
         if source is not None:
             plan.action, plan.source = "continue", source
         return plan
@@ -169,12 +170,17 @@ def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
 
     if plan.action == "continue":
         assert plan.source is not None
+        path = plan.source.state("last")
         try:
-            state = load_state_file(plan.source.state("last"))
-            if not belongs(state, "base_hash", plan.base_hash):
-                raise CorruptStateError(f"{plan.source.state('last')}: the state of another config")
-        except CorruptStateError as err:  # as docs/resuming.md says: a warning, then anew
-            log.warning(f"warning: cannot continue from {plan.source.name} ({err}); training anew")
+            state = load_state_file(path)
+            mine = belongs(state, "base_hash", plan.base_hash)
+            problem = None if mine else f"{path}: the state of another config"
+        except CorruptStateError as err:
+            problem = str(err)  # names the file
+        if problem is not None:  # as docs/resuming.md says: a warning, then anew
+            log.warning(
+                f"warning: cannot continue from {plan.source.name} ({problem}); training anew"
+            )
             plan.action, plan.source = "new", None
             return None, "new (the run to continue from has no usable state)"
         return (

@@ -128,9 +128,7 @@ def cancel(experiment_dir: str | Path, names: list[str]) -> tuple[list[str], lis
         if info.host != host:
             missed.append(f"{run.name}: runs on {info.host}, not on this host ({host})")
             continue
-        holders = RunLock(run.path).holders()
-        holding = holders is not None and str(info.pid) in {str(p) for p in holders}
-        if not holding and (holders is not None or not RunLock(run.path).held_elsewhere()):
+        if not RunLock(run.path).held_by(info.pid):
             # status.yaml is stale, damaged or not the run's: its pid proves nothing
             missed.append(f"{run.name}: pid {info.pid} does not hold the run's lock; not signalled")
             continue

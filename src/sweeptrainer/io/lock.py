@@ -56,6 +56,14 @@ class RunLock:
                 pids.add(int(fields[4]))
         return pids
 
+    def held_by(self, pid: object) -> bool:
+        """Whether process ``pid`` holds the lock (where the system cannot say which
+        process does, whether any other process holds it)."""
+        holders = self.holders()
+        if holders is None:
+            return self.held_elsewhere()
+        return str(pid) in {str(p) for p in holders}
+
     def held_elsewhere(self) -> bool:
         """True when some other process holds the lock right now (checked without keeping it)."""
         if not self.path.exists():
