@@ -229,8 +229,9 @@ def die_after_saving(patch, iteration: int) -> None:
         if name == "last" and state["training"]["iteration"] == iteration:
             raise KeyboardInterrupt
 
-    def save_here(self, name, state, durable=True):
-        self.run_dir.save_state(name, state, durable=durable)
+    def save_here(self, names, state, durable=True):
+        for name in (names,) if isinstance(names, str) else names:
+            self.run_dir.save_state(name, state, durable=durable)
 
     patch.setattr(RunDir, "save_state", save_then_die)
     patch.setattr(StateSaver, "save", save_here)

@@ -32,3 +32,21 @@ def test_a_failed_write_is_raised_to_the_training(tmp_path):
     with pytest.raises(OSError):
         saver.wait()
     saver.close()  # nothing pending: closes cleanly
+
+
+def test_one_copy_serves_several_names_and_keeps_a_modules_metadata(tmp_path):
+    run = RunDir(tmp_path / "run")
+    saver = StateSaver(run)
+    model = torch.nn.BatchNorm1d(3)
+    state = {"model": model.state_dict(), "rows": [{"a": 1.0}], "order": (1, 2)}
+    saver.save(("best", "last"), state)
+    model.running_mean.fill_(7.0)  # after the hand-over: not in the files
+    state["rows"][0]["a"] = 2.0
+    saver.close()
+    for name in ("best", "last"):
+        loaded = run.load_state(name)
+        assert torch.equal(loaded["model"]["running_mean"], torch.zeros(3))
+        assert loaded["rows"] == [{"a": 1.0}] and loaded["order"] == (1, 2)
+        assert (
+            loaded["model"]._metadata[""]["version"] == model.state_dict()._metadata[""]["version"]
+        )

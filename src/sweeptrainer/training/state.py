@@ -7,7 +7,7 @@ Everything here is a plain Python value or a tensor, so a state file loads with
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,9 @@ class TrainingState:
     summary: dict[str, Any] = field(default_factory=dict)  # extra entries for results.yaml
 
     def state_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields themselves, not copies (``asdict`` copies every metrics row at every
+        save); whoever keeps the result beyond the moment copies it (``StateSaver``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         for name, value in data.items():

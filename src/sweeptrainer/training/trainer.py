@@ -322,11 +322,8 @@ class ModularTaskTrainer:
         self.run_dir.write_metrics(state.rows, durable=final)
         save_last = self.budget.is_save_point(it) or self.should_stop
         if improved or save_last:
-            saved = self.state_dict()  # built once when both are saved
-            if improved:
-                self._saver.save("best", saved, durable=final)
-            if save_last:
-                self._saver.save("last", saved, durable=final)
+            names = ("best",) * improved + ("last",) * save_last
+            self._saver.save(names, self.state_dict(), durable=final)  # one copy for both
 
     def _log_row(self, row: dict[str, float], improved: bool) -> None:
         # regression targets standardised for training: the losses are in those units, the
