@@ -222,8 +222,9 @@ def train_run(
     check_results_dir(cfg.results_dir, cfg.experiment_id)
     plan = plan_run(cfg, overrides)
     run_dir = plan.run_dir
+    place = run_place(sweep_dir, run_dir.name, job_num)
     if plan.action == "skip":
-        return _skipped(plan)
+        return _skipped(plan, place)
 
     # Build everything before touching the run folder: input errors change nothing on disk.
     from sweeptrainer.training.builder import build, resolve_device
@@ -249,7 +250,7 @@ def train_run(
     try:
         plan = plan_run(cfg, overrides, holding_lock=True)  # again, now that the folder is ours
         if plan.action == "skip":
-            return _skipped(plan)
+            return _skipped(plan, place)
         if plan.action == "rerun":  # the user's code or data changed: from scratch, in place
             log.warning(f"rerun {run_dir.name}: {plan.reason}")
             run_dir.clear()
@@ -262,9 +263,23 @@ def train_run(
             run_dir.copy_state_from(plan.source, "best")
         record = provenance or Provenance(command=shlex.join(sys.argv))
         snapshot = Snapshot(record, overrides, sweep_dir, choices)
-        return _train(cfg, plan, trainer, how, device, snapshot)
+        return _train(cfg, plan, trainer, how, device, snapshot, place)
     finally:
         lock.release()
+
+
+def run_place(sweep_dir: Path | None, name: str, job_num: int | None) -> str:
+    """``[run 3/8] ``: the run's place in its sweep (from the sweep's ``runs.yaml``; a search
+    sweeper's runs are numbered as they come); empty outside a sweep."""
+    if sweep_dir is None:
+        return ""
+    from sweeptrainer.io import sweep_record
+
+    record = sweep_record.read(sweep_dir)
+    number = record.number(name) if record is not None else None
+    if number is not None:
+        return f"[run {number}/{len(record.runs)}] "  # type: ignore[union-attr]
+    return f"[run {job_num + 1}] " if job_num is not None else ""
 
 
 def _run_end(trainer: Any, status: str, error: str) -> None:
@@ -290,10 +305,10 @@ def _train_follower(plan: Plan, trainer: Any) -> RunOutcome:
     return RunOutcome(name, path, "finished", results=results)
 
 
-def _skipped(plan: Plan) -> RunOutcome:
+def _skipped(plan: Plan, place: str = "") -> RunOutcome:
     """A run left alone; one that failed for good still counts as failed."""
     run_dir = plan.run_dir
-    log.info(f"skip {run_dir.name}: {plan.reason}")
+    log.info(f"{place}skip {run_dir.name}: {plan.reason}")
     status = run_dir.read_status() or {}
     if status.get("state") == "failed":
         return RunOutcome(run_dir.name, run_dir.path, "failed", 1, status.get("error"))
@@ -322,7 +337,13 @@ class Snapshot:
 
 
 def _train(
-    cfg: DictConfig, plan: Plan, trainer: Any, how: str, device: Any, snapshot: Snapshot
+    cfg: DictConfig,
+    plan: Plan,
+    trainer: Any,
+    how: str,
+    device: Any,
+    snapshot: Snapshot,
+    place: str = "",
 ) -> RunOutcome:
     run_dir = plan.run_dir
     from sweeptrainer.fingerprint import fingerprint
@@ -338,7 +359,7 @@ def _train(
     handler = attach_file(run_dir.log)
     try:
         snapshot.write(cfg, plan)
-        log.info(f"train {run_dir.name} on {device} ({how}) -> {run_dir.path}")
+        log.info(f"{place}train {run_dir.name} on {device} ({how}) -> {run_dir.path}")
         trainer.fit()
         results = trainer.test()
         if plan.action == "continue" and plan.source is not None:

@@ -183,6 +183,28 @@ def move_to_sweep(sources, base) -> tuple[Path | None, list[str]]:
     return sweep_dir, [f"hydra.sweep.dir='{quoted}'"]
 
 
+def record_sweep(sweep_dir: Path | None, hargs: HydraArgs, base, composer, configs: list) -> None:
+    """Write the sweep's ``runs.yaml`` (see ``io/sweep_record.py``): its swept keys and, for
+    the basic sweeper, which runs it will train in which order (a search sweeper picks its
+    runs as it goes: none are listed). Nothing when the command is not a sweep."""
+    from omegaconf import OmegaConf
+
+    if sweep_dir is None:
+        return
+
+    from sweeptrainer.app import locate_run
+    from sweeptrainer.io import sweep_record
+
+    declared = OmegaConf.select(base, "hydra.sweeper.params")
+    swept = sweep_record.swept_keys(hargs.overrides, dict(declared) if declared else None)
+    sweepers = [OmegaConf.select(c, "hydra.sweeper._target_") for c in composer.compositions()]
+    runs = []
+    if all("BasicSweeper" in str(sweeper) for sweeper in sweepers):
+        runs = [(locate_run(cfg, overrides).name, overrides) for overrides, cfg in configs]
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    sweep_record.write(sweep_dir, [k.lstrip("+~") for k in swept], runs)
+
+
 def claim_folder(parent: Path, name: str) -> Path:
     """A new folder ``parent/name`` (``name-2``, ... when taken: two sweeps in one second)."""
     parent.mkdir(parents=True, exist_ok=True)
@@ -247,6 +269,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
             base = base_config(sources, hargs.overrides) if hargs.multirun else None
             composer, configs = compose_runs(sources, hargs, check, base)
             sweep_dir, pinned = move_to_sweep(sources, base)
+            record_sweep(sweep_dir, hargs, base, composer, configs)
     except ConfigError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
@@ -259,7 +282,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
     from sweeptrainer.training.signals import StopSignals
 
     outcomes: list[RunOutcome] = []
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started, clock = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
     provenance = Provenance(command, sources=sources).prepare() if hargs.trains else None
     argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides(), *pinned]
     saved, sys.argv = sys.argv, argv
@@ -286,7 +309,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
         sys.argv = saved
         _end_distributed()
     outcomes = _sweep_outcomes(hargs, configs, composer, outcomes, started)
-    code = summarize(outcomes, hargs.multirun)
+    code = summarize(outcomes, hargs.multirun, time.perf_counter() - clock)
     if signals.received is not None:
         return 128 + signals.received
     if hargs.multirun and outcomes:
@@ -396,7 +419,7 @@ def _end_distributed() -> None:
         dist.destroy_process_group()
 
 
-def summarize(outcomes: list, multirun: bool) -> int:
+def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> int:
     """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
     if multirun and outcomes:
         states = ("finished", "skipped", "failed", "interrupted", "invalid", "not started")
@@ -406,8 +429,15 @@ def summarize(outcomes: list, multirun: bool) -> int:
             f"sweep: {len(outcomes)} runs: {counts['finished']} trained, {counts['skipped']} "
             f"skipped (finished before), {counts['failed']} failed"
             + (f", {extra}" if extra else "")
+            + (f"; took {_duration(seconds)}" if seconds is not None else "")
         )
         for o in outcomes:
             if o.state == "failed":
                 print(f"  failed: {o.name}: {o.error} (see {o.path}/train.log)")
     return max((o.exit_code for o in outcomes), default=0)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

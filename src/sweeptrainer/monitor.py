@@ -52,13 +52,49 @@ def progress(run: RunDir) -> RunProgress:
     if metrics is not None and len(metrics):
         last = metrics.iloc[-1]
         iteration, elapsed = int(last["iteration"]), float(last["elapsed_s"])
-        column = f"dev_{metric}"
-        value = float(last[column]) if column in metrics.columns else None
+        column = "dev_loss" if metric == "loss" else f"dev_{metric}"
+        if column in metrics.columns and metrics[column].notna().any():
+            scores = metrics[column].astype(float)
+            value = float(scores.max() if higher_is_better(str(metric)) else scores.min())
     total = status.get("iterations", config.get("iterations"))
     running = state == "running"
     return RunProgress(run.name, state, iteration, total, metric, value, elapsed,
                        status.get("host") if running else None,
                        status.get("pid") if running else None)  # fmt: skip
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of a tracking metric by its name: a packaged metric's own, the loss
+    and names ending in ``error``/``loss`` lower, any other higher. Never imports what a run
+    folder names (a run folder is untrusted input)."""
+    from sweeptrainer.components.metrics import METRICS
+
+    if metric in METRICS:
+        return METRICS[metric].higher_is_better
+    return not (metric == "loss" or metric.endswith(("error", "loss")))
+
+
+def pending(experiment_dir: str | Path, present: set[str]) -> list[RunProgress]:
+    """The runs the experiment's newest sweep listed that have no folder yet."""
+    from sweeptrainer.io import sweep_record
+
+    record = sweep_record.latest(Path(experiment_dir))
+    if record is None:
+        return []
+    return [
+        RunProgress(name, "pending", 0, None, None, None, None, None, None)
+        for name in record.runs
+        if name not in present
+    ]
+
+
+def _order(experiment_dir: str | Path, rows: list[RunProgress]) -> list[RunProgress]:
+    """The newest sweep's runs in its order first, then the experiment's other runs."""
+    from sweeptrainer.io import sweep_record
+
+    record = sweep_record.latest(Path(experiment_dir))
+    place = {name: i for i, name in enumerate(record.runs)} if record is not None else {}
+    return sorted(rows, key=lambda r: (place.get(r.name, len(place)), r.name))
 
 
 def _duration(seconds: float | None) -> str:
@@ -70,13 +106,20 @@ def _duration(seconds: float | None) -> str:
 
 
 def status_table(experiment_dir: str | Path) -> str:
+    """Every run of the experiment, and those its newest sweep has not started yet: state,
+    progress, the best dev score of the tracking metric so far, elapsed time and ETA."""
     rows = [progress(run) for run in experiment_runs(experiment_dir)]
-    header = ("run", "state", "progress", "last dev metric", "elapsed", "eta", "host:pid")
+    rows = _order(experiment_dir, rows + pending(experiment_dir, {r.name for r in rows}))
+    header = ("run", "state", "progress", "best dev", "elapsed", "eta", "host:pid")
     lines = [header]
     for r in rows:
         metric = f"{r.metric} {r.value:.4f}" if r.value is not None else "-"
         where = f"{r.host}:{r.pid}" if r.pid else "-"
-        done = f"{r.iteration}/{r.total}" if r.total else str(r.iteration)
+        done = (
+            f"{r.iteration}/{r.total}"
+            if r.total
+            else ("-" if r.state == "pending" else str(r.iteration))
+        )
         lines.append(
             (r.name, r.state, done, metric, _duration(r.elapsed_s), _duration(r.eta_s), where)
         )
@@ -94,11 +137,14 @@ def status_table(experiment_dir: str | Path) -> str:
 
 def watch(experiment_dir: str | Path, interval: float, rounds: int | None = None) -> None:
     """Print the table every ``interval`` seconds (``rounds`` times, or until Ctrl-C)."""
-    done = 0
+    done, terminal = 0, os.isatty(1)
+    if terminal:
+        print("\033[2J", end="")  # clear once; then each round redraws in place
     while rounds is None or done < rounds:
-        print("\033[2J\033[H" if os.isatty(1) else "", end="")
-        print(time.strftime("%H:%M:%S"), experiment_dir)
-        print(status_table(experiment_dir), flush=True)
+        text = f"{time.strftime('%H:%M:%S')} {experiment_dir}\n{status_table(experiment_dir)}"
+        if terminal:  # home, each line cleared to its end, the rest of the screen cleared
+            text = "\033[H" + text.replace("\n", "\033[K\n") + "\033[K\033[J"
+        print(text, flush=True)
         done += 1
         if rounds is None or done < rounds:
             time.sleep(interval)

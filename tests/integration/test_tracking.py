@@ -34,39 +34,62 @@ def _steps(client, run_id, key):
     return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
-def test_tensorboard_scalars_per_evaluation_and_hparams_in_the_run_folder(trainer, tmp_path):
+def _board(root, experiment, run):
+    """The TensorBoard folder of ``run`` (its ``.run`` file names the run folder)."""
+    boards = root / "results" / experiment / "tensorboard"
+    (folder,) = [f for f in boards.iterdir() if (f / ".run").read_text() == run.name]
+    return folder
+
+
+def test_tensorboard_runs_are_named_by_the_swept_values(trainer, tmp_path):
+    """Run names carry the swept values, hparams hold the swept keys and the component ids,
+    train/loss has a point every log_every_n_steps optimizer steps; the final metrics are
+    the test/* and best/* scalars (no hparam/* copies)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-    assert trainer(*TINY, "model.dropout=0.1").code == 0
-    (run,) = run_dirs(tmp_path)
-    folder = run / "tensorboard"
-    (events,) = folder.iterdir()  # one event file, no timestamped hparams sub-folder
-    assert events.name.startswith("events.out.tfevents.")
-    acc = EventAccumulator(str(folder))
+    result = trainer("-m", "model.dropout=0.1,0.2", *TINY,
+                     "loggers.tensorboard.log_every_n_steps=7", "gradient_clip_norm=5")  # fmt: skip
+    assert result.code == 0, result.err
+    boards = tmp_path / "results/default/tensorboard"
+    assert sorted(p.name for p in boards.iterdir()) == ["model.dropout=0.1", "model.dropout=0.2"]
+    run = next(r for r in run_dirs(tmp_path) if _board(tmp_path, "default", r).name.endswith("0.1"))
+    acc = EventAccumulator(str(boards / "model.dropout=0.1"))
     acc.Reload()
-    assert [e.step for e in acc.Scalars("dev/accuracy")] == [1, 2]
-    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
-    assert {"learning_rate", "test/accuracy", "hparam/test_accuracy"} <= set(acc.Tags()["scalars"])
+    steps = 2 * 40  # Digits: 1,257 training samples, batches of 32, 2 epochs
+    assert [e.step for e in acc.Scalars("dev/accuracy")] == [40, 80]
+    assert [e.step for e in acc.Scalars("epoch")] == [40, 80]
+    assert [e.step for e in acc.Scalars("train/loss")] == sorted({*range(7, steps + 1, 7), 40, 80})
+    assert len(acc.Scalars("train/grad_norm")) == len(acc.Scalars("train/loss"))
+    assert acc.Scalars("train/learning_rate")[0].value == pytest.approx(0.001)
+    tags = set(acc.Tags()["scalars"])
+    assert {"test/accuracy", "best/dev_accuracy", "best/iteration"} <= tags
+    assert not any(t.startswith("hparam/") for t in tags)
 
     content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
     start = plugin_data_pb2.HParamsPluginData.FromString(
         content[metadata.SESSION_START_INFO_TAG]
     ).session_start_info
-    hparams = start.hparams
-    assert hparams["learning_rate"].number_value == pytest.approx(0.001)
-    assert hparams["model.id"].string_value == "FFNN"
+    hparams = dict(start.hparams)
     assert hparams["model.dropout"].number_value == pytest.approx(0.1)
-    assert hparams["model.hidden_sizes"].string_value == "256,128"
-    assert hparams["seed"].number_value == 1 and hparams["iterations"].number_value == 2
-    assert not any(k.endswith("_target_") or k == "results_dir" for k in hparams)
+    assert hparams["model.id"].string_value == "FFNN" and "dataset.id" in hparams
+    assert "learning_rate" not in hparams and "seed" not in hparams  # not swept
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content[metadata.EXPERIMENT_TAG]
     ).experiment
     metrics = {m.name.tag for m in experiment.metric_infos}
-    assert {"hparam/test_accuracy", "hparam/best_dev_accuracy", "hparam/best_iteration"} <= metrics
-    (test_accuracy,) = acc.Scalars("hparam/test_accuracy")
+    assert {"test/accuracy", "best/dev_accuracy", "best/iteration"} <= metrics
+    (test_accuracy,) = acc.Scalars("test/accuracy")
+    assert test_accuracy.step == steps
     assert test_accuracy.value == pytest.approx(RunDir(run).read_results()["test"]["accuracy"])
+
+
+def test_a_single_run_is_named_by_its_overrides_and_log_every_is_checked(trainer, tmp_path):
+    assert trainer(*TINY, "learning_rate=0.01", "experiment_id=one").code == 0
+    (board,) = (tmp_path / "results/one/tensorboard").iterdir()
+    assert board.name == "iterations=2,learning_rate=0.01"
+    bad = trainer(*TINY, "loggers.tensorboard.log_every_n_steps=-1")
+    assert bad.code == 2 and "loggers.tensorboard.log_every_n_steps" in bad.err
 
 
 @pytest.mark.parametrize("store", ["sqlite", "file"])
@@ -150,9 +173,10 @@ def test_a_resumed_run_continues_its_mlflow_run(trainer, tmp_path, monkeypatch, 
     assert _steps(client, run.info.run_id, "dev_accuracy") == [1, 2, 3, 4]
     assert "test_accuracy" in run.data.metrics
     (folder,) = run_dirs(tmp_path, "resumed")
-    acc = EventAccumulator(str(folder / "tensorboard"))
+    acc = EventAccumulator(str(_board(tmp_path, "resumed", folder)))  # the same TensorBoard run
     acc.Reload()
-    assert [e.step for e in acc.Scalars("dev/accuracy")] == [1, 2, 3, 4]
+    # Wine: 3 batches an epoch; the points the killed process wrote after its state are hidden
+    assert [e.step for e in acc.Scalars("dev/accuracy")] == [3, 6, 9, 12]
 
 
 def test_a_continued_run_is_a_new_mlflow_run_with_the_carried_history(
@@ -171,9 +195,10 @@ def test_a_continued_run_is_a_new_mlflow_run_with_the_carried_history(
     assert long.data.tags["sweeptrainer.continued_from"] == short.info.run_id
     assert _steps(client, short.info.run_id, "dev_accuracy") == [1, 2]
     assert _steps(client, long.info.run_id, "dev_accuracy") == [1, 2, 3]
-    acc = EventAccumulator(str(run_dirs(tmp_path, "continued")[1] / "tensorboard"))
+    longer = run_dirs(tmp_path, "continued")[1]
+    acc = EventAccumulator(str(_board(tmp_path, "continued", longer)))
     acc.Reload()
-    assert [e.step for e in acc.Scalars("dev/accuracy")] == [1, 2, 3]
+    assert [e.step for e in acc.Scalars("dev/accuracy")] == [3, 6, 9]  # the history carried
 
 
 def test_mlflow_logger_state_keeps_the_run_id_of_its_own_folder_only(tmp_path):

@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeptrainer.config.naming import OPERATIONAL_KEYS
+from sweeptrainer.config.naming import GROUP_KEYS, OPERATIONAL_KEYS
 from sweeptrainer.errors import ConfigError
+from sweeptrainer.io.atomic import atomic_write_text
 from sweeptrainer.io.lock import exclusive
 from sweeptrainer.io.run_dir import RunDir
 
@@ -73,59 +74,212 @@ def final_metrics(trainer: Any, test_metrics: dict[str, float]) -> dict[str, flo
 
 
 class TensorBoardLogger:
-    """Scalars per evaluation (losses, dev metrics, learning rate), the test metrics, and at
-    the end the hyper-parameters with the final metrics (TensorBoard's HPARAMS tab).
+    """TensorBoard runs named after what varies: ``<experiment>/tensorboard/<label>/``.
 
-    Everything goes into the run's ``tensorboard/`` folder, one TensorBoard run per run folder
-    (``SummaryWriter.add_hparams`` would put the hparams into a timestamped sub-folder, a run
-    of its own). A resumed run writes a new event file into the same folder and purges the
-    points after its saved iteration, which the killed process may have written already.
+    The label is the run's swept values (``learning_rate=0.01,seed=2``, from the sweep's
+    ``runs.yaml``), or for a single run its command-line overrides, else its run name; a
+    label another run holds gets ``_2``. ``tensorboard --logdir results/<experiment>/tensorboard``
+    then tells the runs apart at a glance. Every point's step is the optimizer step, in
+    epoch and step training alike.
+
+    Logged: ``train/loss`` (the mean batch loss since the last point) every
+    ``log_every_n_steps`` optimizer steps and at each evaluation, with ``train/learning_rate``
+    and ``train/grad_norm`` (when clipping by norm computes it); each evaluation's dev loss
+    and metrics (``dev/*``) and ``epoch``; the test metrics (``test/*``) and the best dev
+    scores (``best/*``) at the end; and the hyper-parameters (HPARAMS tab): the keys that vary
+    (swept or overridden) and the component ids, scored by the ``test/*`` and ``best/*``
+    scalars. A resumed run keeps its TensorBoard run (the label rides in the state files)
+    and hides the points after its saved step, which the killed process may have written.
     """
 
-    def __init__(self, run_dir: Path) -> None:
-        self.log_dir = RunDir(run_dir).tensorboard
+    def __init__(
+        self, run_dir: Path, sweep_dir: Path | None = None, log_every_n_steps: int = 50
+    ) -> None:
+        """``log_every_n_steps``: 0 logs the training loss at evaluations only."""
+        if (
+            isinstance(log_every_n_steps, bool)
+            or not isinstance(log_every_n_steps, int)
+            or (log_every_n_steps < 0)
+        ):
+            raise ConfigError(
+                "loggers.tensorboard.log_every_n_steps: expected a non-negative integer "
+                f"(0: at evaluations only), got {log_every_n_steps!r}"
+            )
+        self.run_dir = RunDir(run_dir)
+        self.sweep_dir = Path(sweep_dir) if sweep_dir is not None else None
+        self.every = log_every_n_steps
+        self.root = Path(run_dir).parent.parent / "tensorboard"  # <experiment>/tensorboard
+        self.label: str | None = None  # the TensorBoard run: a folder name under root
         self._writer: Any = None
+        self._loss_sum: Any = 0.0
+        self._loss_n = 0
+        self._last_step = -1
 
-    def _open(self, purge_step: int | None = None) -> None:
+    # -- the TensorBoard run ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "run": self.run_dir.name}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A state of this run folder keeps its TensorBoard run; a label that is not one plain
+        folder name (a damaged or hostile state) is ignored."""
+        label = state.get("label")
+        if state.get("run") == self.run_dir.name and isinstance(label, str) and _plain(label):
+            self.label = label
+
+    def _claim(self, trainer: Any) -> Path:
+        """The run's folder under ``root``: its own from a resumed state or an earlier attempt
+        (its ``.run`` file names the run folder), else a new one."""
+        if self.label is not None and not (self.root / self.label).is_symlink():
+            return self.root / self.label
+        label = _label(trainer.cfg, self.run_dir.name, self.sweep_dir)
+        for number in range(1, 1000):
+            name = label if number == 1 else f"{label}_{number}"
+            folder = self.root / name
+            if folder.is_symlink():
+                continue
+            try:
+                folder.mkdir(parents=True)
+                atomic_write_text(folder / ".run", self.run_dir.name)
+            except FileExistsError:  # parallel jobs claim folders with mkdir
+                if _owner(folder) != self.run_dir.name:
+                    continue  # another run's
+            self.label = name
+            return folder
+        raise FileExistsError(f"{self.root}: no free TensorBoard folder for {label}")
+
+    def _open(self, trainer: Any, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+        log_dir = self._claim(trainer)
+        self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
-    def _scalars(self, metrics: dict[str, float], step: int) -> None:
+    def _scalars(self, metrics: dict[str, float], step: int, prefix: str = "") -> None:
         for name, value in metrics.items():
-            if name not in NOT_LOGGED:
-                self._writer.add_scalar(_tag(name), value, step)
+            if name not in NOT_LOGGED and name != "train_loss":
+                self._writer.add_scalar(prefix + _tag(name), value, step)
 
+    # -- hooks ------------------------------------------------------------------------------
     def cb_on_train_begin(self, trainer: Any) -> None:
-        done = trainer.state.iteration
-        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
-        self._open(purge_step=done + 1 if done and not fresh else None)
+        steps = trainer.optimizer_steps
+        folder = self._claim(trainer)
+        fresh = not any(folder.glob("events.out.tfevents.*"))
+        self._open(trainer, purge_step=None if fresh else steps + 1)
+        self._last_step = steps
         if fresh:  # a run continued from a shorter one starts with that one's history
             for row in trainer.state.rows:
-                self._scalars(row, int(row["iteration"]))
+                self._row(trainer, row)
 
-    def cb_on_iteration_end(self, iteration: int, metrics: dict[str, float]) -> None:
-        self._scalars(metrics, iteration)
+    def cb_on_step_end(self, trainer: Any, loss: Any) -> None:
+        self._loss_sum = self._loss_sum + loss  # on the device: no sync per step
+        self._loss_n += 1
+        step = trainer.optimizer_steps
+        if self.every and step != self._last_step and step % self.every == 0:
+            self._train_point(trainer, step)
+
+    def _train_point(self, trainer: Any, step: int) -> None:
+        """``train/loss`` since the last point, the learning rate and gradient norm now."""
+        if self._loss_n:
+            self._writer.add_scalar("train/loss", float(self._loss_sum) / self._loss_n, step)
+        self._writer.add_scalar("train/learning_rate", trainer.schedule.rate(), step)
+        norm = trainer.stepper.last_grad_norm
+        if norm is not None:
+            self._writer.add_scalar("train/grad_norm", float(norm), step)
+        self._loss_sum, self._loss_n, self._last_step = 0.0, 0, step
+
+    def _row(self, trainer: Any, row: dict[str, float]) -> int:
+        step = trainer.steps_at(int(row["iteration"]))
+        self._scalars({k: v for k, v in row.items() if k.startswith("dev_")}, step)
+        if trainer.budget.unit == "epoch":
+            self._writer.add_scalar("epoch", row["iteration"], step)
+        return step
+
+    def cb_on_iteration_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        step = self._row(trainer, metrics)
+        if self._loss_n or step != self._last_step:
+            self._train_point(trainer, step)
 
     def cb_on_train_end(self) -> None:
         self._writer.flush()
 
     def cb_on_test_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         if self._writer is None:  # test without training (e.g. a finished run re-tested)
-            self._open()
-        self._scalars(metrics, 0)
-        self._write_hparams(trainer, metrics)
+            self._open(trainer)
+        step = trainer.optimizer_steps
+        self._scalars(metrics, step)
+        final = final_metrics(trainer, {})
+        best = {f"best/{k.removeprefix('best_')}": v for k, v in final.items()}
+        for name, value in best.items():
+            self._writer.add_scalar(name, value, step)
+        self._write_hparams(trainer, [_tag(k) for k in metrics] + list(best))
         self._writer.close()
 
-    def _write_hparams(self, trainer: Any, metrics: dict[str, float]) -> None:
+    def _write_hparams(self, trainer: Any, metric_tags: list[str]) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        values = {k: v for k, v in flat_config(trainer.cfg).items() if v is not None}
-        results = {f"hparam/{k}": v for k, v in final_metrics(trainer, metrics).items()}
-        for summary in hparams(values, results):  # experiment, session start, session end
+        flat = flat_config(trainer.cfg)
+        keys = [f"{group}.id" for group in sorted(GROUP_KEYS)]
+        keys += [_flat_key(k, flat) for k in _varying_keys(self.sweep_dir)]
+        values = {k: flat[k] for k in dict.fromkeys(keys) if k in flat and flat[k] is not None}
+        # the metrics are the test/* and best/* scalars above: no hparam/* copies of them
+        for summary in hparams(values, dict.fromkeys(metric_tags, 0.0)):
             self._writer.file_writer.add_summary(summary)
-        for name, value in results.items():  # the plugin reads each metric from its scalar
-            self._writer.add_scalar(name, value, trainer.state.iteration)
+
+
+def _plain(name: str) -> bool:
+    """One folder name, nothing that climbs or hides (state files are untrusted input)."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+
+
+def _owner(folder: Path) -> str | None:
+    """The run folder name in a TensorBoard folder's ``.run`` file (None: unreadable)."""
+    marker = folder / ".run"
+    if marker.is_symlink():
+        return None
+    try:
+        return marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _flat_key(key: str, flat: dict[str, Scalar]) -> str:
+    """``model`` (a group choice) -> ``model.id``; ``+model.width`` -> ``model.width``."""
+    key = key.lstrip("+~")
+    return f"{key}.id" if f"{key}.id" in flat and key not in flat else key
+
+
+def _varying_keys(sweep_dir: Path | None) -> list[str]:
+    """The swept keys of the run's sweep, else the keys overridden on the command line."""
+    from sweeptrainer.io import sweep_record
+
+    record = sweep_record.read(sweep_dir)
+    if record is not None:
+        return record.swept
+    overrides = _own_overrides()
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o]
+    return [k for k in keys if k.split(".")[0] not in OPERATIONAL_KEYS and k != "hydra"]
+
+
+def _own_overrides() -> list[str]:
+    """The job's command-line overrides (Hydra's record of them), or [] outside a job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def _label(cfg: DictConfig, run_name: str, sweep_dir: Path | None) -> str:
+    """``learning_rate=0.01,seed=2``: the varying keys with this run's values; the run name
+    when nothing varies."""
+    flat = flat_config(cfg)
+    parts = []
+    for key in _varying_keys(sweep_dir):
+        name = _flat_key(key, flat)
+        if name in flat:
+            parts.append(f"{key.lstrip('+~')}={flat[name]}")
+    label = ",".join(parts) or run_name
+    label = "".join(c if c.isprintable() and c not in '/\\:*?"<>|' else "_" for c in label)
+    return label[:150] if _plain(label[:150]) else run_name
 
 
 MLFLOW_INSTALL = "pip install 'sweeptrainer[mlflow]'"

@@ -84,10 +84,6 @@ class RunDir:
         return self.path / "train.log"
 
     @property
-    def tensorboard(self) -> Path:
-        return self.path / "tensorboard"
-
-    @property
     def states(self) -> Path:
         return self.path / "states"
 

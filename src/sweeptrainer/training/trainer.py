@@ -14,7 +14,6 @@ import functools
 import logging
 import math
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +37,7 @@ from sweeptrainer.training.evaluate import (
     outputs_frame,
     sample_info,
 )
+from sweeptrainer.training.progress import Progress, evaluation_line
 from sweeptrainer.training.schedule import Schedule
 from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
@@ -117,6 +117,19 @@ class ModularTaskTrainer:
         self._dataset_info = describe_dataset(self.dataset)  # for `trainer inference`
 
     @property
+    def optimizer_steps(self) -> int:
+        """Optimizer steps taken so far: the x-axis of per-step logging (TensorBoard)."""
+        per_epoch = -(-self.sources["train"].num_batches // self.stepper.accumulation)
+        in_epoch = -(-self.state.batch_in_epoch // self.stepper.accumulation)
+        return self.state.epoch * per_epoch + in_epoch
+
+    def steps_at(self, iteration: int) -> int:
+        """The optimizer steps taken when ``iteration`` ended (an epoch is a full pass)."""
+        if self.budget.per_step:
+            return iteration
+        return iteration * -(-self.sources["train"].num_batches // self.stepper.accumulation)
+
+    @property
     def should_stop(self) -> bool:
         """Set to True (from a callback) to end training after the current evaluation."""
         return self.state.should_stop
@@ -134,7 +147,10 @@ class ModularTaskTrainer:
     def fit(self) -> None:
         """Train until ``iterations`` are done or a callback asks to stop."""
         self._clock = time.perf_counter() - self.state.elapsed_s
-        self._bar = self._progress_bar()
+        self._bar = Progress.open(
+            self.cfg.progress_bar, self.budget.unit, self.budget.total, self.state.iteration,
+            self.sources["train"].num_batches,
+        )  # fmt: skip
         self.callbacks("cb_on_train_begin", trainer=self)
         batches = self._train_batches()
         try:
@@ -184,6 +200,7 @@ class ModularTaskTrainer:
             "cb_on_step_end" in self.callbacks,
             "cb_on_before_optimizer_step" in self.callbacks,
         )
+        bar = self._bar
         while self.state.iteration < end:
             if self._stop_requested() and self._group_start():
                 self._stop_now(self.signals.received or signal.SIGTERM)  # between optimizer steps
@@ -221,6 +238,8 @@ class ModularTaskTrainer:
                     batch_idx=batch_idx,
                     loss=loss,
                 )
+            if bar is not None:
+                bar.batch(loss, self.state.batch_in_epoch, self.state.epoch)
             if per_step and group_done:
                 self._complete_iteration()
             if last:
@@ -254,7 +273,7 @@ class ModularTaskTrainer:
         if self.schedule.frequency == "iteration":
             self.schedule.step()
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.iteration()
 
     # -- evaluation -------------------------------------------------------------------
     def _run_split(
@@ -329,13 +348,8 @@ class ModularTaskTrainer:
         # regression targets standardised for training: the losses are in those units, the
         # metrics in the original ones (0.50 vs 3075 would read as a contradiction)
         scaled = getattr(self.dataset, "target_std", None) is not None
-        parts = [
-            f"{k}{' (scaled)' if scaled and k.endswith('_loss') else ''} {v:.4f}"
-            for k, v in row.items()
-            if k not in ("iteration", "elapsed_s")
-        ]
-        line = f"{self.budget.unit} {row['iteration']}/{self.budget.total}  " + "  ".join(parts)
-        log.info(line + ("  (best)" if improved else ""))
+        unit, total = self.budget.unit, self.budget.total
+        log.info(evaluation_line(unit, row["iteration"], total, row, improved, scaled))
 
     def test(self) -> dict[str, Any]:
         """Load the best state, score test (and dev) with it, write outputs and results."""
@@ -439,15 +453,3 @@ class ModularTaskTrainer:
         for label, obj in self._stateful_callbacks():
             if label in saved:
                 obj.load_state_dict(saved[label])
-
-    def _progress_bar(self) -> Any:
-        if not (self.cfg.progress_bar and sys.stderr.isatty()):  # where tqdm writes
-            return None
-        from tqdm import tqdm
-
-        return tqdm(
-            total=self.budget.total,
-            initial=self.state.iteration,
-            unit=self.budget.unit,
-            leave=False,
-        )
