@@ -50,14 +50,42 @@ Exit codes: 0 ok, 1 a run failed, 2 bad input, 128+N stopped by signal N.
 Hydra's own options: trainer --hydra-help.
 """
 
-VALIDATE_HELP = """\
-usage: trainer validate [-m] [OVERRIDES ...]
+HYDRA_OPTIONS = """\
+positional arguments:
+  OVERRIDES             config overrides, as when training: key=value, group=option,
+                        +key=value (a key the config lacks), ~key (remove a key); with -m,
+                        key=a,b,c sweeps over the values
 
-Compose every run the same command would train, check each config (keys, types,
-ranges, that every _target_ imports and its arguments fit), and print a table:
-run name and plan (new, skip (finished), resume (interrupted|killed),
+options:
+  -h, --help            show this help message and exit
+  -m, --multirun        every run of the sweep: the comma-separated values of OVERRIDES
+                        combined with the sweep the config declares (hydra.sweeper.params);
+                        for a search sweeper (Optuna), a sample that tries each choice once
+  --config-dir DIR, -cd DIR
+                        your config folder, searched before the packaged library
+                        (default: ./conf when the current folder has one)
+  --config-name NAME, -cn NAME
+                        the main config: NAME.yaml (default: config)
+
+Hydra's other flags (--cfg, --info, ...) are accepted and have no effect here.
+"""
+
+VALIDATE_HELP = f"""\
+usage: trainer validate [-h] [-m] [--config-dir DIR] [--config-name NAME] [OVERRIDES ...]
+
+Compose every run the same command would train (trainer [-m] OVERRIDES), check each
+config (keys, types, ranges, that every _target_ imports and its arguments fit), and print
+a table: run name and plan (new, skip (finished), resume (interrupted|killed),
 retry (attempt N), continue from RUN). Trains nothing, writes nothing.
-Exit code 2 when any config is invalid.
+Exit code 2 when any config is invalid (its row says why).
+
+{HYDRA_OPTIONS}
+examples:
+  trainer validate                                         the default run
+  trainer validate model=CNN learning_rate=0.01            one run with two overrides
+  trainer validate -m learning_rate=0.01,0.001 seed=1,2    the four runs of a sweep
+  trainer validate -m                                      the sweep the config declares
+  trainer validate --config-dir myconf model=Wide         with your options in ./myconf
 """
 
 
@@ -95,8 +123,8 @@ def cmd_validate(args: Sequence[str]) -> int:
     return 2 if bad else 0
 
 
-PREPROCESS_HELP = """\
-usage: trainer preprocess [-m] [OVERRIDES ...]
+PREPROCESS_HELP = f"""\
+usage: trainer preprocess [-h] [-m] [--config-dir DIR] [--config-name NAME] [OVERRIDES ...]
 
 Build the preprocessing cache of every dataset the same command would train on: the
 output of dataset.preprocess (resampling, spectrograms, resizing), computed once per
@@ -104,6 +132,12 @@ file and step config and stored beside the data (or in dataset.cache_dir), so th
 of a sweep start at once. A cache that is up to date is left as it is; a run builds what
 is missing itself. Trains nothing. Exit code 2 for bad input (a missing or unreadable
 file is named).
+
+{HYDRA_OPTIONS}
+examples (in a project of the audio template: trainer create myaudio --template audio):
+  trainer preprocess                                 the dataset of the default run
+  trainer preprocess -m                              every dataset of the declared sweep
+  trainer preprocess +dataset.cache_dir=/tmp/cache   the cache in another folder
 """
 
 
@@ -154,25 +188,42 @@ def cmd_preprocess(args: Sequence[str]) -> int:
     return 0
 
 
-def _experiment_parser(verb: str, description: str, dry_run: bool = True):
+def _experiment_parser(verb: str, description: str, dry_run: bool = True, epilog: str = ""):
     import argparse
 
-    parser = argparse.ArgumentParser(prog=f"trainer {verb}", description=description)
+    parser = argparse.ArgumentParser(
+        prog=f"trainer {verb}",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "experiment_dir",
         metavar="EXPERIMENT_DIR",
         help="an experiment folder: <results_dir>/<experiment_id>",
     )
     if dry_run:
-        parser.add_argument("--dry-run", action="store_true", help="list what would be removed")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="only list what would be removed"
+        )
     return parser
 
 
 def cmd_rm_failed(args: Sequence[str]) -> int:
     from sweeptrainer.maintenance import rm_failed
 
-    parser = _experiment_parser("rm-failed", "Delete the run folders of failed runs.")
-    parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    parser = _experiment_parser(
+        "rm-failed",
+        "Delete the run folders of the experiment's failed runs (status.yaml: failed), after\n"
+        "listing them and asking. A run that a process is training right now is kept.",
+        epilog="""\
+examples:
+  trainer rm-failed results/default             list the failed runs, ask, delete them
+  trainer rm-failed results/default --dry-run   only list them
+  trainer rm-failed results/default --yes       delete without asking
+""",
+    )
+    parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
     ns = parser.parse_args(args)
     rm_failed(ns.experiment_dir, yes=ns.yes, dry_run=ns.dry_run)
     return 0
@@ -182,13 +233,22 @@ def cmd_rm_states(args: Sequence[str]) -> int:
     from sweeptrainer.maintenance import rm_states
 
     parser = _experiment_parser(
-        "rm-states", "Delete state files except states/best.pt and states/last.pt."
+        "rm-states",
+        "Delete the state files of the experiment's runs except states/best.pt and\n"
+        "states/last.pt, after listing them and asking (with their total size). The states of\n"
+        "a run that a process is training right now are kept.",
+        epilog="""\
+examples:
+  trainer rm-states results/default               delete states other than best.pt, last.pt
+  trainer rm-states results/default --dry-run     only list them
+  trainer rm-states results/default --best-only   keep only best.pt
+""",
     )
     parser.add_argument(
         "--best-only", action="store_true",
-        help="keep only best.pt (a run without last.pt cannot be continued)",
+        help="keep only best.pt (a run without last.pt cannot be resumed or continued)",
     )  # fmt: skip
-    parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
     ns = parser.parse_args(args)
     rm_states(ns.experiment_dir, best_only=ns.best_only, dry_run=ns.dry_run, yes=ns.yes)
     return 0
@@ -197,9 +257,15 @@ def cmd_rm_states(args: Sequence[str]) -> int:
 def cmd_postprocess(args: Sequence[str]) -> int:
     parser = _experiment_parser(
         "postprocess",
-        "Tables, aggregates over seeds, plots and an HTML report for an experiment, "
-        "written to EXPERIMENT_DIR/postprocessing/.",
+        "Tables, aggregates over seeds, plots and an HTML report for an experiment, written\n"
+        "to EXPERIMENT_DIR/postprocessing/ (docs/postprocessing.md describes the files).",
         dry_run=False,
+        epilog="""\
+examples:
+  trainer postprocess results/default
+  trainer postprocess results/default --aggregate-by seed,optimizer   average over both
+  trainer postprocess results/default --no-plots
+""",
     )
     parser.add_argument("--aggregate-by", default="seed", metavar="KEYS",
                         help="comma-separated config keys (or groups) to average over "
@@ -217,7 +283,16 @@ def cmd_create(args: Sequence[str]) -> int:
     from sweeptrainer.create import TEMPLATES, create
 
     parser = argparse.ArgumentParser(
-        prog="trainer create", description="Write a ready-to-run project: conf/ + example code."
+        prog="trainer create",
+        description="Write a ready-to-run project: conf/ + example code (and data, for some\n"
+        "templates). Existing files are not overwritten without --force.",
+        epilog="""\
+examples:
+  trainer create myproject                     the quickstart template into ./myproject
+  trainer create myaudio --template audio      a project over audio files
+  trainer create --list                        the templates, one line each
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "dir",
@@ -231,10 +306,12 @@ def cmd_create(args: Sequence[str]) -> int:
         "-t",
         default="quickstart",
         metavar="NAME",
-        help="which project (default: quickstart; --list shows all)",
+        help="which template (default: quickstart; --list shows all)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    parser.add_argument("--list", action="store_true", help="list the templates")  # fmt: skip
+    parser.add_argument(
+        "--list", action="store_true", help="list the templates and exit (writes nothing)"
+    )
     ns = parser.parse_args(args)
     if ns.list:
         width = max(len(t.name) for t in TEMPLATES)
@@ -268,9 +345,19 @@ def cmd_list(args: Sequence[str]) -> int:
     from sweeptrainer import catalog
 
     parser = argparse.ArgumentParser(
-        prog="trainer list", description="The options of a config group: packaged and yours."
+        prog="trainer list",
+        description="The options of a config group: the packaged ones and yours (./conf/GROUP/),\n"
+        "one line each.",
+        epilog="""\
+examples:
+  trainer list model
+  trainer list dataset
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("group", metavar="GROUP", help=", ".join(catalog.GROUPS))
+    parser.add_argument(
+        "group", metavar="GROUP", help="a config group: " + ", ".join(catalog.GROUPS)
+    )
     ns = parser.parse_args(args)
     print(catalog.table(ns.group, _user_conf()))
     return 0
@@ -281,8 +368,21 @@ def cmd_show(args: Sequence[str]) -> int:
 
     from sweeptrainer import catalog
 
-    parser = argparse.ArgumentParser(prog="trainer show", description="Print one option's YAML.")
-    parser.add_argument("group", metavar="GROUP", help=", ".join(catalog.GROUPS))
+    parser = argparse.ArgumentParser(
+        prog="trainer show",
+        description="Print one option's YAML file (yours in ./conf/GROUP/ or the packaged one),\n"
+        "after a line naming the file.",
+        epilog="""\
+examples:
+  trainer show model CNN
+  trainer show dataset Files          every key of the Files dataset, with a comment each
+  trainer show optimizer Adam --save  copy it to ./conf/optimizer/Adam.yaml to edit it
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "group", metavar="GROUP", help="a config group: " + ", ".join(catalog.GROUPS)
+    )
     parser.add_argument("name", metavar="NAME", help="the option (trainer list GROUP shows them)")
     parser.add_argument(
         "--save", action="store_true",
@@ -302,12 +402,29 @@ def cmd_inference(args: Sequence[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="trainer inference",
-        description="Predict with a run's best state. INPUT: a CSV/Parquet file with the "
-        "dataset's feature columns, or NAME:SPLIT (e.g. Digits:test).",
+        description="Predict with a run's best state (states/best.pt) and write a row per sample:\n"
+        "the prediction and a score per class.",
+        epilog="""\
+examples:
+  trainer inference results/default/training/RUN Digits:test predictions.csv
+  trainer inference results/default/training/RUN features.csv predictions.parquet
+  trainer inference results/images/training/RUN data/images/seven predictions.csv
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
-    parser.add_argument("input", metavar="INPUT", help="features file, or NAME:SPLIT")
-    parser.add_argument("output", metavar="OUTPUT", help="predictions file (.csv or .parquet)")
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR",
+        help="a run folder: <results_dir>/<experiment_id>/training/<run_name>",
+    )  # fmt: skip
+    parser.add_argument(
+        "input", metavar="INPUT",
+        help="a CSV/Parquet file with the dataset's feature columns, or NAME:SPLIT (a split of "
+        "a packaged dataset, e.g. Digits:test); for a run on files (audio, images, arrays): a "
+        "folder of new files, or a table listing them",
+    )  # fmt: skip
+    parser.add_argument(
+        "output", metavar="OUTPUT", help="the predictions file to write (.csv or .parquet)"
+    )
     ns = parser.parse_args(args)
     import_from_cwd()  # a run's own model class, as when it trained
     from sweeptrainer.inference import predict
@@ -321,7 +438,17 @@ def cmd_status(args: Sequence[str]) -> int:
     from sweeptrainer.monitor import status_table, watch
 
     parser = _experiment_parser(
-        "status", "A table of an experiment's runs and their progress.", dry_run=False
+        "status",
+        "A table of an experiment's runs: state, progress, last dev metric, elapsed time, ETA\n"
+        "and host:pid. It reads the run folders only, so it works for any launcher whose jobs\n"
+        "share the file system.",
+        dry_run=False,
+        epilog="""\
+examples:
+  trainer status results/default
+  trainer status results/default --watch      refresh every 5 s
+  trainer status results/default --watch 30   refresh every 30 s
+""",
     )
     parser.add_argument("--watch", nargs="?", const=5.0, type=float, metavar="SECONDS",
                         help="refresh every SECONDS (default 5) until Ctrl-C")  # fmt: skip
@@ -342,11 +469,19 @@ def cmd_cancel(args: Sequence[str]) -> int:
 
     parser = _experiment_parser(
         "cancel",
-        "Ask running runs on this host to stop: they save states/last.pt, are "
-        "marked interrupted, and resume when the command runs again.",
+        "Ask running runs on this host to stop (SIGTERM): they save states/last.pt, are\n"
+        "marked interrupted, and resume when the command runs again. Exit code 1 when a run\n"
+        "could not be asked.",
         dry_run=False,
+        epilog="""\
+examples:
+  trainer cancel results/default             every running run of the experiment
+  trainer cancel results/default RUN_NAME    only that run (trainer status lists them)
+""",
     )
-    parser.add_argument("runs", nargs="*", metavar="RUN", help="run names (default: all)")
+    parser.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run names (default: every running run)"
+    )
     ns = parser.parse_args(args)
     signalled, missed = cancel(ns.experiment_dir, ns.runs)
     for name in signalled:
