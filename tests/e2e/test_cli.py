@@ -40,6 +40,7 @@ def test_default_run_in_an_empty_folder(tmp_path):
     assert "finished Digits_FFNN_Adam_0.001_32_epoch_20_None_1: test loss" in result.stdout
     for name in PRODUCT_FILES:
         assert (run / name).is_file(), name
+    assert any((run / "tensorboard").iterdir())
     (board,) = (tmp_path / "results/default/tensorboard").iterdir()
     assert board.name == run.name and any(board.glob("events.out.tfevents.*"))
     results = yaml.safe_load((run / "results.yaml").read_text())

@@ -28,8 +28,10 @@ def test_run_folder_contents(trainer, tmp_path):
     ):
         assert (run / name).is_file(), name
     assert not (run / "outputs/train.csv").exists()
-    # TensorBoard runs live beside the run folders, named after what varies
-    assert any((run.parent.parent / "tensorboard").rglob("events.out.tfevents.*"))
+    (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
+    # the same file, hard-linked into the experiment's TensorBoard folder named by what varies
+    (board,) = (run.parent.parent / "tensorboard").iterdir()
+    assert (board / events.name).samefile(events) and (board / ".run").read_text() == run.name
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["iterations"] == 2 and config["save_frequency"] == 1  # resolved

@@ -74,13 +74,15 @@ def final_metrics(trainer: Any, test_metrics: dict[str, float]) -> dict[str, flo
 
 
 class TensorBoardLogger:
-    """TensorBoard runs named after what varies: ``<experiment>/tensorboard/<label>/``.
+    """TensorBoard runs named after what varies.
 
-    The label is the run's swept values (``learning_rate=0.01,seed=2``, from the sweep's
-    ``runs.yaml``), or for a single run its command-line overrides, else its run name; a
-    label another run holds gets ``_2``. ``tensorboard --logdir results/<experiment>/tensorboard``
-    then tells the runs apart at a glance. Every point's step is the optimizer step, in
-    epoch and step training alike.
+    The events are written into the run folder's ``tensorboard/`` (the run's record) and
+    hard-linked into ``<experiment>/tensorboard/<label>/``, where the label is the run's swept
+    values (``learning_rate=0.01,seed=2``, from the sweep's ``runs.yaml``), or for a single
+    run its command-line overrides, else its run name; a label another run holds gets
+    ``_2`` (each folder's ``.run`` file names its run folder). ``tensorboard --logdir
+    results/<experiment>/tensorboard`` then tells the runs apart at a glance. Every point's
+    step is the optimizer step, in epoch and step training alike.
 
     Logged: ``train/loss`` (the mean batch loss since the last point) every
     ``log_every_n_steps`` optimizer steps and at each evaluation, with ``train/learning_rate``
@@ -108,6 +110,7 @@ class TensorBoardLogger:
         self.run_dir = RunDir(run_dir)
         self.sweep_dir = Path(sweep_dir) if sweep_dir is not None else None
         self.every = log_every_n_steps
+        self.log_dir = Path(run_dir) / "tensorboard"  # the run folder's record
         self.root = Path(run_dir).parent.parent / "tensorboard"  # <experiment>/tensorboard
         self.label: str | None = None  # the TensorBoard run: a folder name under root
         self._writer: Any = None
@@ -150,8 +153,24 @@ class TensorBoardLogger:
     def _open(self, trainer: Any, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        log_dir = self._claim(trainer)
-        self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+        self._link(self._claim(trainer))
+
+    def _link(self, board: Path) -> None:
+        """Hard-link the run's event files into its labelled folder: the same file under two
+        names (what is appended shows in both), no copy, no symbolic link to follow."""
+        for events in self.log_dir.glob("events.out.tfevents.*"):
+            target = board / events.name
+            if target.exists() or events.is_symlink():
+                continue
+            try:
+                os.link(events, target)
+            except OSError as err:  # another file system, or one without hard links
+                log.warning(
+                    f"warning: TensorBoard: cannot link {events} into {board} ({err.strerror}); "
+                    f"the run's events are in {self.log_dir}"
+                )
+                return
 
     def _scalars(self, metrics: dict[str, float], step: int, prefix: str = "") -> None:
         for name, value in metrics.items():
@@ -161,8 +180,7 @@ class TensorBoardLogger:
     # -- hooks ------------------------------------------------------------------------------
     def cb_on_train_begin(self, trainer: Any) -> None:
         steps = trainer.optimizer_steps
-        folder = self._claim(trainer)
-        fresh = not any(folder.glob("events.out.tfevents.*"))
+        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
         self._open(trainer, purge_step=None if fresh else steps + 1)
         self._last_step = steps
         if fresh:  # a run continued from a shorter one starts with that one's history
