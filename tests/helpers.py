@@ -290,3 +290,9 @@ class MaskedMLP:
                 return self.net(x * mask)
 
         return _Masked()
+
+
+def touch(path: str) -> None:
+    """A plain function that leaves a marker file: a ``_target_`` that must never be called
+    from a run folder's config."""
+    Path(path).touch()

@@ -8,10 +8,14 @@ need them, so `trainer --help` and `import sweeptrainer` stay fast: the Python A
 __version__ = "0.1.0"
 
 _API = ("compose", "train", "load_run", "RunResult", "LoadedRun")
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "builds", *_API]
 
 
 def __getattr__(name: str) -> object:
+    if name == "builds":  # marks a factory function a run folder's config may name
+        from sweeptrainer.config.instantiate import builds
+
+        return builds
     if name in _API:
         from sweeptrainer import api
 
@@ -20,4 +24,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+    return sorted({*globals(), "builds", *_API})

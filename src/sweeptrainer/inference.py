@@ -37,7 +37,30 @@ def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
     data = read_yaml(run.config)  # the safe loader: no tags that build objects
     if not isinstance(data, dict):
         raise ConfigError(f"RUN_DIR: {str(run.config)!r} is not a mapping of config keys")
-    return OmegaConf.create(data)
+    cfg = OmegaConf.create(data)
+    check_run_config(cfg, run.config)
+    return cfg
+
+
+def check_run_config(cfg: DictConfig, path: Path) -> None:
+    """Every ``_target_`` of a run folder's config checked before anything is built from it
+    (a run folder is untrusted input: it may have been edited to run code)."""
+    import torch
+
+    from sweeptrainer.config.instantiate import check_untrusted
+
+    kinds: dict[str, Any] = {
+        "model": torch.nn.Module,
+        "criterion": torch.nn.Module,
+        "optimizer": torch.optim.Optimizer,
+        "scheduler": (torch.optim.lr_scheduler.LRScheduler,
+                      torch.optim.lr_scheduler.ReduceLROnPlateau),
+    }  # fmt: skip
+    try:
+        for key in cfg:
+            check_untrusted(cfg[key], str(key), kinds.get(str(key)))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def load_best(run_dir: Path, what: str = "RUN_DIR") -> dict[str, Any]:

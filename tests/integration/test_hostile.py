@@ -109,3 +109,59 @@ def test_cancel_signals_only_the_process_that_holds_the_runs_lock(trainer, tmp_p
             process.kill()
             process.wait()
         holder.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("node", "value", "said"),
+    [
+        ("model", {"id": "FFNN", "_target_": "os.system", "command": "touch {marker}"},
+         "model._target_: 'os.system' is part of Python itself"),
+        ("model", {"id": "FFNN", "_target_": "tests.helpers.touch", "path": "{marker}"},
+         "model._target_: 'tests.helpers.touch' is not a Module class"),
+        ("model", {"id": "FFNN", "_target_": "sweeptrainer.components.datasets.Wine"},
+         "is not a Module class"),
+        ("dataset.loader", {"_target_": "subprocess.Popen", "args": ["touch", "{marker}"]},
+         "dataset.loader._target_: 'subprocess.Popen' is part of Python itself"),
+        ("dataset.steps", [{"_target_": "tests.helpers.touch", "path": "{marker}"}],
+         "dataset.steps[0]._target_: 'tests.helpers.touch' is not a class"),
+    ],
+    ids=["os.system as the model", "a function as the model", "a dataset as the model",
+         "Popen nested in the dataset", "a function in a list"],
+)  # fmt: skip
+def test_a_run_folders_config_runs_no_code_in_inference_and_load_run(
+    trainer, tmp_path, node, value, said
+):
+    """Issue 19, item 1: a ``_target_`` in a run folder's config.yaml is checked to be a
+    class of the expected kind (or a marked factory) before anything is called."""
+    import yaml
+
+    from sweeptrainer import load_run
+    from sweeptrainer.errors import ConfigError
+
+    assert trainer(*TINY).code == 0
+    (run,) = run_dirs(tmp_path)
+    marker = tmp_path / "MARKER"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    text = yaml.safe_dump(value).replace("{marker}", str(marker))
+    parent, _, leaf = node.rpartition(".")
+    (config[parent] if parent else config)[leaf] = yaml.safe_load(text)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    before = snapshot(tmp_path / "results")
+
+    result = trainer("inference", str(run), "Digits:test", str(tmp_path / "out.csv"))
+    assert result.code == 2 and said in result.err, result.err
+    with pytest.raises(ConfigError, match=r"is part of Python itself|is not a"):
+        load_run(run)
+    assert not marker.exists() and not (tmp_path / "out.csv").exists()
+    assert snapshot(tmp_path / "results") == before
+
+
+def test_a_marked_factory_builds_from_a_run_folder(tmp_path):
+    """The packaged model factories (torchvision, timm) carry the mark; classes need none."""
+    from omegaconf import OmegaConf
+
+    from sweeptrainer.config.instantiate import check_untrusted
+
+    for target in ("sweeptrainer.components.models.torchvision_model",
+                   "sweeptrainer.components.models.FFNN"):  # fmt: skip
+        check_untrusted(OmegaConf.create({"_target_": target}), "model", torch.nn.Module)

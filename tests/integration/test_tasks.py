@@ -24,7 +24,8 @@ def test_regression_on_diabetes(trainer, tmp_path):
         "progress_bar=false",
     )
     assert result.code == 0, result.err
-    assert "train_loss (scaled)" in result.out and "dev_loss (scaled)" in result.out
+    # the losses in standardised units, the metrics in the original ones
+    assert "loss(std) " in result.out and "| dev(std) " in result.out
     run, results = _results(tmp_path)
     assert results["tracking_metric"] == "ccc"
     assert set(results["test"]) == {"loss", "ccc", "mae", "mse", "pcc"}

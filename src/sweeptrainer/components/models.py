@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.errors import ConfigError
 
 ACTIVATIONS = {
@@ -235,6 +236,7 @@ def load_weights(model: nn.Module, path: str, key: str = "model.pretrained") -> 
     return skipped
 
 
+@builds(nn.Module)
 def torchvision_model(
     name: str,
     input_shape: Sequence[int],
@@ -268,6 +270,7 @@ def torchvision_model(
     return model
 
 
+@builds(nn.Module)
 def timm_model(
     name: str,
     input_shape: Sequence[int],

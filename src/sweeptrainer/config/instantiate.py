@@ -15,9 +15,11 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeptrainer.errors import ConfigError
 
@@ -55,6 +57,66 @@ def locate(path: str, key: str) -> Any:
             ) from None
         return obj
     raise ConfigError(f"{key}._target_: cannot import {path!r} (no module {parts[0]!r})")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+FACTORY_MARK = "__sweeptrainer_builds__"
+
+
+def builds(kind: type) -> Callable[[F], F]:
+    """Mark a function as a factory of ``kind`` (``@builds(nn.Module)`` on a function that
+    returns a model): a config read from a run folder may then name it as a ``_target_``
+    of that kind. Classes need no mark."""
+
+    def mark(function: F) -> F:
+        setattr(function, FACTORY_MARK, kind)
+        return function
+
+    return mark
+
+
+def check_untrusted(node: Any, key: str, expected: type | tuple[type, ...] | None = None) -> None:
+    """Refuse, before anything is imported from it or called, a config read from a run folder
+    (``trainer inference``, ``load_run``) whose ``_target_`` could run code: every target in
+    ``node`` must be a class (of ``expected`` at the top, when given) or a function marked
+    with :func:`builds`, and never one of Python's own modules (``os.system``,
+    ``subprocess.Popen``, ...). ``dataset.metrics`` are functions by design; they are not
+    built from a run folder's config, so they are left out."""
+    if isinstance(node, DictConfig) and node.get("_target_") is not None:  # null: nothing built
+        _check_target(node.get("_target_"), key, expected)
+    children: Any = (
+        node.items() if isinstance(node, DictConfig) else enumerate(node)
+        if isinstance(node, ListConfig) else ()
+    )  # fmt: skip
+    for name, child in children:
+        if key == "dataset" and name == "metrics":
+            continue
+        if isinstance(child, DictConfig | ListConfig):
+            check_untrusted(child, f"{key}.{name}" if isinstance(name, str) else f"{key}[{name}]")
+
+
+def _check_target(path: Any, key: str, expected: type | tuple[type, ...] | None) -> None:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{key}._target_: expected a dotted import path, got {path!r}")
+    top = path.split(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        raise ConfigError(
+            f"{key}._target_: {path!r} is part of Python itself; a run folder's config may "
+            "only name component classes, and it is not imported or called"
+        )
+    target = locate(path, key)
+    mark = getattr(target, FACTORY_MARK, None)
+    kinds = expected if isinstance(expected, tuple) else (expected,) if expected else ()
+    if inspect.isclass(target):
+        if not kinds or issubclass(target, kinds):
+            return
+    elif isinstance(mark, type) and (not kinds or issubclass(mark, kinds)):
+        return
+    wanted = " or ".join(k.__name__ for k in kinds) + " " if kinds else ""
+    raise ConfigError(
+        f"{key}._target_: {path!r} is not a {wanted}class (nor a function marked with "
+        "@sweeptrainer.builds); a run folder's config builds only those, so it was not called"
+    )
 
 
 def constructor_kwargs(node: DictConfig, key: str = "") -> dict[str, Any]:

@@ -81,7 +81,7 @@ def evaluation_line(
     value is in ``metrics.csv``). ``scaled``: the losses are in standardised target units."""
     loss = "loss(std)" if scaled else "loss"
     line = f"{unit} {iteration:>{len(str(total))}}/{total}  {loss} {_value(row['train_loss'])}"
-    line += f" | dev {_value(row['dev_loss'])}"
+    line += f" | {'dev(std)' if scaled else 'dev'} {_value(row['dev_loss'])}"
     tail = f" | lr {row['learning_rate']:.3g}" if "learning_rate" in row else ""
     tail += "  best" if improved else ""
     for key, value in row.items():
