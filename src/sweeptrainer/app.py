@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.config.naming import config_hash, run_name
 from sweeptrainer.config.schema import validate
-from sweeptrainer.errors import ConfigError, Interrupted
+from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir, check_results_dir, training_dir
 from sweeptrainer.logs import attach_file, detach
@@ -42,7 +42,7 @@ class RunOutcome:
 
     name: str
     path: Path | None
-    state: str  # finished | skipped | failed | interrupted | invalid
+    state: str  # finished | skipped | failed | interrupted | invalid | damaged
     exit_code: int = 0
     error: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +58,7 @@ class Plan:
     attempt: int = 1
     reason: str = ""
     source: RunDir | None = None  # the finished run a `continue` starts from
+    damaged: bool = False  # a file of the run folder cannot be trusted: left as it is
 
     @cached_property
     def config_hash(self) -> str:
@@ -71,6 +72,8 @@ class Plan:
         return config_hash(self.cfg, ignore=("iterations",))
 
     def describe(self) -> str:
+        if self.damaged:
+            return f"damaged ({self.reason})"
         if self.action == "skip":
             return f"skip ({self.reason})"
         if self.action == "continue":
@@ -92,18 +95,21 @@ def find_continuation(plan: Plan) -> RunDir | None:
     parent = training_dir(cfg.results_dir, cfg.experiment_id)
     for folder in sorted(parent.glob("*/")) if parent.is_dir() else []:
         other = RunDir(folder)
-        status = other.read_status() or {}
-        iterations = status.get("iterations")
-        if (
-            status.get("state") == "finished"
-            and status.get("base_hash") == plan.base_hash
-            and isinstance(iterations, int)
-            and iterations < cfg.iterations
-            and other.state("last").is_file()
-            and not (other.read_results() or {}).get("stopped_early")
-            and (best is None or iterations > best[0])
-        ):
-            best = (iterations, other)
+        try:
+            status = other.read_status() or {}
+            iterations = status.get("iterations")
+            if (
+                status.get("state") == "finished"
+                and status.get("base_hash") == plan.base_hash
+                and isinstance(iterations, int)
+                and iterations < cfg.iterations
+                and other.state("last").is_file()
+                and not (other.read_results() or {}).get("stopped_early")
+                and (best is None or iterations > best[0])
+            ):
+                best = (iterations, other)
+        except DamagedRunError:
+            continue  # a damaged run is no run to continue from
     return best[1] if best else None
 
 
@@ -114,7 +120,11 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
     """
     run_dir = locate_run(cfg, overrides)
     plan = Plan("new", run_dir, cfg)
-    status = run_dir.read_status()
+    try:
+        status = run_dir.read_status()
+    except DamagedRunError as err:  # reported, left as it is; the other runs go on
+        plan.action, plan.reason, plan.damaged = "skip", str(err), True
+        return plan
     if status is None:
         source = find_continuation(plan) if cfg.continue_training else None
         if source is not None:
@@ -136,6 +146,9 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
              if changed else "")  # fmt: skip
     if state == "finished":
         plan.action, plan.reason = "skip", "finished" + since
+        problem = run_dir.finished_problem()
+        if problem:
+            plan.reason, plan.damaged = problem, True
     elif state == "failed" and plan.attempt > cfg.max_retries:
         plan.action = "skip"
         plan.reason = f"failed {plan.attempt} times, max_retries is {cfg.max_retries}"
@@ -257,7 +270,17 @@ def train_run(
         run_dir.remove_temp_files()
         start, how = _start_state(plan)
         if start is not None:
-            trainer.load_state_dict(start)
+            try:
+                trainer.load_state_dict(start)
+            except Exception as err:  # e.g. the model's code changed its shapes since
+                log.warning(f"warning: cannot resume {run_dir.name}: the saved state does not "
+                            f"fit the model ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                            "training from scratch")  # fmt: skip
+                seed_everything(cfg.seed)
+                components = build(cfg, device, run_dir.path, sweep_dir=sweep_dir)
+                trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals, dist)
+                start, how = None, "new (the saved state did not fit)"
+                plan.action, plan.source = "new", None
         if plan.action == "continue" and plan.source is not None:
             # the best state so far is part of the history this run continues
             run_dir.copy_state_from(plan.source, "best")
@@ -306,13 +329,21 @@ def _train_follower(plan: Plan, trainer: Any) -> RunOutcome:
 
 
 def _skipped(plan: Plan, place: str = "") -> RunOutcome:
-    """A run left alone; one that failed for good still counts as failed."""
+    """A run left alone; one that failed for good still counts as failed, a damaged one
+    as damaged."""
     run_dir = plan.run_dir
-    log.info(f"{place}skip {run_dir.name}: {plan.reason}")
-    status = run_dir.read_status() or {}
-    if status.get("state") == "failed":
-        return RunOutcome(run_dir.name, run_dir.path, "failed", 1, status.get("error"))
-    return RunOutcome(run_dir.name, run_dir.path, "skipped", results=run_dir.read_results() or {})
+    try:
+        if plan.damaged:
+            raise DamagedRunError(plan.reason)
+        log.info(f"{place}skip {run_dir.name}: {plan.reason}")
+        status = run_dir.read_status() or {}
+        if status.get("state") == "failed":
+            return RunOutcome(run_dir.name, run_dir.path, "failed", 1, status.get("error"))
+        results = run_dir.read_results() or {}
+    except DamagedRunError as err:
+        log.warning(f"{place}damaged {run_dir.name}: {err}")
+        return RunOutcome(run_dir.name, run_dir.path, "damaged", 1, str(err))
+    return RunOutcome(run_dir.name, run_dir.path, "skipped", results=results)
 
 
 @dataclass
@@ -406,6 +437,13 @@ def folder_outcome(cfg: DictConfig, overrides: Sequence[str], since: str) -> Run
     from sweeptrainer.config.compose import task_config
 
     run_dir = locate_run(task_config(cfg), overrides)
+    try:
+        return _folder_outcome(run_dir, since)
+    except DamagedRunError as err:
+        return RunOutcome(run_dir.name, run_dir.path, "damaged", 1, str(err))
+
+
+def _folder_outcome(run_dir: RunDir, since: str) -> RunOutcome:
     status = run_dir.read_status() or {}
     if status.get("state") == "running":
         if RunLock(run_dir.path).held_elsewhere():

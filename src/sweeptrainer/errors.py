@@ -29,6 +29,11 @@ class TrainingError(Exception):
     exit_code = 1
 
 
+class DamagedRunError(ConfigError):
+    """A file of a run folder is damaged or was not written by sweeptrainer: that run is
+    reported ``damaged`` and left as it is; the other runs of a command go on."""
+
+
 class UnsafeStateError(ConfigError):
     """A state file holds pickled objects beyond tensors and plain containers: never loaded."""
 

@@ -422,7 +422,8 @@ def _end_distributed() -> None:
 def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> int:
     """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
     if multirun and outcomes:
-        states = ("finished", "skipped", "failed", "interrupted", "invalid", "not started")
+        states = ("finished", "skipped", "failed", "interrupted", "invalid", "damaged",
+                  "not started")  # fmt: skip
         counts = {s: sum(o.state == s for o in outcomes) for s in states}
         extra = ", ".join(f"{counts[s]} {s}" for s in states[3:] if counts[s])
         print(
@@ -434,6 +435,8 @@ def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> i
         for o in outcomes:
             if o.state == "failed":
                 print(f"  failed: {o.name}: {o.error} (see {o.path}/train.log)")
+            elif o.state == "damaged":
+                print(f"  damaged: {o.name}: {o.error}")
     return max((o.exit_code for o in outcomes), default=0)
 
 

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, DamagedRunError
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import TRAINING_DIR, RunDir
 
@@ -33,13 +33,18 @@ def rm_failed(
     ask: Callable[[str], str] | None = None,
 ) -> list[RunDir]:
     """Delete the folders of failed runs (after asking, unless ``yes``); return them."""
-    failed = [
-        r
-        for r in experiment_runs(experiment_dir)
-        if (r.read_status() or {}).get("state") == "failed"
-    ]
+    failed, errors = [], {}
+    for run in experiment_runs(experiment_dir):
+        try:
+            status = run.read_status() or {}
+        except DamagedRunError as err:  # may hold a finished run's results: never removed here
+            print(f"damaged, left alone: {run.path} ({err})")
+            continue
+        if status.get("state") == "failed":
+            failed.append(run)
+            errors[run.name] = status.get("error", "")
     for run in failed:
-        print(f"failed: {run.path} ({(run.read_status() or {}).get('error', '')})")
+        print(f"failed: {run.path} ({errors[run.name]})")
     if not failed:
         print("no failed runs")
         return []

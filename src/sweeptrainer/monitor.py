@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweeptrainer.errors import ConfigError, did_you_mean
+from sweeptrainer.errors import ConfigError, DamagedRunError, did_you_mean
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.maintenance import experiment_runs
@@ -32,6 +32,7 @@ class RunProgress:
     elapsed_s: float | None
     host: str | None
     pid: int | None
+    problem: str | None = None  # why a damaged run is damaged
 
     @property
     def eta_s(self) -> float | None:
@@ -41,8 +42,17 @@ class RunProgress:
 
 
 def progress(run: RunDir) -> RunProgress:
+    try:
+        return _progress(run)
+    except DamagedRunError as err:  # listed, and the table goes on
+        return RunProgress(run.name, "damaged", 0, None, None, None, None, None, None, str(err))
+
+
+def _progress(run: RunDir) -> RunProgress:
     status = run.read_status() or {}
     state = status.get("state", "unknown")
+    if state == "finished" and run.finished_problem():
+        raise DamagedRunError(run.finished_problem())
     if state == "running" and not RunLock(run.path).held_elsewhere():
         state = "killed"  # its process is gone: the next run of the command resumes it
     config = run.read_config() or {}
@@ -118,7 +128,7 @@ def status_table(experiment_dir: str | Path) -> str:
         done = (
             f"{r.iteration}/{r.total}"
             if r.total
-            else ("-" if r.state == "pending" else str(r.iteration))
+            else ("-" if r.state in ("pending", "damaged") else str(r.iteration))
         )
         lines.append(
             (r.name, r.state, done, metric, _duration(r.elapsed_s), _duration(r.eta_s), where)
@@ -132,6 +142,7 @@ def status_table(experiment_dir: str | Path) -> str:
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
     text.append(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    text += [f"damaged: {r.name}: {r.problem}" for r in rows if r.problem]
     return "\n".join(text)
 
 

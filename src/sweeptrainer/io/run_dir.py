@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sweeptrainer.errors import DamagedRunError
 from sweeptrainer.io.atomic import atomic_write, atomic_write_text, atomic_write_yaml, read_yaml
 
 TRAINING_DIR = "training"
@@ -97,11 +98,28 @@ class RunDir:
 
     # -- status ---------------------------------------------------------------------
     def read_status(self) -> dict[str, Any] | None:
-        """The status dict, or None when the run folder has no (readable) status yet."""
+        """The status dict, or None when the run folder has no status yet; a
+        DamagedRunError naming the file and what is wrong when it cannot be trusted."""
         if not self.status_file.is_file():
             return None
-        data = read_yaml(self.status_file)
-        return data if isinstance(data, dict) else None
+        data = _read_run_yaml(self.status_file)
+        problem = _status_problem(data)
+        if problem:
+            raise DamagedRunError(
+                f"{self.status_file}: {problem}; it is damaged or was not written by "
+                "sweeptrainer: remove the run folder (or restore the file) to train it again"
+            )
+        return data  # type: ignore[return-value]
+
+    def finished_problem(self) -> str:
+        """Why a run marked finished cannot be trusted as finished ("" when it can): its
+        results.yaml is missing or damaged."""
+        try:
+            if self.read_results() is None:
+                return f"{self.results}: missing, though status.yaml says finished"
+        except DamagedRunError as err:
+            return str(err)
+        return ""
 
     def write_status(self, state: str, config_hash: str, **fields: Any) -> None:
         """Write ``status.yaml`` atomically; host and PID are recorded while running."""
@@ -139,7 +157,12 @@ class RunDir:
         atomic_write_yaml(self.results, results)
 
     def read_results(self) -> dict[str, Any] | None:
-        return read_yaml(self.results) if self.results.is_file() else None  # type: ignore[return-value]
+        if not self.results.is_file():
+            return None
+        data = _read_run_yaml(self.results)
+        if not isinstance(data, dict):
+            raise DamagedRunError(f"{self.results}: not a mapping of results; it is damaged")
+        return data
 
     def read_config(self) -> dict[str, Any] | None:
         data = read_yaml(self.config) if self.config.is_file() else None
@@ -196,3 +219,29 @@ class RunDir:
         import torch
 
         return torch.load(self.state(name), map_location=map_location, weights_only=True)
+
+
+def _read_run_yaml(path: Path) -> object:
+    """A run folder's YAML file; damage is the run's problem (DamagedRunError), not the
+    command's input."""
+    from sweeptrainer.errors import ConfigError
+
+    try:
+        return read_yaml(path)
+    except ConfigError as err:
+        raise DamagedRunError(str(err)) from None
+
+
+def _status_problem(data: object) -> str:
+    """What makes a status unusable ("" when nothing): the fields plans rely on, typed."""
+    if not isinstance(data, dict):
+        return f"expected a mapping of status fields, got {type(data).__name__}"
+    if data.get("state") not in STATES:
+        return f"state: expected one of {', '.join(STATES)}, got {data.get('state')!r}"
+    if not isinstance(data.get("config_hash"), str):
+        return f"config_hash: expected a text, got {data.get('config_hash')!r}"
+    for key in ("attempt", "iterations", "pid"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{key}: expected a whole number, got {value!r}"
+    return ""
