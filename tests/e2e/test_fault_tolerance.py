@@ -102,8 +102,10 @@ def test_sigterm_mid_epoch_then_rerun_is_identical(tmp_path):
     assert_same_run(only_run(tmp_path, "ref"), cut)
 
 
-def test_two_ctrl_c_stop_at_once_and_the_run_resumes(tmp_path):
-    proc = start(tmp_path, *BASE, *PAUSE, "+callbacks.pause.linger=30")
+@pytest.mark.parametrize("sweep", [(), ("-m", "seed=1,2")], ids=["one run", "a sweep"])
+def test_two_ctrl_c_stop_at_once_and_the_run_resumes(tmp_path, sweep):
+    """Also in a sweep of the basic launcher (issue 19, item 9: once a traceback, exit 1)."""
+    proc = start(tmp_path, *sweep, *BASE, *PAUSE, "+callbacks.pause.linger=30")
     wait_for((tmp_path / "paused").exists)
     proc.send_signal(signal.SIGINT)
     wait_for(
@@ -122,7 +124,7 @@ def test_two_ctrl_c_stop_at_once_and_the_run_resumes(tmp_path):
     assert "stopped at once" in out
     cut = only_run(tmp_path, "default")
     assert status(cut)["state"] == "running"  # left as by a kill: the next run resumes it
-    code, out = run(tmp_path, *BASE, *PAUSE, "+callbacks.pause.linger=30")  # marker: no pause
+    code, out = run(tmp_path, *sweep, *BASE, *PAUSE, "+callbacks.pause.linger=30")  # no pause
     assert code == 0 and "resume (killed)" in out, out
 
 
