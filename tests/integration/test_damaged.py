@@ -78,3 +78,33 @@ def test_a_saved_state_that_no_longer_fits_the_model_trains_anew(trainer, tmp_pa
     assert yaml.safe_load((first / "status.yaml").read_text())["state"] == "finished"
     model = torch.load(first / "states" / "best.pt", weights_only=True)["model"]
     assert next(iter(model.values())).shape[0] != 3
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_garbage_status, "status.yaml: not a readable YAML file"),
+        (lambda run: (run / "results.yaml").unlink(), "results.yaml: missing, though status"),
+        (lambda run: (run / "metrics.csv").write_text(
+            (run / "metrics.csv").read_text()[:-40]), "complete rows, expected 2"),
+        (lambda run: (run / "metrics.csv").write_bytes(b"\xff\xfe\x00garbage"),
+         "metrics.csv: "),
+    ],
+    ids=["non-UTF-8 status.yaml", "no results.yaml", "metrics.csv cut off", "metrics.csv garbage"],
+)  # fmt: skip
+def test_postprocess_lists_a_damaged_run_and_carries_on(trainer, tmp_path, damage, said):
+    """Issue 19, items 5 and 7: a run that cannot be trusted is in runs.csv as damaged,
+    with the reason; the others are aggregated as before."""
+    import pandas as pd
+
+    assert trainer("-m", "seed=1,2", "iterations=2", "progress_bar=false").code == 0
+    first = run_dirs(tmp_path)[0]
+    damage(first)
+    result = trainer("postprocess", str(tmp_path / "results/default"), "--no-plots")
+    assert result.code == 0, result.err
+    runs = pd.read_csv(tmp_path / "results/default/postprocessing/runs.csv").set_index("run")
+    assert runs.loc[first.name, "status"] == "damaged"
+    assert said in runs.loc[first.name, "error"]
+    assert (runs.drop(index=first.name)["status"] == "finished").all()
+    aggregated = pd.read_csv(tmp_path / "results/default/postprocessing/aggregated.csv")
+    assert aggregated["test_accuracy_count"].tolist() == [1]  # the damaged run is left out

@@ -174,7 +174,33 @@ class RunDir:
 
         if not self.metrics.is_file():
             return None
-        return pd.read_csv(self.metrics)
+        try:
+            frame = pd.read_csv(self.metrics)
+        except ValueError as err:  # parser errors, no columns, bytes that are not UTF-8
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise DamagedRunError(f"{self.metrics}: not a readable table ({first})") from None
+        numbers = ("iteration", "elapsed_s")
+        if not all(c in frame.columns and pd.api.types.is_numeric_dtype(frame[c]) for c in numbers):
+            raise DamagedRunError(f"{self.metrics}: expected numeric columns iteration, elapsed_s")
+        return frame
+
+    def missing_rows(self, metrics: Any) -> str:
+        """Why a finished run's ``metrics.csv`` is short of its evaluations ("" when it is
+        not): cut off, or rows removed. Runs stopped early by a callback are not checked."""
+        status, config = self.read_status() or {}, self.read_config() or {}
+        total, every = status.get("iterations"), config.get("eval_frequency")
+        if not (isinstance(total, int) and isinstance(every, int) and every > 0):
+            return ""
+        if (self.read_results() or {}).get("stopped_early"):
+            return ""
+        expected = -(-total // every)
+        complete = metrics.dropna(subset=["iteration", "elapsed_s"])
+        if len(complete) < expected or complete["iteration"].max() != total:
+            return (
+                f"{self.metrics}: {len(complete)} complete rows, expected {expected} (one per "
+                f"evaluation up to iteration {total}); it is cut off or damaged"
+            )
+        return ""
 
     def read_output(self, split: str) -> Any:
         import pandas as pd

@@ -11,7 +11,7 @@ import pandas as pd
 
 from sweeptrainer.components.metrics import METRICS
 from sweeptrainer.config.flat import leaves
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, DamagedRunError
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.maintenance import experiment_runs
@@ -39,15 +39,33 @@ class Experiment:
     stratified: pd.DataFrame = field(default_factory=pd.DataFrame)
     run_tracking: dict[str, str] = field(default_factory=dict)  # run -> its tracking metric
     directions: dict[str, bool] = field(default_factory=dict)  # tracking metric -> higher?
+    # every run's flattened config, indexed by run name (the report's header: dataset,
+    # model, iterations, training_type)
+    configs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def out_dir(self) -> Path:
         return self.root / OUT_DIR
 
 
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` exists and, symbolic links resolved, lies inside ``root``: a run
+    folder is untrusted, and a link in it must not make us read or link outside it."""
+    try:
+        return path.resolve(strict=True).is_relative_to(root.resolve(strict=True))
+    except (OSError, RuntimeError):  # missing, unreadable, a loop of links
+        return False
+
+
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """Nested config -> dotted keys (``optimizer.lr``); lists become their JSON text."""
     return {k: json.dumps(v) if isinstance(v, list) else v for k, v in leaves(data).items()}
+
+
+def _read(path: Path, read: Any, root: Path) -> Any:
+    """``read()`` when ``path`` is a file inside the experiment, else None (missing, or a
+    symbolic link out of it)."""
+    return read() if path.is_file() and inside(path, root) else None
 
 
 def _state(run: RunDir, status: dict[str, Any]) -> str:
@@ -57,11 +75,13 @@ def _state(run: RunDir, status: dict[str, Any]) -> str:
     return state
 
 
-def _run_row(run: RunDir, results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    status = run.read_status() or {}
+def _run_row(
+    run: RunDir, results: dict[str, Any], root: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    status = _read(run.status_file, run.read_status, root) or {}
     config = {
         k: v
-        for k, v in flatten(run.read_config() or {}).items()
+        for k, v in flatten(_read(run.config, run.read_config, root) or {}).items()
         if not k.endswith("_target_") and k.split(".")[0] not in IGNORED
     }
     row: dict[str, Any] = {"run": run.name, "status": _state(run, status)}
@@ -73,6 +93,25 @@ def _run_row(run: RunDir, results: dict[str, Any]) -> tuple[dict[str, Any], dict
     row["tracking_metric"] = results.get("tracking_metric")
     row["tracking_direction"] = results.get("tracking_direction")
     return row, config
+
+
+def _read_run(
+    run: RunDir, root: Path
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Any]:
+    """(results, runs-table row, flat config, metrics) of one run; a DamagedRunError when a
+    file cannot be trusted: a damaged status, results or metrics file, a finished run
+    without results.yaml or with a metrics.csv cut short."""
+    results = _read(run.results, run.read_results, root)
+    results = results if isinstance(results, dict) else {}
+    row, config = _run_row(run, results, root)
+    metrics = _read(run.metrics, run.read_metrics, root)
+    if row["status"] == "finished":
+        problem = run.finished_problem() or (
+            run.missing_rows(metrics) if metrics is not None else f"{run.metrics}: missing"
+        )
+        if problem:
+            raise DamagedRunError(problem)
+    return results, row, config, metrics
 
 
 def _stratified_rows(run: RunDir, results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,14 +170,17 @@ def collect(experiment_dir: str | Path) -> Experiment:
     runs = experiment_runs(experiment_dir)
     if not runs:
         raise ConfigError(f"EXPERIMENT_DIR: {str(experiment_dir)!r} has no runs yet")
+    root = Path(experiment_dir)
     rows, configs, curves, groups = [], [], [], []
     for run in runs:
-        results = run.read_results() or {}
-        row, config = _run_row(run, results)
+        try:
+            results, row, config, metrics = _read_run(run, root)
+        except DamagedRunError as err:  # listed as damaged; the others are collected
+            results, config, metrics = {}, {}, None
+            row = {"run": run.name, "status": "damaged", "error": str(err)}
         rows.append(row)
         configs.append(config)
         groups += _stratified_rows(run, results)
-        metrics = run.read_metrics()
         if metrics is not None and len(metrics):
             curves.append(metrics.assign(run=run.name))
     config_frame = pd.DataFrame(configs)
@@ -169,7 +211,7 @@ def collect(experiment_dir: str | Path) -> Experiment:
     if len(stratified):
         stratified = table[["run", *varying]].merge(stratified, on="run", how="inner")
     return Experiment(
-        root=Path(experiment_dir),
+        root=root,
         runs=table,
         curves=curve_frame,
         varying=varying,
@@ -181,4 +223,5 @@ def collect(experiment_dir: str | Path) -> Experiment:
         stratified=stratified,
         run_tracking={k: v for k, v in run_tracking.items() if isinstance(v, str)},
         directions=directions,
+        configs=config_frame.set_axis(table["run"].to_numpy()),
     )

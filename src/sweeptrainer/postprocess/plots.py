@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -23,16 +24,53 @@ import pandas as pd
 from sweeptrainer.postprocess.aggregate import Aggregated
 from sweeptrainer.postprocess.collect import Experiment
 
-SKIP_CURVES = ("iteration", "elapsed_s", "run")
+# the report's sections, in page order (a figure names the one it belongs to)
+SECTIONS = ("configurations", "curves", "classes")
 
 
 @dataclass
 class Figure:
-    """One PNG to draw: ``make(plt)`` builds the matplotlib figure, saved to ``path``."""
+    """One PNG to draw: ``make(plt)`` builds the matplotlib figure, saved to ``path``;
+    ``caption`` and ``section`` place it in the report."""
 
     path: Path
     make: Callable[[Any], Any]
-    bottom: float = 0.13  # margin for the x tick labels
+    # fixed margins (x tick labels below); None: the figure lays itself out (constrained)
+    bottom: float | None = 0.13
+    caption: str = ""
+    section: str = "configurations"
+
+
+def file_name(*parts: str) -> str:
+    """A safe PNG file name from metric or key names (they come from run folders: no
+    path separators, no leading dot)."""
+    name = "+".join(re.sub(r"[^A-Za-z0-9_.=-]+", "_", p) for p in parts).lstrip(".")
+    return f"{name[:150] or 'figure'}.png"
+
+
+def log_axis(key: str, values: Any) -> bool:
+    """A logarithmic axis for learning rates (``learning_rate``, ``optimizer.lr``) and for
+    any positive values spanning two decades or more."""
+    values = np.asarray(values, dtype=float)
+    if not len(values) or not (values > 0).all():
+        return False
+    name = key.rsplit(".", 1)[-1]
+    rate = name in ("lr", "learning_rate") or name.endswith(("_lr", "_learning_rate"))
+    return bool(rate or values.max() / values.min() >= 100)
+
+
+def numeric(values: pd.Series) -> pd.Series | None:
+    """``values`` as floats when every one is a number (booleans are not), else None."""
+    if values.map(lambda v: isinstance(v, bool | np.bool_)).any():
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.astype(float) if numbers.notna().all() else None
+
+
+def short(text: object, limit: int = 24) -> str:
+    """A label cut to ``limit`` characters (class names, values) so that it fits."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def draw(figures: list[Figure], meanwhile: Callable[[], Any] = lambda: None) -> list[Path]:
@@ -82,83 +120,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def _labels(frame: pd.DataFrame, keys: list[str]) -> list[str]:
-    """A readable configuration label per row (``learning_rate=0.01, model.id=CNN``)."""
+def config_labels(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    """A configuration's label per row: its values (``0.01, CNN``), the keys named once by
+    the caller (axis label, legend title); ``all runs`` without keys."""
     if not keys:
         return ["all runs"] * len(frame)
-    return [", ".join(f"{k}={row[k]}" for k in keys) for _, row in frame[keys].iterrows()]
+    columns = [frame[k].tolist() for k in keys]  # not iterrows: it turns 64 into 64.0
+    return [", ".join(_value(v) for v in values) for values in zip(*columns, strict=True)]
 
 
-def learning_curve_figures(experiment: Experiment, agg: Aggregated, out: Path) -> list[Figure]:
-    """One PNG per metric: a line per run, one colour per configuration, mean ± std bands.
-
-    A metric that never changes within any run (the learning rate without a scheduler)
-    gets no figure. Each figure holds four artists whatever the number of runs and
-    configurations (runs, means, bands as collections): drawing cost does not grow with
-    the sweep, and building artists one by one was most of the time (profiled).
-    """
-    curves = experiment.curves
-    if curves.empty:
-        return []
-    label_of = dict(
-        zip(experiment.runs["run"], _labels(experiment.runs, agg.group_keys), strict=True)
-    )
-    configs = list(dict.fromkeys(label_of[r] for r in curves["run"].unique()))
-    metrics = [c for c in experiment.curves_metrics if c not in SKIP_CURVES]
-    # one array runs x iterations x metrics, built once (no per-run pandas work)
-    run_codes, run_names = pd.factorize(curves["run"])
-    it_codes, iterations = pd.factorize(curves["iteration"], sort=True)
-    cube = np.full((len(run_names), len(iterations), len(metrics)), np.nan)
-    cube[run_codes, it_codes] = curves[metrics].to_numpy(dtype=float)
-    with warnings.catch_warnings():  # a run without any value of a metric
-        warnings.simplefilter("ignore", RuntimeWarning)
-        flat = np.nanmax(cube, axis=1) == np.nanmin(cube, axis=1)  # runs x metrics
-    changing = [i for i in range(len(metrics)) if not flat[:, i].all()]
-    metrics, cube = [metrics[i] for i in changing], cube[:, :, changing]
-    x = np.asarray(iterations, dtype=float)
-    rows_of = [[i for i, r in enumerate(run_names) if label_of[r] == c] for c in configs]
-
-    def make(plt: Any, m: int, metric: str) -> Any:
-        from matplotlib.collections import LineCollection, PolyCollection
-
-        colours = [plt.get_cmap("tab10")(i % 10) for i in range(len(configs))]
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        lines, line_colours, means, bands, band_colours = [], [], [], [], []
-        for colour, rows in zip(colours, rows_of, strict=True):
-            values = cube[rows, :, m]
-            for row in values:
-                lines.append(np.column_stack([x, row])[~np.isnan(row)])
-                line_colours.append(colour)
-            if len(rows) > 1:
-                with warnings.catch_warnings():  # iterations only one run reached (early stop)
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mean = np.nanmean(values, axis=0)
-                    std = np.nan_to_num(np.nanstd(values, axis=0, ddof=1))
-                keep = ~np.isnan(mean)
-                xs, mean, std = x[keep], mean[keep], std[keep]
-                means.append(np.column_stack([xs, mean]))
-                bands.append(np.vstack([np.column_stack([xs, mean - std]),
-                                        np.column_stack([xs, mean + std])[::-1]]))  # fmt: skip
-                band_colours.append(colour)
-        ax.add_collection(LineCollection(lines, colors=line_colours, alpha=0.35, linewidths=1))
-        if bands:
-            ax.add_collection(PolyCollection(bands, facecolors=band_colours, alpha=0.2, lw=0))
-            ax.add_collection(LineCollection(means, colors=band_colours, linewidths=2))
-        ax.autoscale_view()
-        if len(configs) <= 10:
-            pairs = zip(colours, configs, strict=True)
-            handles = [plt.Line2D([], [], color=c, label=name) for c, name in pairs]
-            ax.legend(handles=handles, fontsize=7)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric} per evaluation")
-        ax.grid(alpha=0.3)
-        return fig
-
-    return [
-        Figure(out / f"curves_{metric}.png", lambda plt, m=m, metric=metric: make(plt, m, metric))
-        for m, metric in enumerate(metrics)
-    ]
+def _value(value: object) -> str:
+    """A key's value in a label: 64 (not 64.0), 0.00316228 (6 digits tell swept values
+    apart; labels also group the runs)."""
+    if isinstance(value, float | np.floating) and not isinstance(value, bool):
+        return f"{int(value)}" if float(value).is_integer() else f"{value:.6g}"
+    return str(value)
 
 
 def test_metric_figures(experiment: Experiment, agg: Aggregated, out: Path) -> list[Figure]:
@@ -167,60 +143,42 @@ def test_metric_figures(experiment: Experiment, agg: Aggregated, out: Path) -> l
     runs = experiment.runs[experiment.runs["status"] == "finished"]
     if column not in runs.columns or runs.empty:
         return []
-    order = _labels(agg.table, agg.group_keys) if len(agg.table) else []
-    labels = pd.Series(_labels(runs, agg.group_keys), index=runs.index)
-    values = [pd.to_numeric(runs.loc[labels == label, column]).dropna().tolist() for label in order]
+    order = config_labels(agg.table, agg.group_keys) if len(agg.table) else []
+    names = pd.Series(config_labels(runs, agg.group_keys), index=runs.index)
+    values = [pd.to_numeric(runs.loc[names == name, column]).dropna().tolist() for name in order]
     # configurations without this metric (runs of another task in the experiment) are left out
     order, values = [o for o, v in zip(order, values, strict=True) if v], [v for v in values if v]
     if not values:
         return []
 
     def make(plt: Any) -> Any:
-        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(order) + 2), 4.2))
+        fig, ax = plt.subplots(figsize=(min(14, max(5, 1.2 * len(order) + 2)), 4.2))
         ax.boxplot(values, showmeans=True)
         xs = [i for i, vals in enumerate(values, start=1) for _ in vals]
         ax.scatter(xs, [v for vals in values for v in vals], color="black", s=12, zorder=3)
-        ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right", fontsize=7)
+        ticks = [short(o, 40) for o in order]
+        ax.set_xlabel(short(", ".join(agg.group_keys), 120), fontsize=8)
+        ax.set_xticks(range(1, len(order) + 1), ticks, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(column)
         ax.set_title(f"{column} per configuration (best first)")
         ax.grid(alpha=0.3, axis="y")
         return fig
 
-    return [Figure(out / f"{column}_per_config.png", make, bottom=0.35)]
+    caption = (f"{column} of every finished run per configuration, best first: box = "
+               "quartiles, line = median, triangle = mean, dots = runs.")  # fmt: skip
+    return [Figure(out / file_name(f"{column}_per_config"), make, 0.35, caption)]
 
 
-def confusion_figures(experiment: Experiment, best_run: str | None, out: Path) -> list[Figure]:
-    """Confusion matrix of the best run's test outputs (classification only)."""
-    if best_run is None:
-        return []
-    outputs = experiment.run_dirs[best_run].read_output("test")
-    if outputs is None or not any(c.startswith("score_") for c in outputs.columns):
-        return []
-    labels = [c.removeprefix("score_") for c in outputs.columns if c.startswith("score_")]
-    matrix = pd.crosstab(outputs["target"].astype(str), outputs["prediction"].astype(str))
-    counts = matrix.reindex(index=labels, columns=labels, fill_value=0).to_numpy()
-
-    def make(plt: Any) -> Any:
-        size = max(4, 0.5 * len(labels) + 2)
-        fig, ax = plt.subplots(figsize=(size, size))
-        ax.imshow(counts, cmap="Blues")
-        for (i, j), count in np.ndenumerate(counts):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set_xlabel("prediction")
-        ax.set_ylabel("target")
-        ax.set_title(f"test confusion matrix\n{best_run}", fontsize=8)
-        return fig
-
-    return [Figure(out / "confusion_matrix.png", make)]
-
-
-def _save(fig: Any, path: Path, plt: Any, bottom: float) -> Path:
+def _save(fig: Any, path: Path, plt: Any, bottom: float | None) -> Path:
     from sweeptrainer.io.atomic import atomic_write
 
-    # fixed margins: tight_layout would draw every figure one extra time
-    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=bottom)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    # a figure with fixed margins (cheap) is cut to its tight bounding box, so that a long
+    # label is not clipped; a constrained layout keeps its labels inside by itself (the
+    # bounding box pass would draw it once more: a third of the drawing time, profiled)
+    save: dict[str, Any] = {"format": "png", "dpi": 100}
+    if bottom is not None:
+        fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=bottom)
+        save |= {"bbox_inches": "tight", "pad_inches": 0.1}
+    atomic_write(path, lambda f: fig.savefig(f, **save))
     plt.close(fig)
     return path

@@ -9,18 +9,50 @@ import pandas as pd
 from sweeptrainer.io.atomic import atomic_write, atomic_write_text
 from sweeptrainer.postprocess import plots as plotting
 from sweeptrainer.postprocess.aggregate import Aggregated, aggregate_stratified
+from sweeptrainer.postprocess.classes import ClassReport, class_report, confusion_figures
 from sweeptrainer.postprocess.collect import Experiment
+from sweeptrainer.postprocess.curves import learning_curve_figures
+from sweeptrainer.postprocess.hparams import hparam_figures, parallel_figures
 from sweeptrainer.postprocess.report import render
 
 
-def _best_run(experiment: Experiment) -> str | None:
-    column = f"dev_{experiment.tracking}"
+def _best_run(experiment: Experiment, tracking: str | None = None) -> str | None:
+    """The finished run with the best dev ``tracking`` metric (default: the experiment's),
+    by its own value, not its configuration's."""
+    tracking = tracking or experiment.tracking
+    column = f"dev_{tracking}"
     runs = experiment.runs[experiment.runs["status"] == "finished"]
     if column not in runs.columns or runs.empty:
         return None
-    values = pd.to_numeric(runs[column], errors="coerce")
-    index = values.idxmax() if experiment.higher_is_better else values.idxmin()
-    return str(runs.loc[index, "run"])
+    values = pd.to_numeric(runs[column], errors="coerce").dropna()
+    if values.empty:
+        return None
+    higher = experiment.directions.get(str(tracking), experiment.higher_is_better)
+    return str(runs.loc[values.idxmax() if higher else values.idxmin(), "run"])
+
+
+def _class_report(experiment: Experiment) -> ClassReport | None:
+    """Per-class results of the best run of the first tracking metric whose best run has
+    single-label test outputs (a classifier ranked apart from regressors has them too)."""
+    trackings = [experiment.tracking, *experiment.directions]
+    for tracking in dict.fromkeys(t for t in trackings if t):
+        report = class_report(experiment, _best_run(experiment, tracking))
+        if report is not None:
+            return report
+    return None
+
+
+def _unique_paths(figures: list[plotting.Figure]) -> None:
+    """``name-2.png`` for a second figure whose file name came out the same (metric names
+    differing only in characters a file name cannot hold)."""
+    seen: set[Path] = set()
+    for figure in figures:
+        path, n = figure.path, 1
+        while path in seen:
+            n += 1
+            path = figure.path.with_name(f"{figure.path.stem}-{n}.png")
+        figure.path = path
+        seen.add(path)
 
 
 def _tables(name: str, frame: pd.DataFrame, out: Path) -> list[Path]:
@@ -38,13 +70,19 @@ def _tables(name: str, frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) -> list[Path]:
+    """Tables, figures (unless ``with_plots`` is false) and ``report.html``; their paths."""
     out = experiment.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    best_run = _best_run(experiment)
+    classes = _class_report(experiment)
     figures: list[plotting.Figure] = []
-    if with_plots:
+    if with_plots:  # the costliest first (see plotting.draw); a section's in page order
+        figures += learning_curve_figures(experiment, agg, out, best_run)
+        figures += hparam_figures(experiment, agg, out)
+        figures += parallel_figures(experiment, agg, out)
         figures += plotting.test_metric_figures(experiment, agg, out)
-        figures += plotting.confusion_figures(experiment, _best_run(experiment), out)
-        figures += plotting.learning_curve_figures(experiment, agg, out)
+        figures += confusion_figures(classes, out)
+    _unique_paths(figures)
     files: list[Path] = []
 
     stratified = aggregate_stratified(experiment, agg)
@@ -63,5 +101,5 @@ def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) 
             stale.unlink()
     images = plotting.draw(figures, meanwhile=tables)
     report = out / "report.html"
-    atomic_write_text(report, render(experiment, agg, images, stratified))
+    atomic_write_text(report, render(experiment, agg, figures, stratified, classes))
     return [*files, *images, report]
