@@ -179,9 +179,9 @@ class RunDir:
         except ValueError as err:  # parser errors, no columns, bytes that are not UTF-8
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise DamagedRunError(f"{self.metrics}: not a readable table ({first})") from None
-        numbers = ("iteration", "elapsed_s")
+        numbers = ["iteration"] + [c for c in ("elapsed_s",) if c in frame.columns]
         if not all(c in frame.columns and pd.api.types.is_numeric_dtype(frame[c]) for c in numbers):
-            raise DamagedRunError(f"{self.metrics}: expected numeric columns iteration, elapsed_s")
+            raise DamagedRunError(f"{self.metrics}: expected numbers in {', '.join(numbers)}")
         return frame
 
     def missing_rows(self, metrics: Any) -> str:
@@ -194,7 +194,7 @@ class RunDir:
         if (self.read_results() or {}).get("stopped_early"):
             return ""
         expected = -(-total // every)
-        complete = metrics.dropna(subset=["iteration", "elapsed_s"])
+        complete = metrics.dropna(subset=[c for c in ("iteration", "elapsed_s") if c in metrics])
         if len(complete) < expected or complete["iteration"].max() != total:
             return (
                 f"{self.metrics}: {len(complete)} complete rows, expected {expected} (one per "
