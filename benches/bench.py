@@ -15,6 +15,7 @@ Rows (targets from the performance issue):
   sweep         ``trainer -m seed=1..8`` vs 8 hand-written trainings, one process <= 1.25x
                 (basic launcher), and the same with joblib, 2 jobs
   validate      ``trainer validate -m`` of a 1,000-run grid                        <= 10 s
+  big sweep     a 200-run sweep: its first run starts; re-run, all finished     <= 10 s each
   busy          a run's training beside busy processes: default threads (half the
                 cores) vs torch's default (all cores); both sweeptrainer
   postprocess   ``trainer postprocess`` on 100 synthetic runs, plots included     <= 3 s
@@ -228,6 +229,30 @@ def validate_grid(tmp: Path, repeats: int) -> list[Row]:
     return [row]
 
 
+def big_sweep(tmp: Path, repeats: int) -> list[Row]:
+    """A 200-run sweep of 1-iteration Wine runs: how soon its first run starts, and how long
+    the same command takes once all 200 are finished (it only skips them). ``repeats`` is
+    ignored: one sweep (about 3 minutes here) is the measurement."""
+    first = Row("200-run sweep: its first run starts after", "s", "<= 10 s", limit=10.0)
+    skip = Row("  the same command, all 200 finished (skips)", "s", "<= 10 s", limit=10.0)
+    work = fresh(tmp / "big")
+    args = [*TRAINER, "-m", "seed=range(200)", "dataset=Wine", "iterations=1", *QUIET]
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None
+    started = None
+    for line in proc.stdout:
+        if started is None and line.startswith("[run 1/200] train "):
+            started = time.perf_counter() - start
+    proc.wait()
+    if proc.returncode != 0 or started is None:
+        raise RuntimeError(f"the 200-run sweep failed (exit {proc.returncode})")
+    first.ours.append(Measurement(0, 0, started))
+    skip.ours.append(run(args, work)[0])
+    return [first, skip]
+
+
 def busy(tmp: Path, repeats: int) -> list[Row]:
     """One Digits run beside two busy processes (a shared machine): training time with the
     default threads (half the cores) against torch's default (all cores). Both sides are
@@ -289,6 +314,7 @@ ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "step": per_step,
     "sweep": sweep,
     "validate": validate_grid,
+    "big": big_sweep,
     "busy": busy,
     "postprocess": postprocess,
     "files": files,

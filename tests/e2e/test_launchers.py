@@ -3,6 +3,7 @@ concurrent launches never train a run twice."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,9 @@ def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
     ]  # fmt: skip
     outputs = [p.communicate(timeout=SUBPROCESS_TIMEOUT)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    trained = [ln for out in outputs for ln in out.splitlines() if ln.startswith("train ")]
+    # "[run 2/4] train NAME on cpu (new) -> ...": the run's place in the sweep, then its name
+    trained = [ln.partition("] ")[2] for out in outputs for ln in out.splitlines()
+               if re.match(r"\[run \d+/4\] train ", ln)]  # fmt: skip
     names = [ln.split()[1] for ln in trained]
     assert len(names) == 4 and len(set(names)) == 4, trained  # each run trained exactly once
     runs = list((tmp_path / "results/default/training").iterdir())
