@@ -218,6 +218,7 @@ def train_run(
     provenance: Provenance | None = None,
     choices: Mapping[str, Any] | None = None,
     check: Callable[[DictConfig], None] = validate,
+    record: Any = None,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
 
@@ -226,7 +227,8 @@ def train_run(
     process's command line and folder); ``choices``: the config group options the run was
     composed from (Hydra's ``runtime.choices``), for the snapshot; ``check``: what
     validates the config (the command's :class:`~sweeptrainer.config.schema.Validator`,
-    which knows the group options it checked before).
+    which knows the group options it checked before); ``record``: the sweep's
+    ``runs.yaml`` when the caller has read it (else it is read for the run's place).
 
     Raises ConfigError for problems in the input (before anything is written); a
     failure during training returns a ``failed`` outcome after recording it.
@@ -235,7 +237,7 @@ def train_run(
     check_results_dir(cfg.results_dir, cfg.experiment_id)
     plan = plan_run(cfg, overrides)
     run_dir = plan.run_dir
-    place = run_place(sweep_dir, run_dir.name, job_num)
+    place = run_place(sweep_dir, run_dir.name, job_num, record)
     if plan.action == "skip":
         return _skipped(plan, place)
 
@@ -291,14 +293,15 @@ def train_run(
         lock.release()
 
 
-def run_place(sweep_dir: Path | None, name: str, job_num: int | None) -> str:
-    """``[run 3/8] ``: the run's place in its sweep (from the sweep's ``runs.yaml``; a search
-    sweeper's runs are numbered as they come); empty outside a sweep."""
+def run_place(sweep_dir: Path | None, name: str, job_num: int | None, record: Any = None) -> str:
+    """``[run 3/8] ``: the run's place in its sweep (from the sweep's ``runs.yaml``, read
+    here unless the caller holds it; a search sweeper's runs are numbered as they come);
+    empty outside a sweep."""
     if sweep_dir is None:
         return ""
     from sweeptrainer.io import sweep_record
 
-    record = sweep_record.read(sweep_dir)
+    record = record if record is not None else sweep_record.read(sweep_dir)
     number = record.number(name) if record is not None else None
     if number is not None:
         return f"[run {number}/{len(record.runs)}] "  # type: ignore[union-attr]
@@ -505,6 +508,10 @@ def make_task(
     outcomes into the exit code.
     """
 
+    from sweeptrainer.io import sweep_record
+
+    records: dict[Path, Any] = {}  # each sweep's runs.yaml, read once by this process
+
     def task(cfg: DictConfig) -> float | None:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -524,8 +531,11 @@ def make_task(
         try:
             job_num = OmegaConf.select(hydra_cfg, "job.num")
             choices = dict(hydra_cfg.runtime.choices)  # group -> option, for the snapshot
+            if sweep_dir is not None and sweep_dir not in records:  # once per sweep
+                records[sweep_dir] = sweep_record.read(sweep_dir)
+            record = records.get(sweep_dir) if sweep_dir is not None else None
             outcome = train_run(
-                cfg, overrides, signals, job_num, sweep_dir, provenance, choices, check
+                cfg, overrides, signals, job_num, sweep_dir, provenance, choices, check, record
             )
             outcomes.append(outcome)
         except ConfigError as err:

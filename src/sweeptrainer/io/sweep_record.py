@@ -63,11 +63,12 @@ def read(sweep_dir: Path | None) -> SweepRecord | None:
     path = Path(sweep_dir) / RECORD
     if path.is_symlink() or not path.is_file():
         return None
-    import yaml
+    from sweeptrainer.errors import ConfigError
+    from sweeptrainer.io.atomic import read_yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = read_yaml(path)  # libyaml when there: a 200-run record in ms, not 0.25 s
+    except (OSError, ConfigError):
         return None
     if not isinstance(data, dict):
         return None
