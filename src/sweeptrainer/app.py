@@ -11,6 +11,7 @@ Failures during training are written to the run's ``status.yaml`` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.config.naming import config_hash, run_name
 from sweeptrainer.config.schema import validate
-from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted
+from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted, StorageError
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir, check_results_dir, training_dir
 from sweeptrainer.logs import attach_file, detach
@@ -382,15 +383,18 @@ def _train(
     run_dir = plan.run_dir
     from sweeptrainer.fingerprint import fingerprint
 
-    run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     status = {
         "attempt": plan.attempt,
         "base_hash": plan.base_hash,
         "iterations": int(cfg.iterations),
         "fingerprint": fingerprint(cfg),  # the user's code and data files, to see edits
     }
-    run_dir.write_status("running", plan.config_hash, **status)
-    handler = attach_file(run_dir.log)
+    try:
+        run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        run_dir.write_status("running", plan.config_hash, **status)
+        handler = attach_file(run_dir.log)
+    except StorageError as err:
+        return _storage_fault(plan, trainer, err, status)
     try:
         snapshot.write(cfg, plan)
         log.info(f"{place}train {run_dir.name} on {device} ({how}) -> {run_dir.path}")
@@ -410,6 +414,8 @@ def _train(
         run_dir.write_status("interrupted", plan.config_hash, **status)
         _run_end(trainer, "interrupted", str(stop))
         return RunOutcome(run_dir.name, run_dir.path, "interrupted", stop.exit_code, str(stop))
+    except StorageError as err:  # the machine's fault, not the run's
+        return _storage_fault(plan, trainer, err, status)
     except ConfigError as err:  # found at start-up by a component (e.g. a callback's check)
         log.error(f"error: {err}")
         run_dir.write_status("failed", plan.config_hash, error=f"ConfigError: {err}", **status)
@@ -427,6 +433,20 @@ def _train(
     log.info(f"finished {run_dir.name}: test {tests}")
     log.info(f"run folder: {run_dir.path}")
     return RunOutcome(run_dir.name, run_dir.path, "finished", results=results)
+
+
+def _storage_fault(plan: Plan, trainer: Any, err: StorageError, status: dict) -> RunOutcome:
+    """A write the machine refused: the run stops as after a stop signal (``interrupted``,
+    so the next command resumes it without counting an attempt); the command says what
+    to fix. Recording that may fail on the same disk: the run then reads as killed, which
+    resumes the same way."""
+    run_dir = plan.run_dir
+    message = f"{err.strerror}; free it up (or fix it) and run the command again to resume"
+    log.error(f"run stopped: {message}")
+    with contextlib.suppress(OSError):
+        run_dir.write_status("interrupted", plan.config_hash, error=err.strerror, **status)
+    _run_end(trainer, "interrupted", str(err.strerror))
+    return RunOutcome(run_dir.name, run_dir.path, "failed", 1, message)
 
 
 def plan_source_it(plan: Plan) -> int | None:

@@ -34,6 +34,11 @@ class DamagedRunError(ConfigError):
     reported ``damaged`` and left as it is; the other runs of a command go on."""
 
 
+class StorageError(OSError):
+    """The machine refused a write (disk full, read-only, no permission): not the run's fault.
+    The run is left to resume (it is not a failed attempt); the message names the folder."""
+
+
 class UnsafeStateError(ConfigError):
     """A state file holds pickled objects beyond tensors and plain containers: never loaded."""
 

@@ -38,10 +38,18 @@ def configure_console() -> None:
         log.addHandler(handler)
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that goes quiet when the disk refuses a line (full, read-only): the
+    terminal still shows everything, and no logging traceback buries the real message."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return  # the line is dropped from train.log only; the terminal has it
+
+
 def attach_file(path: Path) -> logging.Handler:
     """Send everything (DEBUG and up, tracebacks included) to ``path`` until detached."""
     log.setLevel(logging.DEBUG)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _QuietFileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +30,44 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool 
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        fault = storage_fault(err, path) if isinstance(err, Exception) else None
         tmp.unlink(missing_ok=True)
+        if fault is not None:
+            raise fault from err
         raise
+
+
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device of {folder}",
+    errno.EDQUOT: "the disk quota is used up for {folder}",
+    errno.EROFS: "{folder} is on a read-only file system",
+    errno.EACCES: "no permission to write in {folder}",
+    errno.EPERM: "no permission to write in {folder}",
+}
+
+
+def storage_fault(err: Exception, path: Path) -> Exception | None:
+    """A StorageError saying what the machine refused, or None when ``err`` is something
+    else. torch.save on a full disk raises a RuntimeError ("unexpected pos") without an
+    errno, so a failed write is also called a full disk when the device has under 1 MiB
+    left at that moment (measured before the partial temp file is removed)."""
+    from sweeptrainer.errors import StorageError
+
+    if isinstance(err, StorageError):
+        return None  # already said
+    folder = Path(path).parent
+    code = getattr(err, "errno", None)
+    if code not in STORAGE_ERRNOS:
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            return None
+        if stat.f_bavail * stat.f_frsize >= 1 << 20:
+            return None
+        code = errno.ENOSPC
+    message = STORAGE_ERRNOS[code].format(folder=folder) + f" (writing {Path(path).name})"
+    return StorageError(code, message)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

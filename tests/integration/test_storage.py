@@ -1,0 +1,54 @@
+"""A full disk is the machine's fault, not the run's (issue 19, item 12): a clear message
+naming the folder, no retry used up, and the same command finishes the sweep once there
+is space again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import yaml
+
+RUNS = ("-m", "seed=1,2", "dataset=Wine", "iterations=2", "progress_bar=false")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.6 MB tmpfs: one Wine run (two 460 KB states) fits, the second does not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here (needs root in a mount namespace)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _status(run):
+    return yaml.safe_load((run / "status.yaml").read_text())
+
+
+def test_a_full_disk_says_so_uses_no_retry_and_the_sweep_finishes_later(trainer, small_disk):
+    results = f"results_dir={small_disk / 'results'}"
+    full = trainer(*RUNS, results)
+    assert full.code == 1, full.err
+    said = f"no space left on the device of {small_disk / 'results'}"
+    assert said in full.out + full.err
+    assert "unexpected pos" not in full.out + full.err and "Traceback" not in full.err
+    runs = sorted((small_disk / "results/default/training").iterdir())
+    stopped = [r for r in runs if _status(r)["state"] != "finished"]
+    assert stopped and all(_status(r)["state"] in ("interrupted", "running") for r in stopped)
+
+    again = trainer(*RUNS, results)  # still full: the same message, still no attempt used
+    assert again.code == 1 and said in again.out + again.err
+    assert all(_status(r).get("attempt", 1) == 1 for r in stopped)
+    assert "failed 2 times" not in again.out
+
+    grow = ["mount", "-o", "remount,size=16m", str(small_disk)]
+    assert subprocess.run(grow, capture_output=True).returncode == 0
+    done = trainer(*RUNS, results)
+    assert done.code == 0, done.err
+    assert all(_status(r)["state"] == "finished" for r in runs)
