@@ -4,13 +4,39 @@ read the experiment (validate, status, rm-failed) list it and carry on."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 import yaml
 
+from sweeptrainer.cli import main
 from tests.conftest import run_dirs, snapshot
 
-RUNS = ("iterations=1", "progress_bar=false")
+RUNS = ("iterations=2", "progress_bar=false")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A finished 2-run sweep, trained once for the module (in a folder of its own)."""
+    folder = tmp_path_factory.mktemp("swept")
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        main(["-m", "seed=1,2", *RUNS])
+    except SystemExit as exit_:
+        assert not exit_.code
+    finally:
+        os.chdir(here)
+    return folder / "results"
+
+
+@pytest.fixture
+def sweep(trainer, tmp_path, swept):
+    """A copy of that sweep's results in this test's folder."""
+    shutil.copytree(swept, tmp_path / "results", symlinks=True)
+    return run_dirs(tmp_path)
 
 
 def _garbage_status(run):
@@ -36,9 +62,8 @@ def _unparsable_results(run):
     ],
     ids=["non-UTF-8 status.yaml", "attempt: abc", "unparsable results.yaml", "no results.yaml"],
 )
-def test_a_damaged_run_is_reported_and_the_sweep_goes_on(trainer, tmp_path, damage, said):
-    assert trainer("-m", "seed=1,2", *RUNS).code == 0
-    first, _ = run_dirs(tmp_path)
+def test_a_damaged_run_is_reported_and_the_sweep_goes_on(trainer, tmp_path, sweep, damage, said):
+    first, _ = sweep
     damage(first)
     before = snapshot(first)
 
@@ -60,11 +85,10 @@ def test_a_damaged_run_is_reported_and_the_sweep_goes_on(trainer, tmp_path, dama
     assert snapshot(first) == before  # may hold a finished run's results: never removed
 
 
-def test_a_saved_state_that_no_longer_fits_the_model_trains_anew(trainer, tmp_path):
+def test_a_saved_state_that_no_longer_fits_the_model_trains_anew(trainer, tmp_path, sweep):
     """An interrupted run whose ``last.pt`` holds weights of another shape (the model's code
     changed) warns and trains from scratch instead of failing with a traceback."""
-    assert trainer("-m", "seed=1,2", *RUNS).code == 0
-    first, _ = run_dirs(tmp_path)
+    first, _ = sweep
     for name in ("last", "best"):
         state = torch.load(first / "states" / f"{name}.pt", weights_only=True)
         state["model"] = {k: torch.zeros(3, *v.shape[1:]) for k, v in state["model"].items()}
@@ -92,13 +116,12 @@ def test_a_saved_state_that_no_longer_fits_the_model_trains_anew(trainer, tmp_pa
     ],
     ids=["non-UTF-8 status.yaml", "no results.yaml", "metrics.csv cut off", "metrics.csv garbage"],
 )  # fmt: skip
-def test_postprocess_lists_a_damaged_run_and_carries_on(trainer, tmp_path, damage, said):
+def test_postprocess_lists_a_damaged_run_and_carries_on(trainer, tmp_path, sweep, damage, said):
     """Issue 19, items 5 and 7: a run that cannot be trusted is in runs.csv as damaged,
     with the reason; the others are aggregated as before."""
     import pandas as pd
 
-    assert trainer("-m", "seed=1,2", "iterations=2", "progress_bar=false").code == 0
-    first = run_dirs(tmp_path)[0]
+    first = sweep[0]
     damage(first)
     result = trainer("postprocess", str(tmp_path / "results/default"), "--no-plots")
     assert result.code == 0, result.err
