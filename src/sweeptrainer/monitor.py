@@ -46,6 +46,9 @@ def progress(run: RunDir) -> RunProgress:
         return _progress(run)
     except DamagedRunError as err:  # listed, and the table goes on
         return RunProgress(run.name, "damaged", 0, None, None, None, None, None, None, str(err))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # fields of odd types
+        problem = f"{run.path}: unexpected content ({type(err).__name__}: {err})"
+        return RunProgress(run.name, "damaged", 0, None, None, None, None, None, None, problem)
 
 
 def _progress(run: RunDir) -> RunProgress:

@@ -56,7 +56,7 @@ def _unparsable_results(run):
     ("damage", "said"),
     [
         (_garbage_status, "status.yaml: not a readable YAML file"),
-        (_attempt_abc, "status.yaml: attempt: expected a whole number, got 'abc'"),
+        (_attempt_abc, "status.yaml: attempt: expected a whole number of at least 1, got 'abc'"),
         (_unparsable_results, "results.yaml: not a readable YAML file"),
         (lambda run: (run / "results.yaml").unlink(), "results.yaml: missing, though status"),
     ],

@@ -123,10 +123,17 @@ def test_cancel_signals_only_the_process_that_holds_the_runs_lock(trainer, tmp_p
         ("dataset.loader", {"_target_": "subprocess.Popen", "args": ["touch", "{marker}"]},
          "dataset.loader._target_: 'subprocess.Popen' is part of Python itself"),
         ("dataset.steps", [{"_target_": "tests.helpers.touch", "path": "{marker}"}],
-         "dataset.steps[0]._target_: 'tests.helpers.touch' is not a class"),
+         "dataset.steps[0]._target_: 'tests.helpers.touch' is not a component class"),
+        ("dataset.loader", {"_target_": "torch.utils.cpp_extension.subprocess.Popen",
+                            "args": ["touch", "{marker}"]},
+         "is subprocess's (part of Python itself)"),
+        ("dataset", {"_target_": "numpy.memmap", "filename": "{marker}", "mode": "w+",
+                     "shape": [1]},
+         "dataset._target_: 'numpy.memmap' is not a component class"),
     ],
     ids=["os.system as the model", "a function as the model", "a dataset as the model",
-         "Popen nested in the dataset", "a function in a list"],
+         "Popen nested in the dataset", "a function in a list",
+         "Popen reached through torch", "a library class as the dataset"],
 )  # fmt: skip
 def test_a_run_folders_config_runs_no_code_in_inference_and_load_run(
     trainer, tmp_path, node, value, said
@@ -150,7 +157,7 @@ def test_a_run_folders_config_runs_no_code_in_inference_and_load_run(
 
     result = trainer("inference", str(run), "Digits:test", str(tmp_path / "out.csv"))
     assert result.code == 2 and said in result.err, result.err
-    with pytest.raises(ConfigError, match=r"is part of Python itself|is not a"):
+    with pytest.raises(ConfigError, match=r"part of Python itself|is not a"):
         load_run(run)
     assert not marker.exists() and not (tmp_path / "out.csv").exists()
     assert snapshot(tmp_path / "results") == before

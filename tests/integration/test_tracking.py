@@ -272,3 +272,16 @@ def test_a_bad_tracking_uri_is_refused_before_the_run_starts(trainer, tmp_path):
     assert result.code == 2
     assert "loggers.mlflow.tracking_uri: MLflow cannot use 'bogus://nowhere'" in result.err
     assert not (tmp_path / "results").exists()
+
+
+def test_tensorboard_leaves_the_recorded_learning_rate_alone(trainer, tmp_path):
+    """The logger reads the rate without taking it from the metrics row: with a per-batch
+    scheduler and a point at each epoch's last step, metrics.csv is as without TensorBoard."""
+    import pandas as pd
+
+    args = (*TINY, "scheduler=OneCycleLR")
+    assert trainer(*args, "loggers.tensorboard.log_every_n_steps=40", "experiment_id=a").code == 0
+    assert trainer(*args, "~loggers.tensorboard", "experiment_id=b").code == 0
+    (a,), (b,) = run_dirs(tmp_path, "a"), run_dirs(tmp_path, "b")
+    rates = [pd.read_csv(r / "metrics.csv")["learning_rate"].tolist() for r in (a, b)]
+    assert rates[0] == rates[1]

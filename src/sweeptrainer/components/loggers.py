@@ -132,6 +132,8 @@ class TensorBoardLogger:
     def _claim(self, trainer: Any) -> Path:
         """The run's folder under ``root``: its own from a resumed state or an earlier attempt
         (its ``.run`` file names the run folder), else a new one."""
+        if self.root.is_symlink():  # never follow a link out of the experiment
+            raise ConfigError(f"{self.root}: a symbolic link; TensorBoard writes only inside")
         if self.label is not None and not (self.root / self.label).is_symlink():
             return self.root / self.label
         label = _label(trainer.cfg, self.run_dir.name, self.sweep_dir)
@@ -194,11 +196,13 @@ class TensorBoardLogger:
         if self.every and step != self._last_step and step % self.every == 0:
             self._train_point(trainer, step)
 
-    def _train_point(self, trainer: Any, step: int) -> None:
-        """``train/loss`` since the last point, the learning rate and gradient norm now."""
+    def _train_point(self, trainer: Any, step: int, rate: float | None = None) -> None:
+        """``train/loss`` since the last point, the learning rate and gradient norm now
+        (``rate``: at an evaluation, the one its metrics row records)."""
         if self._loss_n:
             self._writer.add_scalar("train/loss", float(self._loss_sum) / self._loss_n, step)
-        self._writer.add_scalar("train/learning_rate", trainer.schedule.rate(), step)
+        rate = trainer.schedule.current() if rate is None else rate
+        self._writer.add_scalar("train/learning_rate", rate, step)
         norm = trainer.stepper.last_grad_norm
         if norm is not None:
             self._writer.add_scalar("train/grad_norm", float(norm), step)
@@ -214,10 +218,17 @@ class TensorBoardLogger:
     def cb_on_iteration_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         step = self._row(trainer, metrics)
         if self._loss_n or step != self._last_step:
-            self._train_point(trainer, step)
+            self._train_point(trainer, step, metrics.get("learning_rate"))
 
     def cb_on_train_end(self) -> None:
         self._writer.flush()
+
+    def cb_on_run_end(self) -> None:
+        """Also after a stop signal or a failure: what was logged reaches the file, and the
+        writer's thread ends (a sweep runs many runs in one process)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def cb_on_test_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         if self._writer is None:  # test without training (e.g. a finished run re-tested)
@@ -251,7 +262,7 @@ def _plain(name: str) -> bool:
 def _owner(folder: Path) -> str | None:
     """The run folder name in a TensorBoard folder's ``.run`` file (None: unreadable)."""
     marker = folder / ".run"
-    if marker.is_symlink():
+    if marker.is_symlink() or not marker.is_file():  # a pipe would block the read
         return None
     try:
         return marker.read_text(encoding="utf-8").strip()
@@ -297,7 +308,8 @@ def _label(cfg: DictConfig, run_name: str, sweep_dir: Path | None) -> str:
             parts.append(f"{key.lstrip('+~')}={flat[name]}")
     label = ",".join(parts) or run_name
     label = "".join(c if c.isprintable() and c not in '/\\:*?"<>|' else "_" for c in label)
-    return label[:150] if _plain(label[:150]) else run_name
+    label = label.encode("utf-8")[:150].decode("utf-8", errors="ignore")  # bytes: NAME_MAX 255
+    return label if _plain(label) else run_name
 
 
 MLFLOW_INSTALL = "pip install 'sweeptrainer[mlflow]'"

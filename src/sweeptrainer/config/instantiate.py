@@ -17,6 +17,7 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -66,7 +67,9 @@ FACTORY_MARK = "__sweeptrainer_builds__"
 def builds(kind: type) -> Callable[[F], F]:
     """Mark a function as a factory of ``kind`` (``@builds(nn.Module)`` on a function that
     returns a model): a config read from a run folder may then name it as a ``_target_``
-    of that kind. Classes need no mark."""
+    of that kind. Classes of the expected kind, sweeptrainer's and your project's need no
+    mark; a class of an installed package used as a dataset or step does
+    (``@builds(object)``)."""
 
     def mark(function: F) -> F:
         setattr(function, FACTORY_MARK, kind)
@@ -96,27 +99,55 @@ def check_untrusted(node: Any, key: str, expected: type | tuple[type, ...] | Non
 
 
 def _check_target(path: Any, key: str, expected: type | tuple[type, ...] | None) -> None:
+    """One target of a run folder's config: see :func:`check_untrusted`."""
     if not isinstance(path, str) or not path:
         raise ConfigError(f"{key}._target_: expected a dotted import path, got {path!r}")
-    top = path.split(".")[0]
-    if top in sys.stdlib_module_names or top == "builtins":
+    if _python_itself(path.split(".")[0]):  # refused before anything is imported
         raise ConfigError(
             f"{key}._target_: {path!r} is part of Python itself; a run folder's config may "
             "only name component classes, and it is not imported or called"
         )
     target = locate(path, key)
+    module = getattr(inspect.getmodule(target), "__name__", None) or ""
+    if _python_itself(module.split(".")[0]):  # reached through another module's import
+        raise ConfigError(
+            f"{key}._target_: {path!r} is {module}'s (part of Python itself); a run folder's "
+            "config may only name component classes, and it was not called"
+        )
     mark = getattr(target, FACTORY_MARK, None)
     kinds = expected if isinstance(expected, tuple) else (expected,) if expected else ()
-    if inspect.isclass(target):
-        if not kinds or issubclass(target, kinds):
-            return
-    elif isinstance(mark, type) and (not kinds or issubclass(mark, kinds)):
+    if isinstance(mark, type) and (not kinds or issubclass(mark, kinds)):
         return
-    wanted = " or ".join(k.__name__ for k in kinds) + " " if kinds else ""
+    if inspect.isclass(target) and kinds and issubclass(target, kinds):
+        return
+    if inspect.isclass(target) and not kinds and _known_component(target, module):
+        return
+    wanted = " or ".join(k.__name__ for k in kinds) + " class" if kinds else "component class"
     raise ConfigError(
-        f"{key}._target_: {path!r} is not a {wanted}class (nor a function marked with "
-        "@sweeptrainer.builds); a run folder's config builds only those, so it was not called"
+        f"{key}._target_: {path!r} is not a {wanted} (sweeptrainer's, your project's, or "
+        "one marked with @sweeptrainer.builds); a run folder's config builds only those, "
+        "so it was not called"
     )
+
+
+def _python_itself(top: str) -> bool:
+    return top in sys.stdlib_module_names or top == "builtins"
+
+
+# modules whose classes a run folder's nested steps may name besides sweeptrainer's own
+TRANSFORM_MODULES = ("torchvision.transforms", "torchaudio.transforms")
+
+
+def _known_component(target: type, module: str) -> bool:
+    """A class for a node of no fixed kind (a dataset, its loader and steps): sweeptrainer's,
+    a transform of torchvision/torchaudio, or one defined in the current project folder."""
+    if module.split(".")[0] == "sweeptrainer" or module.startswith(TRANSFORM_MODULES):
+        return True
+    try:
+        source = Path(inspect.getfile(target)).resolve()
+    except (TypeError, OSError):
+        return False
+    return source.is_relative_to(Path.cwd().resolve())
 
 
 def constructor_kwargs(node: DictConfig, key: str = "") -> dict[str, Any]:

@@ -90,7 +90,7 @@ def read_yaml(path: Path) -> object:
     try:
         with open(path, encoding="utf-8") as f:
             return yaml.load(f, Loader=_LOADER)
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:  # OSError: no permission
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
             f"{path}: not a readable YAML file ({first}); it is damaged or was not written "

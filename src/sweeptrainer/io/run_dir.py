@@ -165,8 +165,12 @@ class RunDir:
         return data
 
     def read_config(self) -> dict[str, Any] | None:
-        data = read_yaml(self.config) if self.config.is_file() else None
-        return data if isinstance(data, dict) else None
+        if not self.config.is_file():
+            return None
+        data = _read_run_yaml(self.config)
+        if not isinstance(data, dict):
+            raise DamagedRunError(f"{self.config}: not a mapping of config keys; it is damaged")
+        return data
 
     def read_metrics(self) -> Any:
         """``metrics.csv`` as a DataFrame, or None when there is none (yet)."""
@@ -266,8 +270,18 @@ def _status_problem(data: object) -> str:
         return f"state: expected one of {', '.join(STATES)}, got {data.get('state')!r}"
     if not isinstance(data.get("config_hash"), str):
         return f"config_hash: expected a text, got {data.get('config_hash')!r}"
-    for key in ("attempt", "iterations", "pid"):
+    for key, least in (("attempt", 1), ("iterations", 1), ("pid", 2)):
         value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            return f"{key}: expected a whole number, got {value!r}"
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < least
+        ):
+            return f"{key}: expected a whole number of at least {least}, got {value!r}"
+    if data.get("base_hash") is not None and not isinstance(data["base_hash"], str):
+        return f"base_hash: expected a text, got {data['base_hash']!r}"
+    fingerprint = data.get("fingerprint")
+    if fingerprint is not None and not (
+        isinstance(fingerprint, dict)
+        and all(isinstance(v, dict | str | type(None)) for v in fingerprint.values())
+    ):
+        return "fingerprint: expected a mapping of files to their hashes"
     return ""

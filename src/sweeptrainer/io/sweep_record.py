@@ -79,6 +79,8 @@ def read(sweep_dir: Path | None) -> SweepRecord | None:
     for run in runs:
         if not (isinstance(run, dict) and isinstance(run.get("name"), str)):
             return None
+        if not isinstance(run.get("overrides") or [], list):
+            return None
         names.append(run["name"])
         overrides.append([str(o) for o in run.get("overrides") or []])
     return SweepRecord([str(k) for k in swept], names, overrides)

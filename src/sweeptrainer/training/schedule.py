@@ -101,6 +101,11 @@ class Schedule:
         else:
             self.scheduler.step()
 
+    def current(self) -> float:
+        """The rate the latest optimizer step used, without consuming it (for loggers:
+        :meth:`rate` is the metrics row's and forgets what it returned)."""
+        return float(self._used if self._used is not None else self.optimizer.param_groups[0]["lr"])
+
     def rate(self) -> float:
         """The rate of the period that ends now: the last one an optimizer step used."""
         rate = self._used if self._used is not None else self.optimizer.param_groups[0]["lr"]

@@ -119,8 +119,14 @@ class ModularTaskTrainer:
     @property
     def optimizer_steps(self) -> int:
         """Optimizer steps taken so far: the x-axis of per-step logging (TensorBoard)."""
-        per_epoch = -(-self.sources["train"].num_batches // self.stepper.accumulation)
-        in_epoch = -(-self.state.batch_in_epoch // self.stepper.accumulation)
+        batches, done, n = (
+            self.sources["train"].num_batches,
+            self.state.batch_in_epoch,
+            self.stepper.accumulation,
+        )
+        per_epoch = -(-batches // n)
+        # a group still accumulating has not stepped; the epoch's last (smaller) group has
+        in_epoch = per_epoch if done >= batches else done // n
         return self.state.epoch * per_epoch + in_epoch
 
     def steps_at(self, iteration: int) -> int:
@@ -159,6 +165,8 @@ class ModularTaskTrainer:
                 self._evaluate()
         except BaseException:
             self._saver.close_quietly()  # the states saved so far land; the error wins
+            if self._bar is not None:
+                self._bar.close()
             raise
         self._saver.close()
         self.state.elapsed_s = time.perf_counter() - self._clock
