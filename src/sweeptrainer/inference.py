@@ -43,22 +43,18 @@ def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
 
 
 def check_run_config(cfg: DictConfig, path: Path) -> None:
-    """Every ``_target_`` of a run folder's config checked before anything is built from it
-    (a run folder is untrusted input: it may have been edited to run code)."""
+    """Every ``_target_`` of what is built from a run folder's config (its model and its
+    dataset, with what the dataset nests) checked before anything is built from it: a run
+    folder is untrusted input, and may have been edited to run code. The other groups
+    (optimizer, callbacks, loggers, ...) are never built from a run folder."""
     import torch
 
     from sweeptrainer.config.instantiate import check_untrusted
 
-    kinds: dict[str, Any] = {
-        "model": torch.nn.Module,
-        "criterion": torch.nn.Module,
-        "optimizer": torch.optim.Optimizer,
-        "scheduler": (torch.optim.lr_scheduler.LRScheduler,
-                      torch.optim.lr_scheduler.ReduceLROnPlateau),
-    }  # fmt: skip
     try:
-        for key in cfg:
-            check_untrusted(cfg[key], str(key), kinds.get(str(key)))
+        for key, kind in (("model", torch.nn.Module), ("dataset", None)):
+            if key in cfg:
+                check_untrusted(cfg[key], key, kind)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 
