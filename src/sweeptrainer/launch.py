@@ -421,6 +421,8 @@ def _end_distributed() -> None:
 
 def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> int:
     """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
+    from sweeptrainer.monitor import duration
+
     if multirun and outcomes:
         states = ("finished", "skipped", "failed", "interrupted", "invalid", "damaged",
                   "not started")  # fmt: skip
@@ -430,7 +432,7 @@ def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> i
             f"sweep: {len(outcomes)} runs: {counts['finished']} trained, {counts['skipped']} "
             f"skipped (finished before), {counts['failed']} failed"
             + (f", {extra}" if extra else "")
-            + (f"; took {_duration(seconds)}" if seconds is not None else "")
+            + (f"; took {duration(seconds)}" if seconds is not None else "")
         )
         for o in outcomes:
             if o.state == "failed":
@@ -438,9 +440,3 @@ def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> i
             elif o.state == "damaged":
                 print(f"  damaged: {o.name}: {o.error}")
     return max((o.exit_code for o in outcomes), default=0)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

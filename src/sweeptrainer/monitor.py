@@ -68,7 +68,7 @@ def _progress(run: RunDir) -> RunProgress:
         column = "dev_loss" if metric == "loss" else f"dev_{metric}"
         if column in metrics.columns and metrics[column].notna().any():
             scores = metrics[column].astype(float)
-            value = float(scores.max() if higher_is_better(str(metric)) else scores.min())
+            value = float(scores.max() if _higher(str(metric)) else scores.min())
     total = status.get("iterations", config.get("iterations"))
     running = state == "running"
     return RunProgress(run.name, state, iteration, total, metric, value, elapsed,
@@ -76,15 +76,11 @@ def _progress(run: RunDir) -> RunProgress:
                        status.get("pid") if running else None)  # fmt: skip
 
 
-def higher_is_better(metric: str) -> bool:
-    """The direction of a tracking metric by its name: a packaged metric's own, the loss
-    and names ending in ``error``/``loss`` lower, any other higher. Never imports what a run
-    folder names (a run folder is untrusted input)."""
-    from sweeptrainer.components.metrics import METRICS
+def _higher(metric: str) -> bool:
+    """The tracking metric's direction by name (nothing the run folder names is imported)."""
+    from sweeptrainer.components.metrics import higher_is_better
 
-    if metric in METRICS:
-        return METRICS[metric].higher_is_better
-    return not (metric == "loss" or metric.endswith(("error", "loss")))
+    return higher_is_better(metric)
 
 
 def pending(experiment_dir: str | Path, present: set[str]) -> list[RunProgress]:
@@ -110,7 +106,8 @@ def _order(experiment_dir: str | Path, rows: list[RunProgress]) -> list[RunProgr
     return sorted(rows, key=lambda r: (place.get(r.name, len(place)), r.name))
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """``1:02:03`` or ``2:03`` (``-`` for None): elapsed times, ETAs, a sweep's total."""
     if seconds is None:
         return "-"
     minutes, secs = divmod(int(seconds), 60)
@@ -134,7 +131,7 @@ def status_table(experiment_dir: str | Path) -> str:
             else ("-" if r.state in ("pending", "damaged") else str(r.iteration))
         )
         lines.append(
-            (r.name, r.state, done, metric, _duration(r.elapsed_s), _duration(r.eta_s), where)
+            (r.name, r.state, done, metric, duration(r.elapsed_s), duration(r.eta_s), where)
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [

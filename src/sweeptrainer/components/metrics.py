@@ -108,6 +108,15 @@ LOSS = Metric("loss", lambda truth, prediction: 0.0, False, None)  # the dev los
 LOWER_IS_BETTER = ("error", "loss", "mse", "mae", "rmse", "distance", "divergence")
 
 
+def higher_is_better(name: str) -> bool:
+    """A metric's direction by its name alone: a packaged metric's own, the loss lower, and
+    names with ``error``, ``loss``, ``mse``, ... lower, any other higher (what a metric given
+    by path gets unless ``higher_is_better`` says; monitoring reads only names)."""
+    if name in METRICS:
+        return METRICS[name].higher_is_better
+    return not any(part in name.lower() for part in LOWER_IS_BETTER)
+
+
 def _name_of(path: str) -> str:
     return path.rsplit(".", 1)[-1].removesuffix("_score")
 
@@ -145,7 +154,7 @@ def from_spec(spec: Any, key: str = "dataset.metrics") -> Metric:
     if not callable(fn):
         raise ConfigError(f"{key}: {name} is not callable as metric(truth, prediction)")
     if higher is None:
-        higher = not any(part in name.lower() for part in LOWER_IS_BETTER)
+        higher = higher_is_better(name)
     return Metric(name, fn, bool(higher), None, uses_scores)
 
 

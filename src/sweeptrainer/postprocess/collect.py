@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweeptrainer.components.metrics import METRICS
+from sweeptrainer.components.metrics import higher_is_better
 from sweeptrainer.config.flat import leaves
 from sweeptrainer.errors import ConfigError, DamagedRunError
 from sweeptrainer.io.lock import RunLock
@@ -160,9 +160,7 @@ def _higher_is_better(tracking: str | None, direction: Any) -> bool:
     metrics (or the loss, lower is better)."""
     if direction in ("max", "min"):
         return direction == "max"
-    if tracking == "loss":
-        return False
-    return METRICS[tracking].higher_is_better if tracking in METRICS else True
+    return higher_is_better(tracking) if tracking else True
 
 
 def collect(experiment_dir: str | Path) -> Experiment:
