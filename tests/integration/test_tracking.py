@@ -285,3 +285,15 @@ def test_tensorboard_leaves_the_recorded_learning_rate_alone(trainer, tmp_path):
     (a,), (b,) = run_dirs(tmp_path, "a"), run_dirs(tmp_path, "b")
     rates = [pd.read_csv(r / "metrics.csv")["learning_rate"].tolist() for r in (a, b)]
     assert rates[0] == rates[1]
+
+
+def test_a_run_trained_again_after_its_folder_was_removed_shows_no_old_curve(trainer, tmp_path):
+    import shutil
+
+    assert trainer(*TINY, "experiment_id=again").code == 0
+    (run,) = run_dirs(tmp_path, "again")
+    shutil.rmtree(run)  # the user removes the run folder to train it anew
+    assert trainer(*TINY, "experiment_id=again").code == 0
+    (board,) = (tmp_path / "results/again/tensorboard").iterdir()
+    (events,) = board.glob("events.out.tfevents.*")  # the old attempt's file is gone
+    assert events.samefile(run / "tensorboard" / events.name)

@@ -160,7 +160,13 @@ class TensorBoardLogger:
 
     def _link(self, board: Path) -> None:
         """Hard-link the run's event files into its labelled folder: the same file under two
-        names (what is appended shows in both), no copy, no symbolic link to follow."""
+        names (what is appended shows in both), no copy, no symbolic link to follow. Event
+        files there that are not the run folder's own (left by an earlier training of the
+        same run whose folder was removed or cleared) are removed, so no old curve mixes in."""
+        own = {e.name for e in self.log_dir.glob("events.out.tfevents.*")}
+        for stale in board.glob("events.out.tfevents.*"):
+            if stale.name not in own and (stale.is_file() or stale.is_symlink()):
+                stale.unlink()
         for events in self.log_dir.glob("events.out.tfevents.*"):
             target = board / events.name
             if target.exists() or events.is_symlink():
