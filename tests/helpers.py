@@ -296,3 +296,21 @@ def touch(path: str) -> None:
     """A plain function that leaves a marker file: a ``_target_`` that must never be called
     from a run folder's config."""
     Path(path).touch()
+
+
+def train_in(folder, *args: str):
+    """``trainer ARGS`` in-process with ``folder`` as the current folder (for module-scoped
+    fixtures that train once and copy the results per test); returns its results folder."""
+    import os
+
+    from sweeptrainer.cli import main
+
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        main(list(args))
+    except SystemExit as exit_:
+        assert not exit_.code, f"trainer {' '.join(args)} exited with {exit_.code}"
+    finally:
+        os.chdir(here)
+    return Path(folder) / "results"

@@ -4,15 +4,14 @@ read the experiment (validate, status, rm-failed) list it and carry on."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 import torch
 import yaml
 
-from sweeptrainer.cli import main
 from tests.conftest import run_dirs, snapshot
+from tests.helpers import train_in
 
 RUNS = ("iterations=2", "progress_bar=false")
 
@@ -20,16 +19,7 @@ RUNS = ("iterations=2", "progress_bar=false")
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     """A finished 2-run sweep, trained once for the module (in a folder of its own)."""
-    folder = tmp_path_factory.mktemp("swept")
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        main(["-m", "seed=1,2", *RUNS])
-    except SystemExit as exit_:
-        assert not exit_.code
-    finally:
-        os.chdir(here)
-    return folder / "results"
+    return train_in(tmp_path_factory.mktemp("swept"), "-m", "seed=1,2", *RUNS)
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@ argument, exit code 2, no traceback, and nothing already in the results folder c
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 
-from sweeptrainer.cli import main
 from tests.conftest import run_dirs, snapshot
+from tests.helpers import train_in
 
 TINY = ("iterations=1", "progress_bar=false")
 
@@ -17,16 +16,7 @@ TINY = ("iterations=1", "progress_bar=false")
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One finished run, trained once for the module (in a folder of its own)."""
-    folder = tmp_path_factory.mktemp("finished")
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        main([*TINY])
-    except SystemExit as exit_:
-        assert not exit_.code
-    finally:
-        os.chdir(here)
-    return folder / "results"
+    return train_in(tmp_path_factory.mktemp("finished"), *TINY)
 
 
 @pytest.fixture
