@@ -477,8 +477,8 @@ def _folder_outcome(run_dir: RunDir, since: str) -> RunOutcome:
         # `finished` before it lets go of the lock): read it again
         status = run_dir.read_status() or {}
     state = status.get("state")
-    if state == "finished" and run_dir.finished_problem():
-        raise DamagedRunError(run_dir.finished_problem())
+    if state == "finished" and (problem := run_dir.finished_problem()):
+        raise DamagedRunError(problem)
     if state == "finished":
         fresh = str(status.get("updated", "")) >= since
         return RunOutcome(run_dir.name, run_dir.path, "finished" if fresh else "skipped")

@@ -52,10 +52,13 @@ def progress(run: RunDir) -> RunProgress:
 
 
 def _progress(run: RunDir) -> RunProgress:
+    # the direction by the metric's name: nothing a run folder names is imported
+    from sweeptrainer.components.metrics import higher_is_better
+
     status = run.read_status() or {}
     state = status.get("state", "unknown")
-    if state == "finished" and run.finished_problem():
-        raise DamagedRunError(run.finished_problem())
+    if state == "finished" and (problem := run.finished_problem()):
+        raise DamagedRunError(problem)
     if state == "running" and not RunLock(run.path).held_elsewhere():
         state = "killed"  # its process is gone: the next run of the command resumes it
     config = run.read_config() or {}
@@ -68,19 +71,12 @@ def _progress(run: RunDir) -> RunProgress:
         column = "dev_loss" if metric == "loss" else f"dev_{metric}"
         if column in metrics.columns and metrics[column].notna().any():
             scores = metrics[column].astype(float)
-            value = float(scores.max() if _higher(str(metric)) else scores.min())
+            value = float(scores.max() if higher_is_better(str(metric)) else scores.min())
     total = status.get("iterations", config.get("iterations"))
     running = state == "running"
     return RunProgress(run.name, state, iteration, total, metric, value, elapsed,
                        status.get("host") if running else None,
                        status.get("pid") if running else None)  # fmt: skip
-
-
-def _higher(metric: str) -> bool:
-    """The tracking metric's direction by name (nothing the run folder names is imported)."""
-    from sweeptrainer.components.metrics import higher_is_better
-
-    return higher_is_better(metric)
 
 
 def pending(experiment_dir: str | Path, present: set[str]) -> list[RunProgress]:

@@ -157,20 +157,10 @@ class RunDir:
         atomic_write_yaml(self.results, results)
 
     def read_results(self) -> dict[str, Any] | None:
-        if not self.results.is_file():
-            return None
-        data = _read_run_yaml(self.results)
-        if not isinstance(data, dict):
-            raise DamagedRunError(f"{self.results}: not a mapping of results; it is damaged")
-        return data
+        return _read_mapping(self.results, "results")
 
     def read_config(self) -> dict[str, Any] | None:
-        if not self.config.is_file():
-            return None
-        data = _read_run_yaml(self.config)
-        if not isinstance(data, dict):
-            raise DamagedRunError(f"{self.config}: not a mapping of config keys; it is damaged")
-        return data
+        return _read_mapping(self.config, "config keys")
 
     def read_metrics(self) -> Any:
         """``metrics.csv`` as a DataFrame, or None when there is none (yet)."""
@@ -260,6 +250,17 @@ def _read_run_yaml(path: Path) -> object:
         return read_yaml(path)
     except ConfigError as err:
         raise DamagedRunError(str(err)) from None
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any] | None:
+    """A run folder's YAML mapping, None when the file is not there; a DamagedRunError when
+    it is unreadable or not a mapping."""
+    if not path.is_file():
+        return None
+    data = _read_run_yaml(path)
+    if not isinstance(data, dict):
+        raise DamagedRunError(f"{path}: not a mapping of {what}; it is damaged")
+    return data
 
 
 def _status_problem(data: object) -> str:
