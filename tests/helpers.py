@@ -37,12 +37,17 @@ for _hook in HOOKS:
 
 
 class FailingCallback:
-    """Raises in cb_on_iteration_end at ``at``: a bug in a user's callback."""
+    """Raises in cb_on_iteration_end at ``at``: a bug in a user's callback. ``raises``:
+    RuntimeError, or SystemExit / KeyboardInterrupt (a library calling ``sys.exit``)."""
 
-    def __init__(self, at: int = 2) -> None:
-        self.at = at
+    def __init__(self, at: int = 2, raises: str = "RuntimeError") -> None:
+        self.at, self.raises = at, raises
 
     def cb_on_iteration_end(self, iteration):
+        if iteration == self.at and self.raises == "SystemExit":
+            raise SystemExit(3)
+        if iteration == self.at and self.raises == "KeyboardInterrupt":
+            raise KeyboardInterrupt
         if iteration == self.at:
             raise RuntimeError(f"callback bug at iteration {iteration}")
 
@@ -216,18 +221,19 @@ class SignalSelf:
 
 def die_after_saving(patch, iteration: int) -> None:
     """Patch (``monkeypatch`` or its context) ``RunDir.save_state`` to save as usual, then
-    raise KeyboardInterrupt right after ``last.pt`` of ``iteration`` is written: the process
+    raise StopNow (a second Ctrl-C) right after ``last.pt`` of ``iteration`` is written: the process
     dies at the worst moment for a resume, with no hook told (exit code 130). States are
     then saved on the training thread (not the saver's worker), so the death comes at once."""
     from sweeptrainer.io.run_dir import RunDir
     from sweeptrainer.io.state_saver import StateSaver
+    from sweeptrainer.training.signals import StopNow
 
     save_state = RunDir.save_state
 
     def save_then_die(self, name, state, **kwargs):
         save_state(self, name, state, **kwargs)
         if name == "last" and state["training"]["iteration"] == iteration:
-            raise KeyboardInterrupt
+            raise StopNow
 
     def save_here(self, names, state, durable=True):
         for name in (names,) if isinstance(names, str) else names:
@@ -314,3 +320,22 @@ def train_in(folder, *args: str):
     finally:
         os.chdir(here)
     return Path(folder) / "results"
+
+
+class StopWhileBuilt:
+    """A callback whose construction takes long (a slow data scan, a big model's start-up):
+    it sends its process SIGTERM, then works for up to ``seconds``; a stop that is not
+    honoured at once ends in a RuntimeError."""
+
+    def __init__(self, seconds: float = 30.0) -> None:
+        import signal
+        import time
+
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            sum(range(10_000))  # busy, as a real scan is
+        raise RuntimeError("the stop signal was not honoured while building")
+
+    def cb_on_train_begin(self):
+        return None

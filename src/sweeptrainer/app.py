@@ -32,7 +32,7 @@ from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir, check_results_dir, training_dir
 from sweeptrainer.logs import attach_file, detach
 from sweeptrainer.snapshot import Provenance
-from sweeptrainer.training.signals import StopSignals
+from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 
 log = logging.getLogger("sweeptrainer")
 
@@ -253,7 +253,14 @@ def train_run(
     device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
     configure_determinism(cfg.reproducible, cfg.compile)
     seed_everything(cfg.seed)
-    components = build(cfg, device, run_dir.path, with_loggers=dist.is_main, sweep_dir=sweep_dir)
+    try:
+        with signals.at_once() if signals is not None else contextlib.nullcontext():
+            components = build(
+                cfg, device, run_dir.path, with_loggers=dist.is_main, sweep_dir=sweep_dir
+            )
+    except Interrupted as stop:  # nothing of the run is saved yet: it starts anew next time
+        log.warning(f"{place}stopped {run_dir.name} before it started training ({stop})")
+        return RunOutcome(run_dir.name, run_dir.path, "interrupted", stop.exit_code, str(stop))
     trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals, dist)
     if not dist.is_main:  # torchrun: rank 0 owns the run folder; the others only train
         return _train_follower(plan, trainer)
@@ -420,8 +427,10 @@ def _train(
         log.error(f"error: {err}")
         run_dir.write_status("failed", plan.config_hash, error=f"ConfigError: {err}", **status)
         return RunOutcome(run_dir.name, run_dir.path, "invalid", 2, str(err))
-    except Exception as err:
-        message = f"{type(err).__name__}: {err}"
+    except (Exception, SystemExit, KeyboardInterrupt) as err:
+        if _a_stop(err, trainer):
+            raise
+        message = _failure(err)
         log.debug(traceback.format_exc())  # train.log only
         log.error(f"run failed: {message} (details: {run_dir.log})")
         run_dir.write_status("failed", plan.config_hash, error=message, **status)
@@ -433,6 +442,27 @@ def _train(
     log.info(f"finished {run_dir.name}: test {tests}")
     log.info(f"run folder: {run_dir.path}")
     return RunOutcome(run_dir.name, run_dir.path, "finished", results=results)
+
+
+def _a_stop(err: BaseException, trainer: Any) -> bool:
+    """Whether ``err`` stops the command rather than failing the run: a second Ctrl-C, or a
+    KeyboardInterrupt where no stop handlers of ours are installed (a notebook's interrupt
+    with ``handle_signals=False``: the user's, not the code's)."""
+    if isinstance(err, StopNow):
+        return True
+    signals = trainer.signals
+    return isinstance(err, KeyboardInterrupt) and not (signals and signals.installed())
+
+
+def _failure(err: BaseException) -> str:
+    """A failed run's error line. SystemExit and KeyboardInterrupt from the run's code
+    (a library's ``sys.exit``, a stray ``raise KeyboardInterrupt``) are its failure, recorded
+    and retried as any other: the sweep goes on and no run is left `running` forever."""
+    if isinstance(err, SystemExit):
+        return f"SystemExit({err.code!r}) raised by the run's code (a run cannot exit the trainer)"
+    if isinstance(err, KeyboardInterrupt):
+        return "KeyboardInterrupt raised by the run's code (no Ctrl-C reached the trainer)"
+    return f"{type(err).__name__}: {err}"
 
 
 def _storage_fault(plan: Plan, trainer: Any, err: StorageError, status: dict) -> RunOutcome:
@@ -548,7 +578,8 @@ def make_task(
         overrides = list(hydra_cfg.overrides.task)
         sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
-        if signals.received is not None:
+        stop = signals.for_job(sweep_dir / STOP_FILE if sweep_dir is not None else None)
+        if stop.received is not None:
             return None  # stopping: leave the remaining runs of the sweep for the next one
         try:
             job_num = OmegaConf.select(hydra_cfg, "job.num")
@@ -557,7 +588,7 @@ def make_task(
                 records[sweep_dir] = sweep_record.read(sweep_dir)
             record = records.get(sweep_dir) if sweep_dir is not None else None
             outcome = train_run(
-                cfg, overrides, signals, job_num, sweep_dir, provenance, choices, check, record
+                cfg, overrides, stop, job_num, sweep_dir, provenance, choices, check, record
             )
             outcomes.append(outcome)
         except ConfigError as err:

@@ -43,8 +43,12 @@ class UnsafeStateError(ConfigError):
     """A state file holds pickled objects beyond tensors and plain containers: never loaded."""
 
 
-class Interrupted(Exception):
-    """A stop signal arrived; the run saved its state and stops (exit code 128 + signal)."""
+class Interrupted(BaseException):
+    """A stop signal arrived; the run saved its state and stops (exit code 128 + signal).
+
+    A BaseException, as KeyboardInterrupt is: a stop raised while components are built
+    (see ``StopSignals.at_once``) must pass through the ``except Exception`` of a user's
+    data code or of a per-file preprocessing loop, not be recorded as their error."""
 
     def __init__(self, signum: int) -> None:
         import signal

@@ -275,42 +275,37 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
             traceback.print_exc()
         return error(str(err))
 
-    import hydra
-
     from sweeptrainer.app import RunOutcome, make_task
     from sweeptrainer.snapshot import Provenance
-    from sweeptrainer.training.signals import StopSignals
+    from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 
     outcomes: list[RunOutcome] = []
+    launched = 0  # the exit code of Hydra's launch, where it reported a failure itself
     started, clock = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
     provenance = Provenance(command, sources=sources).prepare() if hargs.trains else None
     argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides(), *pinned]
     saved, sys.argv = sys.argv, argv
     try:
-        with StopSignals() as signals:
+        stop_file = sweep_dir.absolute() / STOP_FILE if sweep_dir is not None else None
+        with StopSignals(stop_file) as signals:
             task = make_task(outcomes, signals, provenance, check)
             if _one_plain_run(hargs, configs):
                 _run_composed(task, composer(configs[0][0]))
             elif sweep_dir is not None and _in_process_sweep(hargs, composer):
                 _sweep_here(task, configs, composer, sweep_dir, base, signals)
             else:
-                hydra.main(
-                    config_path=str(sources.primary),
-                    config_name=sources.config_name,
-                    version_base="1.3",
-                )(task)()
-    except KeyboardInterrupt:
-        print(
-            "trainer: stopped at once (second Ctrl-C); run the command again to resume",
-            file=sys.stderr,
-        )
+                launched = _launch(task, sources)
+    except KeyboardInterrupt as err:
+        why = "second Ctrl-C" if isinstance(err, StopNow) else "KeyboardInterrupt"
+        print(f"trainer: stopped at once ({why}); run the command again to resume",
+              file=sys.stderr)  # fmt: skip
         return 130
     finally:
         sys.argv = saved
         _end_distributed()
     outcomes = _sweep_outcomes(hargs, configs, composer, outcomes, started)
-    code = summarize(outcomes, hargs.multirun, time.perf_counter() - clock)
-    if signals.received is not None:
+    code = max(summarize(outcomes, hargs.multirun, time.perf_counter() - clock), launched)
+    if signals.look() is not None:  # this process's, or one of the sweep's other processes'
         return 128 + signals.received
     if hargs.multirun and outcomes:
         from sweeptrainer.postprocess import run_postprocess
@@ -321,6 +316,25 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
             if experiment.is_dir():
                 run_postprocess(experiment, ["seed"], plots=True)
     return code
+
+
+def _launch(task, sources) -> int:
+    """Hand the command to Hydra (its launcher and sweeper); its exit code. A launcher that
+    fails (a SLURM job cancelled under it: submitit's UncompletedJobError) makes Hydra print
+    the error and exit 1: the sweep's summary still comes, from the run folders."""
+    import hydra
+
+    try:
+        hydra.main(
+            config_path=str(sources.primary), config_name=sources.config_name, version_base="1.3"
+        )(task)()
+    except SystemExit as stop:
+        if stop.code in (0, None):
+            return 0
+        print("trainer: the launcher reported the error above; the runs' own states follow",
+              file=sys.stderr)  # fmt: skip
+        return stop.code if isinstance(stop.code, int) else 1
+    return 0
 
 
 def _sweep_outcomes(

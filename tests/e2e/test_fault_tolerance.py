@@ -3,6 +3,7 @@ interrupted. Real processes, real signals."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -227,3 +228,57 @@ def test_status_of_a_running_sweep_and_cancel_then_resume(tmp_path):
     assert "resume (interrupted)" in out and "sweep: 2 runs: 2 trained" in out
     code, out = run(tmp_path, "cancel", "results/default", "nope")
     assert code == 2 and "RUN: no run 'nope'" in out  # bad input: nothing is signalled
+
+
+JOBLIB_SWEEP = ("-m", "seed=1,2,3,4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *BASE,
+                "iterations=3", *PAUSE, *SLOW)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def joblib_reference(tmp_path_factory) -> Path:
+    """The joblib sweep of the stop tests, never interrupted."""
+    cwd = tmp_path_factory.mktemp("reference")
+    (cwd / "paused").touch()  # no pause
+    code, out = run(cwd, *JOBLIB_SWEEP)
+    assert code == 0, out
+    return cwd / "results/default/training"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the group", "SIGTERM to the main process", "cancel"])
+def test_joblib_sweep_stops_like_the_basic_launcher(tmp_path, how, joblib_reference):
+    """Issue 19, item 8: under the joblib launcher a stop reaches every worker: each running
+    run finishes its step, saves and is `interrupted`, no run is left `running`, the command
+    exits 128+15 with its summary, and the next command finishes the sweep as if never
+    stopped."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeptrainer", *JOBLIB_SWEEP], cwd=tmp_path, env=_env(),
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for((tmp_path / "paused").exists)
+        if how == "SIGTERM to the group":
+            os.killpg(proc.pid, signal.SIGTERM)
+        elif how == "SIGTERM to the main process":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            code, out = run(tmp_path, "cancel", "results/default")
+            assert code == 0 and "to stop (SIGTERM)" in out, out
+        out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out and "sweep: 4 runs:" in out, out
+    training = tmp_path / "results/default/training"
+    states = {run.name: status(run)["state"] for run in training.iterdir()}
+    assert "interrupted" in states.values(), states
+    assert set(states.values()) <= {"interrupted", "finished"}, states
+
+    code, out = run(tmp_path, *JOBLIB_SWEEP)
+    assert code == 0, out
+    assert "resume (interrupted)" in out
+    assert sorted(p.name for p in training.iterdir()) == sorted(
+        p.name for p in joblib_reference.iterdir()
+    )
+    for run_dir in training.iterdir():
+        assert_same_run(joblib_reference / run_dir.name, run_dir)

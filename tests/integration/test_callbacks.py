@@ -225,6 +225,37 @@ def test_a_failing_callback_fails_the_run_and_keeps_saved_states(trainer, tmp_pa
     assert "RuntimeError: callback bug at iteration 2" in (run / "train.log").read_text()
 
 
+@pytest.mark.parametrize("raises", ["SystemExit", "KeyboardInterrupt"])
+def test_sys_exit_or_keyboard_interrupt_in_user_code_fails_the_run_only(trainer, tmp_path, raises):
+    """Issue 19, item 10: the run is `failed` (not left `running`), the other run of the
+    sweep trains, a re-run counts the attempt, and nothing speaks of a Ctrl-C."""
+    args = ("-m", "seed=1,2", *WINE, "+callbacks.bug._target_=tests.helpers.FailingCallback",
+            f"+callbacks.bug.raises={raises}", "+callbacks.bug.at=1", "iterations=2",
+            "progress_bar=false", "max_retries=1")  # fmt: skip
+    result = trainer(*args)
+    assert result.code == 1, result.out
+    assert "sweep: 2 runs: 0 trained, 0 skipped (finished before), 2 failed" in result.out
+    assert "second Ctrl-C" not in result.out + result.err
+    assert f"{raises}" in result.out and "raised by the run's code" in result.out
+    for run in run_dirs(tmp_path):
+        status = yaml.safe_load((run / "status.yaml").read_text())
+        assert status["state"] == "failed" and status["attempt"] == 1
+    again = trainer(*args)
+    assert again.code == 1 and "retry (attempt 2)" in again.out
+    last = trainer(*args)
+    assert last.code == 1 and "failed 2 times, max_retries is 1" in last.out
+
+
+def test_a_stop_while_components_are_built_is_honoured_at_once(trainer, tmp_path):
+    """Issue 19, item 11: a long loop outside the training step (here a callback's slow
+    start-up) ends at a stop signal; nothing of the run is saved, the next command trains it."""
+    args = (*WINE, "iterations=1", "progress_bar=false")
+    result = trainer(*args, "+callbacks.slow._target_=tests.helpers.StopWhileBuilt")
+    assert result.code == 143, (result.out, result.err)
+    assert "before it started training (stopped by SIGTERM)" in result.out
+    assert not list(tmp_path.glob("results/default/training/*/status.yaml"))
+
+
 def test_sequential_runs_in_one_process_see_only_their_own_callbacks(trainer, tmp_path):
     result = trainer("-m", "seed=1,2", *WINE, *RECORD, "iterations=1")
     assert result.code == 0, result.err

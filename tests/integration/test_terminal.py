@@ -81,13 +81,14 @@ def test_status_lists_finished_running_and_pending_runs_of_a_sweep(trainer, tmp_
     held) lists 2 finished, 1 running with its progress, and 1 pending from the sweep's record."""
     from sweeptrainer.io.lock import RunLock
     from sweeptrainer.io.run_dir import RunDir
+    from sweeptrainer.training.signals import StopNow
 
     save_state = RunDir.save_state
 
     def stop_in_the_third_run(self, name, state, **kwargs):
         save_state(self, name, state, **kwargs)
         if name == "last" and self.name.endswith("_3"):
-            raise KeyboardInterrupt  # gone at once, as a killed process would be
+            raise StopNow  # gone at once, as a killed process would be
 
     def save_here(self, names, state, durable=True):
         for name in (names,) if isinstance(names, str) else names:

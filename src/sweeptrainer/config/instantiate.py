@@ -260,7 +260,7 @@ def instantiate(
         obj = target(*args, **kwargs)
     except ConfigError:
         raise  # components name their own key (e.g. dataset.train)
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a library's sys.exit must not end the command
         from sweeptrainer.usercode import user_frame
 
         where = user_frame(err.__traceback__)

@@ -185,8 +185,15 @@ class ModularTaskTrainer:
             start = self.state.batch_in_epoch
             shard = self.dist.shard if self.dist.world > 1 else None
             batches = source.batches(self._order, start, shard, token=self.state.epoch)
+            given = False
             for batch_idx, batch in enumerate(batches, start=start):
+                given = True
                 yield batch_idx, batch, batch_idx == source.num_batches - 1
+            if not given:  # else this loop would spin for ever, deaf to stop signals
+                raise TrainingError(
+                    f"the training data gave no batch in epoch {self.state.epoch + 1} "
+                    f"(from batch {start} of {source.num_batches}): nothing to train on"
+                )
 
     def _train_until(self, end: int, batches: Iterator[tuple[int, Batch, bool]]) -> None:
         """Train the batches of one period: up to iteration ``end``.
