@@ -107,6 +107,7 @@ def find_continuation(plan: Plan) -> RunDir | None:
                 and other.state("last").is_file()
                 and not (other.read_results() or {}).get("stopped_early")
                 and (best is None or iterations > best[0])
+                and not other.link_problem()  # read through a link: outside the experiment
             ):
                 best = (iterations, other)
         except DamagedRunError:
@@ -130,7 +131,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
         source = find_continuation(plan) if cfg.continue_training else None
         if source is not None:
             plan.action, plan.source = "continue", source
-        return plan
+        return _unless_linked(plan)
     if status.get("config_hash") != plan.config_hash:
         raise ConfigError(
             f"run folder {run_dir.path} holds a run of a different config "
@@ -161,6 +162,17 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
     else:  # interrupted, or `running` with nobody holding the lock: killed
         plan.action, plan.reason = "resume", "interrupted" if state == "interrupted" else "killed"
         plan.reason += since
+    return _unless_linked(plan)
+
+
+def _unless_linked(plan: Plan) -> Plan:
+    """A run that would be written (or resumed, or continued from another run) is left
+    alone, reported damaged, when its folder holds a symbolic link."""
+    if plan.action == "skip" or not plan.run_dir.path.exists():
+        return plan
+    problem = plan.run_dir.link_problem()
+    if problem:
+        plan.action, plan.reason, plan.damaged = "skip", problem, True
     return plan
 
 

@@ -524,10 +524,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(VERBS[args[0]](args[1:]))
         except ConfigError as err:
             sys.exit(error(str(err)))
+        except OSError as err:
+            sys.exit(_refused(args[0], err))
     problem = bare_word(args)
     if problem:
         sys.exit(error(problem))
     sys.exit(train_command(args, list(VERBS)))
+
+
+def _refused(verb: str, err: OSError) -> int:
+    """A verb that writes (postprocess, rm-states, ...) on a read-only, full or foreign
+    folder: one line saying which folder and why, exit 1; anything else is a bug: raised."""
+    from sweeptrainer.io.atomic import storage_fault
+
+    fault = storage_fault(err, Path(err.filename)) if err.filename else None
+    if fault is None:
+        raise err
+    return error(f"{verb}: {fault.strerror}; stopped there", 1)
 
 
 def bare_word(args: Sequence[str]) -> str | None:

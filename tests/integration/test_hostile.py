@@ -172,3 +172,38 @@ def test_a_marked_factory_builds_from_a_run_folder(tmp_path):
     for target in ("sweeptrainer.components.models.torchvision_model",
                    "sweeptrainer.components.models.FFNN"):  # fmt: skip
         check_untrusted(OmegaConf.create({"_target_": target}), "model", torch.nn.Module)
+
+
+@pytest.mark.parametrize("link", ["train.log", "states", "run folder"])
+def test_a_run_with_a_link_out_is_neither_resumed_nor_continued_through_it(trainer, tmp_path, link):
+    """Issue 19, item 2: resuming appends to train.log and writes states/; continuing reads
+    the other run's states: through a symbolic link that would be outside the experiment."""
+    import yaml
+
+    assert trainer(*TINY).code == 0
+    (run,) = run_dirs(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept.txt").write_text("not yours")
+    status = yaml.safe_load((run / "status.yaml").read_text()) | {"state": "interrupted"}
+    (run / "status.yaml").write_text(yaml.safe_dump(status))
+    if link == "run folder":
+        (outside / run.name).mkdir()
+        run.rename(outside / run.name)
+        run.symlink_to(outside / run.name, target_is_directory=True)
+    else:
+        (run / link).rename(outside / link)
+        (run / link).symlink_to(outside / link, target_is_directory=link == "states")
+    before = snapshot(outside)
+
+    resumed = trainer(*TINY)
+    assert resumed.code == 1 and "is a symbolic link" in resumed.out + resumed.err
+    status["state"] = "finished"  # a finished run to continue from: never read through a link
+    (run / "status.yaml").write_text(yaml.safe_dump(status))
+    assert snapshot(outside).keys() == before.keys()
+    before = snapshot(outside)  # the test wrote status.yaml through the link itself
+    continued = trainer("iterations=2", "progress_bar=false", "continue_training=true")
+    assert continued.code == 0 and "continue from" not in continued.out + continued.err
+    assert "on cpu (new)" in continued.out
+    assert "Traceback" not in resumed.err + continued.err
+    assert snapshot(outside) == before

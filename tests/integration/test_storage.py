@@ -52,3 +52,52 @@ def test_a_full_disk_says_so_uses_no_retry_and_the_sweep_finishes_later(trainer,
     done = trainer(*RUNS, results)
     assert done.code == 0, done.err
     assert all(_status(r)["state"] == "finished" for r in runs)
+
+
+@pytest.fixture
+def read_only_results(trainer, tmp_path):
+    """A finished 2-run sweep on a tmpfs, then remounted read-only (root ignores chmod)."""
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here (needs root in a mount namespace)")
+    try:
+        assert trainer(*RUNS, f"results_dir={disk}").code == 0
+        remount = ["mount", "-o", "remount,ro", str(disk)]
+        assert subprocess.run(remount, capture_output=True).returncode == 0
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_read_only_results_folder_gives_clear_errors_and_reading_verbs_work(
+    trainer, tmp_path, read_only_results
+):
+    """Issue 19, item 13: verbs that write say the folder is read-only (no traceback);
+    verbs that only read work."""
+    results, experiment = read_only_results, read_only_results / "default"
+    said = "is on a read-only file system"
+    writers = {
+        "re-run": (2, (*RUNS, f"results_dir={results}")),
+        "continue": (
+            2,
+            (*RUNS[2:], "iterations=3", "continue_training=true", f"results_dir={results}"),
+        ),
+        "postprocess": (1, ("postprocess", str(experiment))),
+        "rm-states": (1, ("rm-states", str(experiment), "--yes")),
+    }
+    for name, (code, args) in writers.items():
+        result = trainer(*args)
+        assert result.code == code, (name, result.out, result.err)
+        assert "Read-only file system" in result.err or said in result.err, (name, result.err)
+        assert "Traceback" not in result.err, name
+
+    status = trainer("status", str(experiment))
+    assert status.code == 0 and status.out.count("finished") >= 2
+    checked = trainer("validate", *RUNS, f"results_dir={results}")
+    assert checked.code == 2 and "Traceback" not in checked.err + checked.out
+    run = sorted((experiment / "training").iterdir())[0]
+    predicted = trainer("inference", str(run), "Wine:test", str(tmp_path / "out.csv"))
+    assert predicted.code == 0, predicted.err
+    assert (tmp_path / "out.csv").read_text().count("\n") > 10

@@ -121,6 +121,25 @@ class RunDir:
             return str(err)
         return ""
 
+    def link_problem(self) -> str:
+        """A symbolic link in the run folder, or the folder being one ("" when none).
+        sweeptrainer never makes one there, and resuming through it (appending to train.log,
+        writing states/, reading last.pt) would reach outside the experiment."""
+        where = ""
+        if self.path.is_symlink():
+            where = str(self.path)
+        for root, dirs, files in os.walk(self.path) if not where else ():  # links not followed
+            links = [Path(root, n) for n in (*dirs, *files) if Path(root, n).is_symlink()]
+            if links:
+                where = f"{links[0]} (to {os.readlink(links[0])})"
+                break
+        if not where:
+            return ""
+        return (
+            f"{where} is a symbolic link, which sweeptrainer never makes in a run folder: "
+            "not written or read through; remove the link (or the run folder) to train it again"
+        )
+
     def write_status(self, state: str, config_hash: str, **fields: Any) -> None:
         """Write ``status.yaml`` atomically; host and PID are recorded while running."""
         if state not in STATES:
