@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 # otherwise take the CUDA one.
 
 VISION_VENV ?= .venv-vision
+RAY_VENV ?= .venv-ray
 
-.PHONY: help install install-vision test test-slow test-all lint format docs bench bench-launchers clean
+.PHONY: help install install-vision install-ray test test-slow test-all lint format docs bench bench-launchers bench-ray clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,11 +26,22 @@ install-vision:  ## a second venv with torchvision and timm (torch 2.14.1, ~5.5 
 	$(VISION_VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1 timm
 	$(VISION_VENV)/bin/pip install -q -e .
 
+# Ray apart: hydra-ray-launcher needs cloudpickle<3, hence joblib<1.6, while .venv has joblib 1.6
+# and cloudpickle 3. Only what tests/e2e/test_ray.py needs: [dev] would resolve with these pins
+# too (joblib 1.5.3), but optuna, mlflow, mkdocs... would double the install for nothing.
+install-ray:  ## a third venv with hydra-ray-launcher + ray (~400 MB) for the Ray tests
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/pip install -q --upgrade pip
+	$(RAY_VENV)/bin/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(RAY_VENV)/bin/pip install -q -e '.[ray]' 'pytest>=8'
+
 test:  ## the test suite without the slow end-to-end tests (a few minutes)
 	$(BIN)/pytest -m "not slow"
 
 test-slow:  ## the slow end-to-end tests: signals and kills, launchers, torchrun, docs commands
 	$(BIN)/pytest -m slow
+	@if [ -x $(RAY_VENV)/bin/pytest ]; then $(RAY_VENV)/bin/pytest -m slow tests/e2e/test_ray.py; \
+	else echo "note: no $(RAY_VENV): the Ray tests were skipped (make install-ray)"; fi
 
 test-all: test test-slow  ## both (what CI runs)
 
@@ -49,6 +61,9 @@ bench:  ## the benchmark table (trainer vs hand-written loop, ~8 min) -> benches
 
 bench-launchers:  ## an 8-run sweep: basic launcher vs joblib with 2 jobs
 	$(BIN)/python benches/bench_launchers.py
+
+bench-ray:  ## an 8-run tiny sweep: basic launcher vs a local Ray (needs make install-ray)
+	$(RAY_VENV)/bin/python benches/bench_ray.py
 
 clean:  ## remove build and test leftovers
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache results benches/_work

@@ -17,7 +17,7 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -533,9 +533,11 @@ def _folder_outcome(run_dir: RunDir, since: str) -> RunOutcome:
 
 
 def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
-    """torch threads per job: ``num_threads``; else ``OMP_NUM_THREADS`` when set; else half
-    the cores this process may use, or the cores divided by the jobs that share them
-    (a parallel launcher's ``n_jobs``, torchrun's processes on this node).
+    """torch threads per job: ``num_threads``; else ``OMP_NUM_THREADS`` when set (joblib's
+    workers get the cores divided by ``n_jobs``, a Ray task its ``num_cpus``); else a SLURM
+    job's ``cpus_per_task`` (its own cores); else half the cores this process may use, or
+    the cores divided by the jobs that share them (a parallel launcher's ``n_jobs``,
+    torchrun's processes on this node).
 
     Why half, not torch's all: torch's threads spin while they wait for each other, and on
     a machine busy with other work a thread without a core of its own stalls the others.
@@ -543,9 +545,12 @@ def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
     17x slower with 2 threads than with 1; idle, 1 thread was as fast (benches/notes.md).
     """
     if num_threads is None and "OMP_NUM_THREADS" in os.environ:
-        return  # the user's (or torchrun's) choice, which torch has read
-    if num_threads is None:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        return  # the user's (or torchrun's, joblib's, Ray's num_cpus) choice: torch read it
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if num_threads is None and slurm.isdigit() and int(slurm) > 0:
+        num_threads = max(1, int(slurm) // local)  # cores the allocation gives this job alone
+    elif num_threads is None:
         num_threads = max(1, usable_cores() // max(2, parallel_jobs or 1, local))
     import torch
 
@@ -557,6 +562,20 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def in_folder(folder: str | None) -> Iterator[None]:
+    """Work in ``folder`` for the duration (where it exists here), then go back."""
+    here = os.getcwd()
+    if not folder or folder == here or not os.path.isdir(folder):
+        yield
+        return
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def make_task(
@@ -583,7 +602,14 @@ def make_task(
         return run_job(cfg, HydraConfig.get(), HydraConfig.get().mode == RunMode.MULTIRUN)
 
     def run_job(cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
-        """One job, given its config and Hydra's node of it (``hydra_cfg``)."""
+        """One job, given its config and Hydra's node of it (``hydra_cfg``), run in the
+        folder of the command that launched it (Hydra's ``runtime.cwd``): a job on a Ray
+        cluster starts where ``ray start`` ran, a SLURM job where sbatch put it, and a
+        relative ``results_dir`` or data path means the user's folder, not theirs."""
+        with in_folder(OmegaConf.select(hydra_cfg, "runtime.cwd")):
+            return job_here(cfg, hydra_cfg, multirun)
+
+    def job_here(cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
         from sweeptrainer.logs import configure_console
 
         configure_console()  # a launcher's worker process starts without it

@@ -8,6 +8,7 @@ that parses its arguments and calls the module that does the work.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -513,6 +514,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from sweeptrainer.errors import ConfigError
 
     args = list(sys.argv[1:] if argv is None else argv)
+    # our packaged hydra/launcher=ray shares its name with the plugin's own config: Hydra 1.3
+    # warns about that on every composition, though our file is complete by itself
+    warnings.filterwarnings(
+        "ignore", r"\s*'hydra/launcher/ray' is validated against ConfigStore", UserWarning
+    )
     if args[:1] in (["-h"], ["--help"], ["help"]):
         print(HELP, end="")
         sys.exit(0)

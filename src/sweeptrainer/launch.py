@@ -114,7 +114,36 @@ def compose_runs(
             where = f"in the run with {' '.join(overrides)}: " if len(runs) > 1 else ""
             raise ConfigError(f"{where}{cfg}") from None
         configs.append((overrides, cfg))
+    check_plugins(composer)
     return composer, configs
+
+
+EXTRAS = {"joblib": "joblib", "submitit": "submitit", "ray": "ray", "optuna": "optuna"}
+
+
+def check_plugins(composer) -> None:
+    """The launcher and sweeper the command names are installed, or a ConfigError saying
+    which extra brings them (Hydra would fail at launch: "Unknown plugin class")."""
+    import importlib.util
+
+    from omegaconf import OmegaConf
+
+    from sweeptrainer.errors import ConfigError
+
+    for cfg in composer.compositions():
+        for group in ("launcher", "sweeper"):
+            target = str(OmegaConf.select(cfg, f"hydra.{group}._target_") or "")
+            module = target.rpartition(".")[0]
+            try:
+                found = not module or importlib.util.find_spec(module) is not None
+            except ImportError:
+                found = False
+            if not found:
+                extra = next((e for k, e in EXTRAS.items() if k in module), None)
+                how = f"pip install 'sweeptrainer[{extra}]'" if extra else f"install {module}"
+                raise ConfigError(
+                    f"hydra/{group}: {target} is not installed in this environment; {how}"
+                )
 
 
 def each_run(
@@ -173,8 +202,8 @@ def move_to_sweep(sources, base) -> tuple[Path | None, list[str]]:
     """
     if base is None:  # not a sweep
         return None, []
-    try:
-        sweep_dir = Path(str(base.hydra.sweep.dir))
+    try:  # absolute: a job on a Ray or SLURM node may start in another folder
+        sweep_dir = Path(str(base.hydra.sweep.dir)).absolute()
     except Exception:  # an interpolation only a Hydra job resolves: keep the temp copy
         return None, []
     if sources.live_dir is not None:  # else nothing was frozen

@@ -37,6 +37,7 @@ def test_torch_threads_leave_room_on_a_busy_machine(monkeypatch):
     monkeypatch.setattr(app, "usable_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     try:
         chosen = []
         for num_threads, jobs in ((None, None), (None, 4), (3, 4), (None, 16)):
@@ -45,9 +46,13 @@ def test_torch_threads_leave_room_on_a_busy_machine(monkeypatch):
         monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
         app.set_threads(None, None)
         chosen.append(torch.get_num_threads())
+        monkeypatch.delenv("LOCAL_WORLD_SIZE")
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")  # a SLURM job's own cores: all of them
+        app.set_threads(None, None)
+        chosen.append(torch.get_num_threads())
         monkeypatch.setenv("OMP_NUM_THREADS", "5")
         app.set_threads(None, None)  # left as torch read it
         chosen.append(torch.get_num_threads())
-        assert chosen == [4, 2, 3, 1, 1, 1]
+        assert chosen == [4, 2, 3, 1, 1, 6, 6]
     finally:
         torch.set_num_threads(before)
