@@ -18,6 +18,8 @@ Rows (targets from the performance issue):
   big sweep     a 200-run sweep: its first run starts; re-run, all finished     <= 10 s each
   busy          a run's training beside busy processes: default threads (half the
                 cores) vs torch's default (all cores); both sweeptrainer
+  busy-sweep    an 8-run sweep beside one busy process per core: default threads vs
+                all cores (torch's default) and vs num_threads=1; whole commands
   postprocess   ``trainer postprocess`` on 100 synthetic runs, plots included     <= 3 s
   peak memory   max RSS of the single run vs the hand-written script              <= 1.1x
   files         an epoch over 2,000 PNG files, num_workers=2, vs a plain          <= 1.1x
@@ -274,6 +276,30 @@ def busy(tmp: Path, repeats: int) -> list[Row]:
     return [row]
 
 
+def busy_sweep(tmp: Path, repeats: int) -> list[Row]:
+    """An 8-run sweep (basic launcher, 3 epochs a run) beside one busy-loop process per
+    core: the whole command with the default threads against torch's own default (all
+    cores, what sweeptrainer used before it chose), and against num_threads=1. Both sides
+    are sweeptrainer; the 'hand-written' column is the other thread count."""
+    before = Row("busy machine: 8-run sweep, default vs all-core threads", "s", "")
+    one = Row("  the same, default vs num_threads=1", "s", "")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(cores or 1)]  # fmt: skip
+    args = [*TRAINER, "-m", f"seed={SEEDS}", *QUIET, "iterations=3"]
+    try:
+        for _ in range(repeats):
+            ours = run([*args, "num_threads=null"], fresh(tmp / "busy-sweep"))[0]
+            before.ours.append(ours)
+            one.ours.append(ours)
+            before.theirs.append(run([*args, f"num_threads={cores}"], fresh(tmp / "busy-sweep"))[0])
+            one.theirs.append(run([*args, "num_threads=1"], fresh(tmp / "busy-sweep"))[0])
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+    return [before, one]
+
+
 def postprocess(tmp: Path, repeats: int) -> list[Row]:
     from bench_postprocess import make_experiment
 
@@ -316,6 +342,7 @@ ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "validate": validate_grid,
     "big": big_sweep,
     "busy": busy,
+    "busy-sweep": busy_sweep,
     "postprocess": postprocess,
     "files": files,
     "cache": cache,

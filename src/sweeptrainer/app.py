@@ -37,6 +37,12 @@ from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 log = logging.getLogger("sweeptrainer")
 
 
+BY_ANOTHER = "trained by another process"  # a skipped run's note: not "finished before"
+# a token per training command, set for its jobs (launcher workers inherit it; a Ray
+# worker does not, and its runs then count as the command's own)
+COMMAND_ENV = "SWEEPTRAINER_COMMAND"
+
+
 @dataclass
 class RunOutcome:
     """What happened to one run: trained, skipped, failed, interrupted or invalid, and where."""
@@ -281,7 +287,7 @@ def train_run(
     lock = RunLock(run_dir.path)
     if not lock.acquire():
         log.info(f"skip {run_dir.name}: another process is training it")
-        return RunOutcome(run_dir.name, run_dir.path, "skipped")
+        return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
     try:
         plan = plan_run(cfg, overrides, holding_lock=True)  # again, now that the folder is ours
         if plan.action == "skip":
@@ -366,7 +372,9 @@ def _skipped(plan: Plan, place: str = "") -> RunOutcome:
     except DamagedRunError as err:
         log.warning(f"{place}damaged {run_dir.name}: {err}")
         return RunOutcome(run_dir.name, run_dir.path, "damaged", 1, str(err))
-    return RunOutcome(run_dir.name, run_dir.path, "skipped", results=results)
+    elsewhere = plan.reason.startswith("being trained by")
+    return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER if elsewhere else None,
+                      results)  # fmt: skip
 
 
 @dataclass
@@ -407,6 +415,9 @@ def _train(
         "base_hash": plan.base_hash,
         "iterations": int(cfg.iterations),
         "fingerprint": fingerprint(cfg),  # the user's code and data files, to see edits
+        # the command that trained it: another command of the sweep (on another node,
+        # say) tells "trained by another process" from its own runs
+        "command": os.environ.get(COMMAND_ENV),
     }
     try:
         run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
@@ -496,25 +507,26 @@ def plan_source_it(plan: Plan) -> int | None:
     return (status or {}).get("iterations")
 
 
-def folder_outcome(cfg: DictConfig, overrides: Sequence[str], since: str) -> RunOutcome:
+def folder_outcome(
+    cfg: DictConfig, overrides: Sequence[str], since: str, command: str | None = None
+) -> RunOutcome:
     """What a run's folder says happened to it (any launcher): trained since ``since``
-    (a status timestamp), finished before, failed, interrupted, or not started."""
+    (a status timestamp) by this command (its ``COMMAND_ENV`` token) or another, finished
+    before, failed, interrupted, or not started."""
     from sweeptrainer.config.compose import task_config
 
     run_dir = locate_run(task_config(cfg), overrides)
     try:
-        return _folder_outcome(run_dir, since)
+        return _folder_outcome(run_dir, since, command)
     except DamagedRunError as err:
         return RunOutcome(run_dir.name, run_dir.path, "damaged", 1, str(err))
 
 
-def _folder_outcome(run_dir: RunDir, since: str) -> RunOutcome:
+def _folder_outcome(run_dir: RunDir, since: str, command: str | None = None) -> RunOutcome:
     status = run_dir.read_status() or {}
     if status.get("state") == "running":
         if RunLock(run_dir.path).held_elsewhere():
-            return RunOutcome(
-                run_dir.name, run_dir.path, "skipped", 0, "trained by another process"
-            )
+            return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
         # nobody holds it now: killed, or it finished between the two looks (a job writes
         # `finished` before it lets go of the lock): read it again
         status = run_dir.read_status() or {}
@@ -523,6 +535,9 @@ def _folder_outcome(run_dir: RunDir, since: str) -> RunOutcome:
         raise DamagedRunError(problem)
     if state == "finished":
         fresh = str(status.get("updated", "")) >= since
+        ours = command is None or status.get("command") in (None, command)
+        if fresh and not ours:
+            return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
         return RunOutcome(run_dir.name, run_dir.path, "finished" if fresh else "skipped")
     if state == "failed":
         code = 2 if str(status.get("error", "")).startswith("ConfigError") else 1
@@ -562,6 +577,14 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def _end_search(searching: bool, signum: int) -> None:
+    """A search sweeper (Optuna) that is stopping ends its search: raised through Hydra's job
+    and the sweeper (a BaseException), else it would ask for every remaining trial, and
+    record each as failed ("Return value must be float-castable")."""
+    if searching:
+        raise Interrupted(signum)
 
 
 @contextlib.contextmanager
@@ -617,7 +640,9 @@ def make_task(
         sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
         stop = signals.for_job(sweep_dir / STOP_FILE if sweep_dir is not None else None)
+        searching = "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_"))
         if stop.received is not None:
+            _end_search(searching, stop.received)
             return None  # stopping: leave the remaining runs of the sweep for the next one
         try:
             job_num = OmegaConf.select(hydra_cfg, "job.num")
@@ -635,6 +660,8 @@ def make_task(
             print(f"trainer: error: {err}", file=sys.stderr)
             outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
             return None
+        if outcome.state == "interrupted" and stop.received is not None:
+            _end_search(searching, stop.received)
         # the objective of a search sweeper (Optuna): the best dev tracking metric
         results = outcome.results or {}
         return (results.get("dev") or {}).get(results.get("tracking_metric"))

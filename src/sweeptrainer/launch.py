@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,7 +305,7 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
             traceback.print_exc()
         return error(str(err))
 
-    from sweeptrainer.app import RunOutcome, make_task
+    from sweeptrainer.app import COMMAND_ENV, RunOutcome, make_task
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 
@@ -314,8 +315,9 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
     provenance = Provenance(command, sources=sources).prepare() if hargs.trains else None
     argv = [sys.argv[0], *hargs.flags, *hargs.overrides, *sources.hydra_overrides(), *pinned]
     saved, sys.argv = sys.argv, argv
+    command = os.environ[COMMAND_ENV] = uuid.uuid4().hex[:12]  # for the jobs' status files
     try:
-        stop_file = sweep_dir.absolute() / STOP_FILE if sweep_dir is not None else None
+        stop_file = sweep_dir / STOP_FILE if sweep_dir is not None else None
         with StopSignals(stop_file) as signals:
             task = make_task(outcomes, signals, provenance, check)
             if _one_plain_run(hargs, configs):
@@ -331,43 +333,76 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
         return 130
     finally:
         sys.argv = saved
+        os.environ.pop(COMMAND_ENV, None)
         _end_distributed()
-    outcomes = _sweep_outcomes(hargs, configs, composer, outcomes, started)
+    outcomes = _sweep_outcomes(hargs, configs, composer, outcomes, started, command)
     code = max(summarize(outcomes, hargs.multirun, time.perf_counter() - clock), launched)
+    if sweep_dir is not None:
+        print_best_trial(sweep_dir)
     if signals.look() is not None:  # this process's, or one of the sweep's other processes'
         return 128 + signals.received
     if hargs.multirun and outcomes:
-        from sweeptrainer.postprocess import run_postprocess
-
-        configs = [cfg for _, cfg in configs]
-        experiments = {Path(c.results_dir) / c.experiment_id for c in configs if c.postprocess}
-        for experiment in sorted(experiments):
-            if experiment.is_dir():
-                run_postprocess(experiment, ["seed"], plots=True)
+        _postprocess([cfg for _, cfg in configs])
     return code
+
+
+def _postprocess(configs: list) -> None:
+    """After a sweep: the tables, plots and report of each experiment it trained in."""
+    from sweeptrainer.postprocess import run_postprocess
+
+    experiments = {Path(c.results_dir) / c.experiment_id for c in configs if c.postprocess}
+    for experiment in sorted(experiments):
+        if experiment.is_dir():
+            run_postprocess(experiment, ["seed"], plots=True)
 
 
 def _launch(task, sources) -> int:
     """Hand the command to Hydra (its launcher and sweeper); its exit code. A launcher that
-    fails (a SLURM job cancelled under it: submitit's UncompletedJobError) makes Hydra print
-    the error and exit 1: the sweep's summary still comes, from the run folders."""
+    fails (a SLURM job cancelled under it: submitit's UncompletedJobError) is one line
+    here, not Hydra's traceback, and the sweep's summary still comes, from the run folders."""
     import hydra
 
+    from sweeptrainer.errors import Interrupted
+
+    shown = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing and exiting
     try:
         hydra.main(
             config_path=str(sources.primary), config_name=sources.config_name, version_base="1.3"
         )(task)()
-    except SystemExit as stop:
-        if stop.code in (0, None):
-            return 0
-        print("trainer: the launcher reported the error above; the runs' own states follow",
-              file=sys.stderr)  # fmt: skip
-        return stop.code if isinstance(stop.code, int) else 1
+    except Interrupted:
+        return 0  # a search that stopped (see app._end_search): the stop's code comes after
+    except Exception as err:
+        if shown:
+            traceback.print_exc()
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"trainer: the launcher failed: {type(err).__name__}: {first}; the runs' own "
+              "states follow", file=sys.stderr)  # fmt: skip
+        return 1
+    finally:
+        if not shown:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
     return 0
 
 
+def print_best_trial(sweep_dir: Path) -> None:
+    """A search sweeper's best trial (Optuna's ``optimization_results.yaml``), as the last
+    line: the values it found and the objective it reached."""
+    from sweeptrainer.io.atomic import read_yaml
+
+    found = sweep_dir / "optimization_results.yaml"
+    if found.is_symlink() or not found.is_file():
+        return
+    try:
+        best = read_yaml(found)
+        params = " ".join(f"{k}={v}" for k, v in dict(best["best_params"]).items())
+        print(f"best trial: {params} (objective {float(best['best_value']):.4g}; {found})")
+    except Exception as err:  # the study's own file: a problem there is not the sweep's
+        print(f"best trial: unreadable {found} ({type(err).__name__})")
+
+
 def _sweep_outcomes(
-    hargs: HydraArgs, configs: list, composer, outcomes: list, started: str
+    hargs: HydraArgs, configs: list, composer, outcomes: list, started: str, command=None
 ) -> list:
     """A basic sweep's outcomes, from the run folders: jobs of a parallel launcher report
     nothing to this process (a search sweeper such as Optuna picks its runs as it goes:
@@ -382,10 +417,23 @@ def _sweep_outcomes(
     if not all("BasicSweeper" in str(sweeper) for sweeper in sweepers):
         return outcomes
     seen = {o.name: o for o in outcomes}
-    found = [folder_outcome(cfg, overrides, started) for overrides, cfg in configs]
+    found = [folder_outcome(cfg, overrides, started, command) for overrides, cfg in configs]
     invalid = [o for o in outcomes if o.state == "invalid"]
-    found = [seen.get(o.name, o) for o in found if o.state != "not started" or not invalid]
+    found = [_merged(seen.get(o.name), o) for o in found if o.state != "not started" or not invalid]
     return found + invalid
+
+
+def _merged(seen, found):
+    """What this process saw of a run wins over its folder, but for a run it skipped that
+    the folder says was finished since the command started: another command of the same
+    sweep trained it meanwhile (not "finished before")."""
+    from sweeptrainer.app import BY_ANOTHER
+
+    if seen is None:
+        return found
+    if seen.state == "skipped" and (found.state == "finished" or found.error == BY_ANOTHER):
+        seen.error = BY_ANOTHER
+    return seen
 
 
 def _one_plain_run(hargs: HydraArgs, configs: list) -> bool:
@@ -464,16 +512,19 @@ def _end_distributed() -> None:
 
 def summarize(outcomes: list, multirun: bool, seconds: float | None = None) -> int:
     """Print a sweep's tally and failed runs; 2 if any input was bad, 1 if any run failed."""
+    from sweeptrainer.app import BY_ANOTHER
     from sweeptrainer.monitor import duration
 
     if multirun and outcomes:
         states = ("finished", "skipped", "failed", "interrupted", "invalid", "damaged",
                   "not started")  # fmt: skip
         counts = {s: sum(o.state == s for o in outcomes) for s in states}
+        others = sum(o.state == "skipped" and o.error == BY_ANOTHER for o in outcomes)
         extra = ", ".join(f"{counts[s]} {s}" for s in states[3:] if counts[s])
         print(
-            f"sweep: {len(outcomes)} runs: {counts['finished']} trained, {counts['skipped']} "
-            f"skipped (finished before), {counts['failed']} failed"
+            f"sweep: {len(outcomes)} runs: {counts['finished']} trained, "
+            + (f"{others} {BY_ANOTHER}, " if others else "")
+            + f"{counts['skipped'] - others} skipped (finished before), {counts['failed']} failed"
             + (f", {extra}" if extra else "")
             + (f"; took {duration(seconds)}" if seconds is not None else "")
         )

@@ -282,3 +282,25 @@ def test_joblib_sweep_stops_like_the_basic_launcher(tmp_path, how, joblib_refere
     )
     for run_dir in training.iterdir():
         assert_same_run(joblib_reference / run_dir.name, run_dir)
+
+
+def test_a_stopped_optuna_search_ends_at_once_and_resumes(tmp_path):
+    """Issue 21, item 4: a stop ends the search (no trial after it, none recorded as failed
+    with "Return value must be float-castable"); the same command resumes the interrupted
+    trial and finishes the search, printing its best trial."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    args = ("-m", "+experiment=optuna_search", *BASE, "iterations=3",
+            "hydra.sweeper.n_trials=3", *PAUSE)  # fmt: skip
+    proc = start(tmp_path, *args)
+    wait_for((tmp_path / "paused").exists)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert proc.returncode == 143, out
+    assert "float-castable" not in out and "Traceback" not in out, out
+    training = tmp_path / "results/optuna_search/training"
+    assert [status(r)["state"] for r in training.iterdir()] == ["interrupted"]
+
+    code, out = run(tmp_path, *args)
+    assert code == 0, out
+    assert "resume (interrupted)" in out and "best trial: learning_rate=" in out
+    assert sorted(status(r)["state"] for r in training.iterdir()) == ["finished"] * 3

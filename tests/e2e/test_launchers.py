@@ -75,6 +75,19 @@ def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
     assert len(names) == 4 and len(set(names)) == 4, trained  # each run trained exactly once
     runs = list((tmp_path / "results/default/training").iterdir())
     assert all(yaml.safe_load((r / "status.yaml").read_text())["state"] == "finished" for r in runs)
+    # each command's tally: its own runs trained, the other's "trained by another process",
+    # none "finished before" (issue 21, item 4)
+    tallies = [
+        re.search(
+            r"sweep: 4 runs: (\d+) trained, (?:(\d+) trained by another "
+            r"process, )?0 skipped \(finished before\)",
+            out,
+        )
+        for out in outputs
+    ]
+    assert all(tallies), outputs
+    mine = [int(t.group(1)) for t in tallies]
+    assert sum(mine) == 4 and all(int(t.group(1)) + int(t.group(2) or 0) == 4 for t in tallies)
 
 
 def test_torchrun_two_processes_match_one_and_only_rank_0_writes(tmp_path):

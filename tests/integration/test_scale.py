@@ -52,6 +52,7 @@ def test_optuna_search_beats_its_worst_trial_and_skips_finished_trials(trainer, 
     assert best["best_value"] == max(values) and best["best_value"] > min(values)
     rates = [yaml.safe_load((r / "config.yaml").read_text())["learning_rate"] for r in runs]
     assert best["best_params"]["learning_rate"] in rates
+    assert f"best trial: learning_rate={best['best_params']['learning_rate']}" in first.out
     again = trainer(*args)
     assert again.code == 0
     assert again.out.count("skip ") == 5 and "sweep: 5 runs: 0 trained, 5 skipped" in again.out
