@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 VISION_VENV ?= .venv-vision
 RAY_VENV ?= .venv-ray
 
-.PHONY: help install install-vision install-ray test test-slow test-all lint format docs bench bench-launchers bench-ray clean
+.PHONY: help install install-vision install-ray test test-slow test-all lint format docs bench bench-launchers bench-slurm bench-ray clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench:  ## the benchmark table (trainer vs hand-written loop, ~8 min) -> benches
 
 bench-launchers:  ## an 8-run sweep: basic launcher vs joblib with 2 jobs
 	$(BIN)/python benches/bench_launchers.py
+
+bench-slurm:  ## an 8-run sweep: basic launcher vs a one-node SLURM cluster it starts (root, apt packages)
+	$(BIN)/python benches/bench_slurm.py
 
 bench-ray:  ## an 8-run tiny sweep: basic launcher vs a local Ray (needs make install-ray)
 	$(RAY_VENV)/bin/python benches/bench_ray.py

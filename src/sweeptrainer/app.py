@@ -534,10 +534,13 @@ def _folder_outcome(run_dir: RunDir, since: str, command: str | None = None) -> 
     if state == "finished" and (problem := run_dir.finished_problem()):
         raise DamagedRunError(problem)
     if state == "finished":
-        fresh = str(status.get("updated", "")) >= since
-        ours = command is None or status.get("command") in (None, command)
-        if fresh and not ours:
-            return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
+        updated = str(status.get("updated", ""))  # to the second, as ``since``
+        if command is not None and status.get("command") not in (None, command):
+            # another command's run: finished after this one started, or before it (in the
+            # second it started: counted as before)
+            note = BY_ANOTHER if updated > since else None
+            return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, note)
+        fresh = updated >= since
         return RunOutcome(run_dir.name, run_dir.path, "finished" if fresh else "skipped")
     if state == "failed":
         code = 2 if str(status.get("error", "")).startswith("ConfigError") else 1

@@ -425,13 +425,13 @@ def _sweep_outcomes(
 
 def _merged(seen, found):
     """What this process saw of a run wins over its folder, but for a run it skipped that
-    the folder says was finished since the command started: another command of the same
-    sweep trained it meanwhile (not "finished before")."""
+    the folder says another command of the sweep finished meanwhile (not "finished
+    before")."""
     from sweeptrainer.app import BY_ANOTHER
 
     if seen is None:
         return found
-    if seen.state == "skipped" and (found.state == "finished" or found.error == BY_ANOTHER):
+    if seen.state == "skipped" and found.error == BY_ANOTHER:
         seen.error = BY_ANOTHER
     return seen
 

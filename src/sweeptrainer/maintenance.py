@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -101,8 +102,16 @@ def rm_states(
         if not _confirm(question, ask or input):
             print("nothing removed")
             return []
-    for path in doomed if not dry_run else []:
-        path.unlink()
+    for run_dir, paths in itertools.groupby(doomed if not dry_run else [], lambda p: p.parent):
+        lock = RunLock(run_dir.parent)  # held while deleting: no run starts meanwhile
+        if not lock.acquire():
+            print(f"kept the states of {run_dir.parent.name}: a process started training it")
+            continue
+        try:
+            for path in paths:
+                path.unlink()
+        finally:
+            lock.release()
     verb = "would free" if dry_run else "freed"
     print(f"{len(doomed)} state file(s), {verb} {size / 1e6:.1f} MB")
     return doomed

@@ -85,7 +85,7 @@ def test_a_read_only_results_folder_gives_clear_errors_and_reading_verbs_work(
             (*RUNS[2:], "iterations=3", "continue_training=true", f"results_dir={results}"),
         ),
         "postprocess": (1, ("postprocess", str(experiment))),
-        "rm-states": (1, ("rm-states", str(experiment), "--yes")),
+        "rm-states": (1, ("rm-states", str(experiment), "--best-only", "--yes")),
     }
     for name, (code, args) in writers.items():
         result = trainer(*args)

@@ -65,9 +65,14 @@ class RunLock:
         return str(pid) in {str(p) for p in holders}
 
     def held_elsewhere(self) -> bool:
-        """True when some other process holds the lock right now (checked without keeping it)."""
+        """True when some other process holds the lock right now. Read from /proc/locks
+        where there is one: a probe that takes the lock, even for a moment, can make a
+        trainer of another command skip the run, and then nobody trains it."""
         if not self.path.exists():
             return False
+        holders = self.holders()
+        if holders is not None:
+            return bool(holders)  # this process too: a lock taken on another descriptor
         if self.acquire():
             self.release()
             return False

@@ -1,0 +1,1 @@
+"""Real engines for the slow tests, brought up on this machine (loopback only)."""
