@@ -362,8 +362,10 @@ def _launch(task, sources) -> int:
     here, not Hydra's traceback, and the sweep's summary still comes, from the run folders."""
     import hydra
 
+    from hydra_plugins.sweeptrainer.launchers import register
     from sweeptrainer.errors import Interrupted
 
+    register()  # hydra/launcher=slurm's launcher, which is ours
     shown = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing and exiting
     try:

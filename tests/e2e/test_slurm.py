@@ -252,3 +252,28 @@ def test_cluster_helper_names_what_is_missing(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     reason = start()
     assert isinstance(reason, str) and "root" in reason
+
+
+def test_a_killed_job_does_not_end_the_command_before_the_others(slurm_cluster, tmp_path):
+    """Issue 21: a job that ends without a result (its process SIGKILLed: the OOM killer, a
+    node failure) is one line; the command still waits for the other jobs, then prints the
+    tally from the run folders (the killed run left to resume), exit 1."""
+    sweep = ("-m", "seed=1,2", "iterations=60", "eval_frequency=10", *STEPS, *SLURM)
+    proc = start_trainer(slurm_cluster, tmp_path, *sweep)
+    try:
+        wait_for(lambda: len(list(tmp_path.glob("results/default/training/*"))) == 2, 300,
+                 "both runs' folders")  # fmt: skip
+        first, second = the_run(tmp_path, 1), the_run(tmp_path, 2)
+        wait_for(lambda: training(first) and training(second), 120, "both runs to train")
+        os.kill(status(first)["pid"], 9)
+        out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "the launcher failed: UncompletedJobError" in out, out
+    assert status(second)["state"] == "finished", out  # waited for, not cut short
+    assert "sweep: 2 runs: 1 trained, 0 skipped (finished before), 0 failed, 1 interrupted" in out
+    again = trainer(slurm_cluster, tmp_path, *sweep)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resume (killed) from states/last.pt" in log(first)
