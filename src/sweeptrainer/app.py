@@ -149,7 +149,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
     if changed and cfg.get("rerun_on_change", "warn") == "rerun":
         plan.action, plan.attempt = "rerun", 1
         plan.reason = f"changed since it trained: {', '.join(changed)}"
-        return plan
+        return _unless_linked(plan)  # clearing a linked folder would delete its target
     since = (f"; changed since: {', '.join(changed)} (rerun_on_change=rerun trains it again)"
              if changed else "")  # fmt: skip
     if state == "finished":
@@ -174,7 +174,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
 def _unless_linked(plan: Plan) -> Plan:
     """A run that would be written (or resumed, or continued from another run) is left
     alone, reported damaged, when its folder holds a symbolic link."""
-    if plan.action == "skip" or not plan.run_dir.path.exists():
+    if plan.action == "skip" or not os.path.lexists(plan.run_dir.path):
         return plan
     problem = plan.run_dir.link_problem()
     if problem:
@@ -272,7 +272,9 @@ def train_run(
     configure_determinism(cfg.reproducible, cfg.compile)
     seed_everything(cfg.seed)
     try:
-        with signals.at_once() if signals is not None else contextlib.nullcontext():
+        # not under torchrun: a rank leaving here while another waits in a collective hangs
+        at_once = signals is not None and dist.world == 1
+        with signals.at_once() if at_once else contextlib.nullcontext():
             components = build(
                 cfg, device, run_dir.path, with_loggers=dist.is_main, sweep_dir=sweep_dir
             )

@@ -56,3 +56,6 @@ class Interrupted(BaseException):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum = signum
         self.exit_code = 128 + signum
+
+    def __reduce__(self) -> tuple:
+        return (Interrupted, (self.signum,))  # a launcher's worker sends it back pickled

@@ -119,7 +119,8 @@ def compose_runs(
     return composer, configs
 
 
-EXTRAS = {"joblib": "joblib", "submitit": "submitit", "ray": "ray", "optuna": "optuna"}
+EXTRAS = {"joblib": "joblib", "submitit": "submitit", "ray": "ray", "optuna": "optuna",
+          "hydra_plugins.sweeptrainer": "submitit"}  # fmt: skip
 
 
 def check_plugins(composer) -> None:
@@ -137,6 +138,9 @@ def check_plugins(composer) -> None:
             module = target.rpartition(".")[0]
             try:
                 found = not module or importlib.util.find_spec(module) is not None
+                if found and module.startswith("hydra_plugins.sweeptrainer"):  # ours: always
+                    # there, its class only with the launcher it builds on installed
+                    found = hasattr(importlib.import_module(module), target.rpartition(".")[2])
             except ImportError:
                 found = False
             if not found:
@@ -318,6 +322,8 @@ def _compose_and_launch(sources, hargs: HydraArgs, command: str, verbs: Sequence
     command = os.environ[COMMAND_ENV] = uuid.uuid4().hex[:12]  # for the jobs' status files
     try:
         stop_file = sweep_dir / STOP_FILE if sweep_dir is not None else None
+        if stop_file is not None:  # an earlier command's stop of this sweep folder
+            stop_file.unlink(missing_ok=True)
         with StopSignals(stop_file) as signals:
             task = make_task(outcomes, signals, provenance, check)
             if _one_plain_run(hargs, configs):
@@ -375,8 +381,8 @@ def _launch(task, sources) -> int:
     except Interrupted:
         return 0  # a search that stopped (see app._end_search): the stop's code comes after
     except Exception as err:
-        if shown:
-            traceback.print_exc()
+        if shown or not type(err).__module__.startswith(("submitit", "ray")):
+            traceback.print_exc()  # not a launcher's report of a lost job: a bug to see
         first = (str(err).strip().splitlines() or [""])[0]
         print(f"trainer: the launcher failed: {type(err).__name__}: {first}; the runs' own "
               "states follow", file=sys.stderr)  # fmt: skip

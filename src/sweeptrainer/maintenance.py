@@ -92,7 +92,8 @@ def rm_states(
             print(f"kept the states of {run.name}: a process is training it right now")
             continue
         doomed += [p for p in sorted(run.states.glob("*.pt")) if p.name not in keep]
-    size = sum(p.lstat().st_size for p in doomed)
+    sizes = {p: p.lstat().st_size for p in doomed}
+    size = sum(sizes.values())
     for path in doomed:
         print(f"{'would remove' if dry_run else 'remove'} {path}")
     if doomed and not dry_run and not yes:
@@ -102,6 +103,7 @@ def rm_states(
         if not _confirm(question, ask or input):
             print("nothing removed")
             return []
+    removed = doomed if dry_run else []
     for run_dir, paths in itertools.groupby(doomed if not dry_run else [], lambda p: p.parent):
         lock = RunLock(run_dir.parent)  # held while deleting: no run starts meanwhile
         if not lock.acquire():
@@ -110,8 +112,10 @@ def rm_states(
         try:
             for path in paths:
                 path.unlink()
+                removed.append(path)
         finally:
             lock.release()
     verb = "would free" if dry_run else "freed"
-    print(f"{len(doomed)} state file(s), {verb} {size / 1e6:.1f} MB")
-    return doomed
+    freed = sum(sizes[p] for p in removed)
+    print(f"{len(removed)} state file(s), {verb} {freed / 1e6:.1f} MB")
+    return removed

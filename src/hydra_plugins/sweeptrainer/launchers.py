@@ -69,9 +69,9 @@ if SubmititSlurmLauncher is not None:
                 [f"job_id_for_{n}" for n in nums],
                 [state] * len(nums),
             )
-            return [_result(job) for job in jobs]
+            return [_result(job, o) for job, o in zip(jobs, job_overrides, strict=True)]
 
-    def _result(job: Any) -> Any:
+    def _result(job: Any, overrides: Sequence[str]) -> Any:
         """The job's return, or a failed one when it ended without a result."""
         from hydra.core.utils import JobReturn, JobStatus
 
@@ -80,4 +80,4 @@ if SubmititSlurmLauncher is not None:
         except Exception as err:  # submitit's UncompletedJobError, a failed job's error
             first = (str(err).strip().splitlines() or [""])[0]
             log.error(f"SLURM job {job.job_id} ended without a result: {first}")
-            return JobReturn(status=JobStatus.FAILED, _return_value=err)
+            return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=err)

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from sweeptrainer.errors import Interrupted
+from sweeptrainer.io.atomic import atomic_write_text
 
 log = logging.getLogger("sweeptrainer")
 
@@ -132,20 +133,18 @@ class StopSignals:
         self._received = self._received or signum
         if signum in SWEEP_STOPS and self.stop_file is not None:
             with contextlib.suppress(OSError):  # a read-only or full disk: this process stops
-                if not self.stop_file.exists():
-                    self.stop_file.write_text(f"{signal.Signals(signum).name}\n")
+                if not self.stop_file.exists():  # whole or not there: written atomically
+                    atomic_write_text(self.stop_file, f"{signal.Signals(signum).name}\n")
         if self._at_once:
             self._at_once = False  # once: the clean-up below it runs undisturbed
             raise Interrupted(signum)
 
 
 def _read_stop(stop_file: Path) -> int | None:
-    """The signal written to a sweep's stop file, if it is there (SIGTERM if unreadable)."""
+    """The signal written to a sweep's stop file, if it is there (SIGTERM if unrecognised)."""
     try:
         text = stop_file.read_text(errors="replace").strip()
-    except FileNotFoundError:
+    except OSError:  # not there; or a passing error of a network file system: look again
         return None
-    except OSError:
-        return signal.SIGTERM
     name = text if text in {s.name for s in SWEEP_STOPS} else "SIGTERM"
     return int(signal.Signals[name])
