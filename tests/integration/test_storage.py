@@ -4,6 +4,7 @@ is space again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 
@@ -13,18 +14,24 @@ import yaml
 RUNS = ("-m", "seed=1,2", "dataset=Wine", "iterations=2", "progress_bar=false")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1.6 MB tmpfs: one Wine run (two 460 KB states) fits, the second does not."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(disk)]
+@contextlib.contextmanager
+def tmpfs(folder, size: str):
+    """A tmpfs of ``size`` mounted on ``folder`` for the block (skips where not allowed)."""
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
     if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
         pytest.skip("mounting a tmpfs is not allowed here (needs root in a mount namespace)")
     try:
-        yield disk
+        yield folder
     finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.6 MB tmpfs: one Wine run (two 460 KB states) fits, the second does not."""
+    with tmpfs(tmp_path / "disk", "1600k") as disk:
+        yield disk
 
 
 def _status(run):
@@ -57,18 +64,11 @@ def test_a_full_disk_says_so_uses_no_retry_and_the_sweep_finishes_later(trainer,
 @pytest.fixture
 def read_only_results(trainer, tmp_path):
     """A finished 2-run sweep on a tmpfs, then remounted read-only (root ignores chmod)."""
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)]
-    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs is not allowed here (needs root in a mount namespace)")
-    try:
+    with tmpfs(tmp_path / "ro", "32m") as disk:
         assert trainer(*RUNS, f"results_dir={disk}").code == 0
         remount = ["mount", "-o", "remount,ro", str(disk)]
         assert subprocess.run(remount, capture_output=True).returncode == 0
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_a_read_only_results_folder_gives_clear_errors_and_reading_verbs_work(
