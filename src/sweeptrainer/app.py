@@ -66,6 +66,7 @@ class Plan:
     reason: str = ""
     source: RunDir | None = None  # the finished run a `continue` starts from
     damaged: bool = False  # a file of the run folder cannot be trusted: left as it is
+    elsewhere: bool = False  # another process is training it right now
 
     @cached_property
     def config_hash(self) -> str:
@@ -163,7 +164,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
     elif state == "failed":
         plan.action, plan.attempt = "retry", plan.attempt + 1
     elif state == "running" and not holding_lock and RunLock(run_dir.path).held_elsewhere():
-        plan.action = "skip"
+        plan.action, plan.elsewhere = "skip", True
         plan.reason = f"being trained by pid {status.get('pid')} on {status.get('host')}"
     else:  # interrupted, or `running` with nobody holding the lock: killed
         plan.action, plan.reason = "resume", "interrupted" if state == "interrupted" else "killed"
@@ -374,9 +375,8 @@ def _skipped(plan: Plan, place: str = "") -> RunOutcome:
     except DamagedRunError as err:
         log.warning(f"{place}damaged {run_dir.name}: {err}")
         return RunOutcome(run_dir.name, run_dir.path, "damaged", 1, str(err))
-    elsewhere = plan.reason.startswith("being trained by")
-    return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER if elsewhere else None,
-                      results)  # fmt: skip
+    note = BY_ANOTHER if plan.elsewhere else None
+    return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, note, results)
 
 
 @dataclass
@@ -638,6 +638,7 @@ def make_task(
             return job_here(cfg, hydra_cfg, multirun)
 
     def job_here(cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
+        from sweeptrainer.config.compose import basic_sweeper
         from sweeptrainer.logs import configure_console
 
         configure_console()  # a launcher's worker process starts without it
@@ -645,7 +646,7 @@ def make_task(
         sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
         stop = signals.for_job(sweep_dir / STOP_FILE if sweep_dir is not None else None)
-        searching = "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_"))
+        searching = not basic_sweeper(hydra_cfg)
         if stop.received is not None:
             _end_search(searching, stop.received)
             return None  # stopping: leave the remaining runs of the sweep for the next one

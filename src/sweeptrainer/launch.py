@@ -227,13 +227,13 @@ def record_sweep(sweep_dir: Path | None, hargs: HydraArgs, base, composer, confi
         return
 
     from sweeptrainer.app import locate_run
+    from sweeptrainer.config.compose import basic_sweeper
     from sweeptrainer.io import sweep_record
 
     declared = OmegaConf.select(base, "hydra.sweeper.params")
     swept = sweep_record.swept_keys(hargs.overrides, dict(declared) if declared else None)
-    sweepers = [OmegaConf.select(c, "hydra.sweeper._target_") for c in composer.compositions()]
     runs = []
-    if all("BasicSweeper" in str(sweeper) for sweeper in sweepers):
+    if all(basic_sweeper(c.hydra) for c in composer.compositions()):
         runs = [(locate_run(cfg, overrides).name, overrides) for overrides, cfg in configs]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     sweep_record.write(sweep_dir, [k.lstrip("+~") for k in swept], runs)
@@ -415,14 +415,12 @@ def _sweep_outcomes(
     """A basic sweep's outcomes, from the run folders: jobs of a parallel launcher report
     nothing to this process (a search sweeper such as Optuna picks its runs as it goes:
     its outcomes are ours). What this process saw itself wins."""
-    from omegaconf import OmegaConf
-
     from sweeptrainer.app import folder_outcome
+    from sweeptrainer.config.compose import basic_sweeper
 
     if not (hargs.multirun and configs):
         return outcomes
-    sweepers = [OmegaConf.select(c, "hydra.sweeper._target_") for c in composer.compositions()]
-    if not all("BasicSweeper" in str(sweeper) for sweeper in sweepers):
+    if not all(basic_sweeper(c.hydra) for c in composer.compositions()):
         return outcomes
     seen = {o.name: o for o in outcomes}
     found = [folder_outcome(cfg, overrides, started, command) for overrides, cfg in configs]
@@ -458,15 +456,16 @@ def _in_process_sweep(hargs: HydraArgs, composer) -> bool:
     out (callbacks, environment variables, changing folder, saving the job's config)."""
     from omegaconf import OmegaConf
 
+    from sweeptrainer.config.compose import basic_sweeper
+
     if not (hargs.multirun and hargs.trains and composer is not None):
         return False
     if any(f not in ("-m", "--multirun") for f in hargs.flags):
         return False
     for cfg in composer.compositions():  # every run's hydra node is one of theirs
         node = cfg.hydra
-        plugins = f"{OmegaConf.select(node, 'sweeper._target_')} "
-        plugins += str(OmegaConf.select(node, "launcher._target_"))
-        if "BasicSweeper" not in plugins or "BasicLauncher" not in plugins:
+        launcher = str(OmegaConf.select(node, "launcher._target_"))
+        if not basic_sweeper(node) or "BasicLauncher" not in launcher:
             return False
         if node.callbacks or node.job.env_set or node.job.chdir or node.output_subdir:
             return False

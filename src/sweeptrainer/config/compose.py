@@ -206,6 +206,12 @@ def task_config(cfg: DictConfig) -> DictConfig:
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
 
+def basic_sweeper(hydra_node: Any) -> bool:
+    """Whether a config's ``hydra`` node sweeps with Hydra's basic sweeper (a grid: every run
+    known before launch), not a search that picks its runs as it goes (Optuna)."""
+    return "BasicSweeper" in str(OmegaConf.select(hydra_node, "sweeper._target_"))
+
+
 def composition_message(err: BaseException) -> str:
     """Hydra's message without the search-path dump, plus the root cause when useful."""
     text = str(err).split("\nConfig search path:")[0].strip()
