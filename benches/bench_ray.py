@@ -12,12 +12,11 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from launcher_sweeps import alternate, table
 
 SWEEP = ["-m", "seed=1,2,3,4,5,6,7,8", "iterations=10", "progress_bar=false"]
 
@@ -33,15 +32,6 @@ def launchers(ray_temp: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(workdir: Path, extra: list[str]) -> float:
-    shutil.rmtree(workdir / "results", ignore_errors=True)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sweeptrainer", *SWEEP, *extra], cwd=workdir,
-                   check=True, capture_output=True, env=env)  # fmt: skip
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
@@ -51,24 +41,14 @@ def main() -> None:
     except ImportError:
         sys.exit("needs hydra-ray-launcher: make install-ray, then make bench-ray")
     ray_temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
-    sides = launchers(ray_temp)
-    times: dict[str, list[float]] = {name: [] for name in sides}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.repeats):
-                for name, extra in sides.items():
-                    times[name].append(timed(Path(tmp), extra))
+        times = alternate(SWEEP, launchers(ray_temp), args.repeats, env)
     finally:
         shutil.rmtree(ray_temp, ignore_errors=True)
-    basic = statistics.median(times["basic"])
     print(f"8-run sweep (Digits, 10 epochs each), median of {args.repeats}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}\n")  # fmt: skip
-    print("| launcher | wall (s) | range (s) | vs basic |")
-    print("| --- | --- | --- | --- |")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"| {name} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | "
-              f"{basic / median:.2f}x |")  # fmt: skip
+    print(table(times))
 
 
 if __name__ == "__main__":

@@ -13,25 +13,13 @@ cores). Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.clusters
 
+from launcher_sweeps import alternate, table
 from tests.clusters.slurm import PARTITION, start
-
-
-def timed(workdir: Path, args: list[str], env: dict[str, str]) -> float:
-    shutil.rmtree(workdir / "results", ignore_errors=True)
-    clock = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sweeptrainer", *args], cwd=workdir, env=env,
-                   check=True, capture_output=True)  # fmt: skip
-    return time.perf_counter() - clock
 
 
 def main() -> None:
@@ -50,23 +38,13 @@ def main() -> None:
             f"hydra.launcher.partition={PARTITION}",
         ],
     }
-    times: dict[str, list[float]] = {name: [] for name in launchers}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.repeats):
-                for name, extra in launchers.items():
-                    times[name].append(timed(Path(tmp), sweep + extra, cluster.env))
+        times = alternate(sweep, launchers, args.repeats, cluster.env)
     finally:
         cluster.stop()
-    basic = statistics.median(times["basic"])
     print(f"8-run sweep (Digits, {args.epochs} epochs each), median of {args.repeats}; "
           f"cluster bring-up {cluster.bring_up_s:.0f} s (not counted)\n")  # fmt: skip
-    print("| launcher | wall (s) | runs (s) | vs basic |")
-    print("|---|---:|---:|---:|")
-    for name, values in times.items():
-        median = statistics.median(values)
-        runs = ", ".join(f"{v:.1f}" for v in values)
-        print(f"| {name} | {median:.1f} | {runs} | {basic / median:.2f}x |")
+    print(table(times))
 
 
 if __name__ == "__main__":

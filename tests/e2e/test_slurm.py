@@ -96,6 +96,19 @@ def training(run_dir: Path) -> bool:
     return status(run_dir).get("state") == "running" and (run_dir / "states/last.pt").is_file()
 
 
+# two ~30 s runs, one job each, training at once (slurm_cpu: a core a job)
+LONG_SWEEP = ("-m", "seed=1,2", "iterations=100", "eval_frequency=10", *STEPS, *SLURM)
+
+
+def first_run_training(cwd: Path) -> Path:
+    """The folder of the sweep's seed-1 run, once its job trains and has saved."""
+    wait_for(lambda: list(cwd.glob("results/default/training/*_None_1_*")), 300,
+             "the run's folder")  # fmt: skip
+    run = the_run(cwd, 1)
+    wait_for(lambda: training(run), 120, "the run to train and save")
+    return run
+
+
 def job_of(run_dir: Path) -> str:
     """The SLURM job (``ARRAY_TASK`` for an array task) whose process trains the run: from
     the environment of the pid in its status.yaml (the job runs on this machine)."""
@@ -134,13 +147,10 @@ def test_slurm_sweep_gives_the_runs_of_the_basic_launcher(slurm_cluster, tmp_pat
 
 
 def test_scancel_interrupts_a_run_and_the_same_command_resumes_it(slurm_cluster, tmp_path):
-    sweep = ("-m", "seed=1,2", "iterations=100", "eval_frequency=10", *STEPS, *SLURM)
+    sweep = LONG_SWEEP
     proc = start_trainer(slurm_cluster, tmp_path, *sweep)
     try:
-        wait_for(lambda: list(tmp_path.glob("results/default/training/*_None_1_*")), 300,
-                 "the run's folder")  # fmt: skip
-        run = the_run(tmp_path, 1)
-        wait_for(lambda: training(run), 120, "the run to train and save")
+        run = first_run_training(tmp_path)
         job = job_of(run)
         signalled = time.time()
         cancel = slurm_cluster.run("scancel", job)
@@ -210,13 +220,10 @@ def test_time_limit_saves_the_run_and_the_next_commands_finish_it(slurm_cluster,
 
 
 def test_status_and_cancel_on_a_slurm_sweep(slurm_cluster, tmp_path):
-    sweep = ("-m", "seed=1,2", "iterations=100", "eval_frequency=10", *STEPS, *SLURM)
+    sweep = LONG_SWEEP
     proc = start_trainer(slurm_cluster, tmp_path, *sweep)
     try:
-        wait_for(lambda: list(tmp_path.glob("results/default/training/*_None_1_*")), 300,
-                 "the run's folder")  # fmt: skip
-        run = the_run(tmp_path, 1)
-        wait_for(lambda: training(run), 120, "the run to train and save")
+        run = first_run_training(tmp_path)
         shown = trainer(slurm_cluster, tmp_path, "status", "results/default")
         assert shown.returncode == 0, shown.stdout + shown.stderr
         info = status(run)
