@@ -50,3 +50,19 @@ def test_one_copy_serves_several_names_and_keeps_a_modules_metadata(tmp_path):
         assert (
             loaded["model"]._metadata[""]["version"] == model.state_dict()._metadata[""]["version"]
         )
+
+
+def test_a_large_state_is_written_at_once_after_the_pending_ones(tmp_path, monkeypatch):
+    from sweeptrainer.io import state_saver
+
+    run = RunDir(tmp_path / "run")
+    saver = StateSaver(run)
+    saver.save("best", {"w": torch.ones(4)})  # small: buffered, written by the worker
+    monkeypatch.setattr(state_saver, "INLINE_BYTES", 8)
+    weights = torch.full((4,), 2.0)
+    saver.save(("best", "last"), {"w": weights})  # large: written before save returns
+    weights.fill_(-1)
+    assert saver._pool is not None and not saver._pending
+    for name in ("best", "last"):
+        assert torch.equal(run.load_state(name)["w"], torch.full((4,), 2.0))
+    saver.close()

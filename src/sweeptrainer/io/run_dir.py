@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sweeptrainer.errors import DamagedRunError
-from sweeptrainer.io.atomic import atomic_write, atomic_write_text, atomic_write_yaml, read_yaml
+from sweeptrainer.io.atomic import (
+    atomic_write,
+    atomic_write_text,
+    atomic_write_yaml,
+    read_yaml,
+    storage_fault,
+)
 
 TRAINING_DIR = "training"
 STATES = ("running", "interrupted", "finished", "failed")
@@ -58,6 +64,8 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # metrics.csv as this object last wrote it (columns, rows): the next row is appended
+        self._metrics_written: tuple[list[str], int, int] | None = None  # and its size
 
     @property
     def name(self) -> str:
@@ -222,13 +230,31 @@ class RunDir:
         return pd.read_csv(path) if path.is_file() else None
 
     def write_metrics(self, rows: list[dict[str, float]], durable: bool = True) -> None:
-        """All rows so far (rewritten at every evaluation: the csv module, not pandas)."""
+        """All rows so far. A row that follows the ones this object wrote, with the same
+        columns, is appended (one write: a kill leaves the file as it was or with the
+        row); anything else, and the final (``durable``) version, rewrites the file
+        atomically, so a finished or resumed run's file is whole whatever happened before."""
         columns = list(dict.fromkeys(key for row in rows for key in row))
         text = io.StringIO()
         writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write(self.metrics, lambda f: f.write(text.getvalue().encode()), durable)
+        if not durable and self._metrics_written == (columns, len(rows) - 1, self._size()):
+            writer.writerow(rows[-1])
+            try:
+                with open(self.metrics, "ab") as f:
+                    f.write(text.getvalue().encode())
+            except OSError as err:
+                raise (storage_fault(err, self.metrics) or err) from err
+        else:
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write(self.metrics, lambda f: f.write(text.getvalue().encode()), durable)
+        self._metrics_written = (columns, len(rows), self._size())
+
+    def _size(self) -> int:
+        try:
+            return os.stat(self.metrics).st_size
+        except OSError:
+            return -1
 
     def write_output(self, split: str, frame: Any) -> None:
         atomic_write(self.output(split), lambda f: frame.to_csv(f, index=False))
@@ -237,6 +263,10 @@ class RunDir:
         import torch
 
         atomic_write(self.state(name), lambda f: torch.save(state, f), durable)
+
+    def write_state(self, name: str, data: bytes | memoryview, durable: bool = True) -> None:
+        """``states/<name>.pt`` from a state already serialized (``state_saver.serialize``)."""
+        atomic_write(self.state(name), lambda f: f.write(data), durable)
 
     def sync_states(self) -> None:
         """fsync the state files (written without it during training) once at the end."""

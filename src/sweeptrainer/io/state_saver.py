@@ -1,17 +1,23 @@
-"""Saving states/*.pt on a worker thread, so training goes on while a state is written.
+"""Saving states/*.pt while the training goes on.
 
-A state is copied when it is handed over (the training changes the live tensors at
-once), then pickled and written by one worker thread, in order, each file atomically
-(temp + rename), so a kill at any moment leaves the previous complete file. Pickling
-and writing a small model's state every epoch costs about 8 % of a Digits run's
-training time on the training thread (``benches/notes.md``).
+A state is serialized once, on the training thread, when it is handed over: the bytes
+are then a snapshot the training cannot change, so no tensor is copied, and a state
+saved as both ``best.pt`` and ``last.pt`` is pickled once. One worker thread writes the
+bytes, in order, each file atomically (temp + rename), so a kill at any moment leaves the
+previous complete file; the file system calls release the GIL, so the training's Python
+goes on meanwhile. Pickling on the worker instead held the GIL against the training
+thread, and copying the tensors first cost more than pickling them (``benches/notes.md``).
+
+A large state (over ``INLINE_BYTES`` of tensors: a big model and its optimizer) is
+written straight from the live tensors on the training thread: buffering it would hold a
+second copy in memory, and its epochs are long enough that the write does not show.
 """
 
 from __future__ import annotations
 
-import copy
+import io
 import logging
-from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -21,9 +27,11 @@ from sweeptrainer.io.run_dir import RunDir
 
 log = logging.getLogger("sweeptrainer")
 
+INLINE_BYTES = 64 * 2**20  # states up to this size are buffered and written beside training
+
 
 class StateSaver:
-    """Writes a run's state files in the background; :meth:`wait` before relying on them."""
+    """Writes a run's state files; :meth:`wait` before relying on them."""
 
     def __init__(self, run_dir: RunDir) -> None:
         self.run_dir = run_dir
@@ -33,16 +41,22 @@ class StateSaver:
     def save(
         self, names: str | tuple[str, ...], state: dict[str, Any], durable: bool = True
     ) -> None:
-        """Write ``states/<name>.pt`` for each of ``names`` (in order) from one copy of
-        ``state``; an earlier failed write is raised here (a full disk stops the run as a
-        synchronous write would)."""
+        """Write ``states/<name>.pt`` for each of ``names`` (in order) from one
+        serialization of ``state``; an earlier failed write is raised here (a full disk
+        stops the run as a synchronous write would)."""
         self._collect(block=False)
+        names = (names,) if isinstance(names, str) else names
+        if tensor_bytes(state) > INLINE_BYTES:
+            self.wait()  # in order: what was handed over before lands first
+            for name in names:
+                self.run_dir.save_state(name, state, durable=durable)
+            return
+        payload = serialize(state)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-saver")
-        detached = detach(state)  # tensors are cloned: training may go on
-        for name in (names,) if isinstance(names, str) else names:
+        for name in names:
             self._pending.append(
-                self._pool.submit(self.run_dir.save_state, name, detached, durable=durable)
+                self._pool.submit(self.run_dir.write_state, name, payload, durable=durable)
             )
 
     def wait(self) -> None:
@@ -71,24 +85,24 @@ class StateSaver:
             self._pending.pop(0).result()
 
 
-def detach(value: Any) -> Any:
-    """A copy of a state tree that training cannot change: tensors cloned, containers
-    rebuilt, immutable values shared. About 5x faster than ``copy.deepcopy`` for a state
-    (``deepcopy`` rebuilds every tensor through its storage and pickling protocol)."""
+def serialize(state: dict[str, Any]) -> memoryview:
+    """The bytes ``torch.save`` writes for ``state`` (a snapshot of the live tensors)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getbuffer()
+
+
+def tensor_bytes(value: Any) -> int:
+    """The bytes of the tensors in a state tree."""
+    return sum(t.nelement() * t.element_size() for t in _tensors(value))
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        items = ((k, detach(v)) for k, v in value.items())
-        if not isinstance(value, OrderedDict):
-            return dict(items)
-        copied = OrderedDict(items)  # a module's state_dict: keep its version metadata
-        if hasattr(value, "_metadata"):
-            copied._metadata = copy.deepcopy(value._metadata)  # type: ignore[attr-defined]
-        return copied
-    if isinstance(value, list):
-        return [detach(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(detach(v) for v in value)
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return value
-    return copy.deepcopy(value)
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _tensors(item)

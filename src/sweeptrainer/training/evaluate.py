@@ -86,26 +86,37 @@ def evaluate(
     layout = layout or BatchLayout()
     outputs, targets, losses, ids = [], [], [], []
     with _per_sample(criterion) as per_sample:
+        # per-sample losses of the whole split at once, unless a hook wants each batch's
+        per_batch = on_step is not None or not per_sample
         for batch_idx, batch in enumerate(source.batches()):
             if on_step is not None:
                 on_step("begin", batch_idx, None)
             inputs, y, index = layout.split(batch)
             out = inputs.call(model)
-            loss = criterion(out, y)
-            # a criterion without `reduction`: its batch mean stands for each sample
-            loss = loss.reshape(len(y), -1).mean(dim=1) if per_sample else loss.expand(len(y))
             outputs.append(out)
             targets.append(y)
-            losses.append(loss)
             if index is not None:
                 ids.append(index)
+            if per_batch:
+                losses.append(_sample_losses(criterion, out, y, per_sample))
             if on_step is not None:
-                on_step("end", batch_idx, loss.mean())
+                on_step("end", batch_idx, losses[-1].mean())
+        all_outputs, all_targets = torch.cat(outputs), torch.cat(targets)
+        if not per_batch:
+            losses = [_sample_losses(criterion, all_outputs, all_targets, per_sample)]
     all_losses = torch.cat(losses).float().cpu().numpy()
-    truth, prediction, scores = decode(dataset, torch.cat(outputs), torch.cat(targets))
+    truth, prediction, scores = decode(dataset, all_outputs, all_targets)
     values = {m.name: m(truth, prediction, scores) for m in metrics}
     loss = float(all_losses.mean())
     return SplitResult(loss, values, truth, prediction, scores, all_losses, _ids(ids))
+
+
+def _sample_losses(
+    criterion: nn.Module, outputs: torch.Tensor, y: torch.Tensor, per_sample: bool
+) -> torch.Tensor:
+    """One loss per sample; a criterion without ``reduction``: its batch mean for each."""
+    loss = criterion(outputs, y)
+    return loss.reshape(len(y), -1).mean(dim=1) if per_sample else loss.expand(len(y))
 
 
 def _ids(parts: list[Any]) -> np.ndarray | None:

@@ -32,7 +32,7 @@ class TrainingState:
 
     def state_dict(self) -> dict[str, Any]:
         """The fields themselves, not copies (``asdict`` copies every metrics row at every
-        save); whoever keeps the result beyond the moment copies it (``StateSaver``)."""
+        save); whoever keeps the result beyond the moment serializes it (``StateSaver``)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
