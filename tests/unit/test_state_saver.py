@@ -66,3 +66,24 @@ def test_a_large_state_is_written_at_once_after_the_pending_ones(tmp_path, monke
     for name in ("best", "last"):
         assert torch.equal(run.load_state(name)["w"], torch.full((4,), 2.0))
     saver.close()
+
+
+def test_the_metrics_rows_travel_as_json_and_come_back_equal(tmp_path):
+    import math
+
+    from sweeptrainer.training.state import TrainingState
+
+    run = RunDir(tmp_path / "run")
+    state = TrainingState(iteration=2)
+    state.rows = [{"iteration": 1, "dev_pcc": math.nan, "train_loss": 1 / 3},
+                  {"iteration": 2, "dev_pcc": 0.25, "train_loss": 0.1 + 0.2}]  # fmt: skip
+    run.save_state("last", {"training": state.state_dict()})
+    saved = run.load_state("last")["training"]
+    assert isinstance(saved["rows"], str)  # one object to pickle, however many rows
+    back = TrainingState()
+    back.load_state_dict(saved)
+    assert back.rows[1] == state.rows[1] and back.rows[0]["train_loss"] == 1 / 3
+    assert math.isnan(back.rows[0]["dev_pcc"]) and type(back.rows[0]["iteration"]) is int
+    state.rows[1]["note"] = torch.tensor(1.0)  # not JSON: saved as it is
+    back.load_state_dict(state.state_dict())
+    assert back.rows[1]["note"] == 1.0

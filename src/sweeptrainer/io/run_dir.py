@@ -234,17 +234,24 @@ class RunDir:
         columns, is appended (one write: a kill leaves the file as it was or with the
         row); anything else, and the final (``durable``) version, rewrites the file
         atomically, so a finished or resumed run's file is whole whatever happened before."""
-        columns = list(dict.fromkeys(key for row in rows for key in row))
+        written = self._metrics_written
         text = io.StringIO()
-        writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
-        if not durable and self._metrics_written == (columns, len(rows) - 1, self._size()):
-            writer.writerow(rows[-1])
+        if (
+            not durable
+            and written is not None
+            and written[1:] == (len(rows) - 1, self._size())
+            and all(key in written[0] for key in rows[-1])
+        ):
+            columns = written[0]
+            csv.DictWriter(text, columns, restval="", lineterminator="\n").writerow(rows[-1])
             try:
                 with open(self.metrics, "ab") as f:
                     f.write(text.getvalue().encode())
             except OSError as err:
                 raise (storage_fault(err, self.metrics) or err) from err
         else:
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
             atomic_write(self.metrics, lambda f: f.write(text.getvalue().encode()), durable)

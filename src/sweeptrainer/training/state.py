@@ -6,6 +6,8 @@ Everything here is a plain Python value or a tensor, so a state file loads with
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -32,11 +34,21 @@ class TrainingState:
 
     def state_dict(self) -> dict[str, Any]:
         """The fields themselves, not copies (``asdict`` copies every metrics row at every
-        save); whoever keeps the result beyond the moment serializes it (``StateSaver``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        save); whoever keeps the result beyond the moment serializes it (``StateSaver``).
+
+        The metrics rows go as one JSON text where they can: a state is saved at every
+        evaluation, and pickling every key and value of every row one by one made each save
+        of a long run cost more than the last (60 rows: about 1 ms of a 3 ms save)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        # a row holding what JSON cannot (a callback's doing) leaves the list as it is
+        with contextlib.suppress(TypeError, ValueError):
+            data["rows"] = json.dumps(self.rows)
+        return data
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         for name, value in data.items():
+            if name == "rows" and isinstance(value, str):
+                value = json.loads(value)
             setattr(self, name, value)
 
 
