@@ -1,25 +1,28 @@
-"""Per epoch, measured in one process: the default Digits run of the trainer and the same
-training written by hand (handwritten.py) take turns, the order switching every pair, so
-both sides see the same machine at nearly the same moment (a whole process each would add
-the start-up's noise to a 50 ms quantity). Prints one JSON line per pair: the median epoch
-of each side, epochs 2-20.
+"""Per epoch, interleaved: the default Digits run of the trainer, with a callback that runs
+one epoch of the same training written by hand (handwritten.py) after each of the
+trainer's evaluations. Both sides' epochs take turns within one process, a few tens of
+milliseconds apart, so a machine whose speed drifts from second to second (a shared VM)
+slows both alike. Prints one JSON line per run: the median epoch of each side and the
+median of the per-epoch ratios.
 
-An epoch is what happens between two evaluations: the training batches, the dev
-evaluation, and for the trainer everything it does per epoch besides (metrics.csv,
-states/last.pt and best.pt, TensorBoard, the log line); on the hand-written side one
-accuracy on dev and a copy of the best state. Both sides use the trainer's thread count.
+The trainer's epoch is timed from the callback's return to its next call: the rest of
+the evaluation before (metrics.csv, states/last.pt and best.pt, TensorBoard), the training
+batches, the dev evaluation with its three metrics. The hand-written epoch: the training
+batches, one accuracy on dev in one batch, a copy of the best state. Both use the
+trainer's torch threads; the hand-written epoch runs with its own RNG state, so the
+trainer's random streams are untouched.
 
-Called by bench.py; runnable alone: ``python benches/bench_epoch.py --pairs 5``.
+Called by bench.py; runnable alone: ``python benches/bench_epoch.py --runs 3``, and with
+overrides to see what a part costs: ``... --runs 3 loggers.tensorboard=null``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import itertools
 import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import handwritten
@@ -28,37 +31,60 @@ import torch
 import sweeptrainer
 
 
-def trainer_epoch_ms(results_dir: Path, pair: int) -> float:
-    run = sweeptrainer.train(["progress_bar=false", f"experiment_id=pair{pair}"],
-                             results_dir=results_dir)  # fmt: skip
-    with open(run.run_dir / "metrics.csv", encoding="utf-8") as f:
-        elapsed = [float(row["elapsed_s"]) for row in csv.DictReader(f)]
-    return 1000 * statistics.median(b - a for a, b in itertools.pairwise(elapsed))
+class HandEpochs:
+    """A callback: one hand-written epoch between two of the trainer's; the pairs go to
+    ``out`` (JSON) when training ends."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        data = handwritten.splits(*handwritten.load("digits"))
+        with torch.random.fork_rng():
+            self.hand = handwritten.Training(data, [256, 128], 32, 1e-3, 1)
+            self.rng = torch.get_rng_state()
+        self.ours: list[float] = []
+        self.theirs: list[float] = []
+        self._left: float | None = None
+
+    def cb_on_iteration_end(self) -> None:
+        arrived = time.perf_counter()
+        if self._left is not None:
+            self.ours.append(arrived - self._left)
+        with torch.random.fork_rng():
+            torch.set_rng_state(self.rng)
+            self.theirs.append(self.hand.epoch())
+            self.rng = torch.get_rng_state()
+        self._left = time.perf_counter()
+
+    def cb_on_train_end(self) -> None:
+        pairs = list(zip(self.ours, self.theirs[1:], strict=True))  # epochs 2, 3, ...
+        Path(self.out).write_text(json.dumps(pairs))
 
 
-def handwritten_epoch_ms(data, threads: int) -> float:
-    torch.set_num_threads(threads)  # the trainer's choice, so both sides compute alike
-    epochs = handwritten.train(data, [256, 128], 20, 32, 1e-3, 1)["epoch_s"]
-    return 1000 * statistics.median(epochs[1:])
+def run(results_dir: Path, number: int, overrides: list[str]) -> dict[str, float]:
+    out = results_dir / f"pairs{number}.json"
+    sweeptrainer.train(
+        ["progress_bar=false", f"experiment_id=run{number}",
+         "+callbacks.hand._target_=bench_epoch.HandEpochs", f"+callbacks.hand.out={out}",
+         *overrides],
+        results_dir=results_dir,
+    )  # fmt: skip
+    pairs = json.loads(out.read_text())
+    return {
+        "trainer_ms": 1000 * statistics.median(a for a, _ in pairs),
+        "handwritten_ms": 1000 * statistics.median(b for _, b in pairs),
+        "ratio": statistics.median(a / b for a, b in pairs),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("overrides", nargs="*", help="for the trainer's runs (what costs what)")
     args = parser.parse_args()
-    data = handwritten.splits(*handwritten.load("digits"))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer_epoch_ms(Path(tmp), -1)  # warm-up: the first run imports and builds caches
-        threads = torch.get_num_threads()
-        handwritten_epoch_ms(data, threads)
-        for pair in range(args.pairs):
-            if pair % 2 == 0:
-                ours = trainer_epoch_ms(Path(tmp), pair)
-                theirs = handwritten_epoch_ms(data, threads)
-            else:
-                theirs = handwritten_epoch_ms(data, threads)
-                ours = trainer_epoch_ms(Path(tmp), pair)
-            print(json.dumps({"trainer_ms": ours, "handwritten_ms": theirs}), flush=True)
+        run(Path(tmp), -1, args.overrides)  # warm-up: the first run imports, fills caches
+        for number in range(args.runs):
+            print(json.dumps(run(Path(tmp), number, args.overrides)), flush=True)
 
 
 if __name__ == "__main__":

@@ -44,52 +44,63 @@ def splits(x: np.ndarray, y: np.ndarray) -> list[tuple[torch.Tensor, torch.Tenso
     ]
 
 
-def train(data, hidden: list[int], epochs: int, batch: int, lr: float, seed: int) -> dict:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = data
-    layers, size = [], x_train.shape[1]
-    for h in hidden:
-        layers += [nn.Linear(size, h), nn.ReLU(), nn.Dropout(0.2)]
-        size = h
-    model = nn.Sequential(*layers, nn.Linear(size, int(y_train.max()) + 1))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    criterion = nn.CrossEntropyLoss()
+class Training:
+    """One hand-written training, epoch by epoch (bench_epoch.py interleaves its epochs with
+    the trainer's)."""
 
-    def accuracy(xs, ys):
-        model.eval()
+    def __init__(self, data, hidden: list[int], batch: int, lr: float, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        (self.x_train, self.y_train), self.dev, self.test = data
+        layers, size = [], self.x_train.shape[1]
+        for h in hidden:
+            layers += [nn.Linear(size, h), nn.ReLU(), nn.Dropout(0.2)]
+            size = h
+        self.model = nn.Sequential(*layers, nn.Linear(size, int(self.y_train.max()) + 1))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.criterion = nn.CrossEntropyLoss()
+        self.batch, self.steps, self.train_time = batch, 0, 0.0
+        self.best_acc, self.best_state = -1.0, None
+
+    def accuracy(self, xs, ys) -> float:
+        self.model.eval()
         with torch.no_grad():
-            return (model(xs).argmax(-1) == ys).float().mean().item()
+            return (self.model(xs).argmax(-1) == ys).float().mean().item()
 
-    train_time, steps, epoch_s = 0.0, 0, []
-    best_acc, best_state = -1.0, None
-    fit_start = time.perf_counter()
-    for _ in range(epochs):
+    def epoch(self) -> float:
+        """Train one epoch, evaluate on dev, keep the best state; its seconds."""
         start = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(x_train))
-        for i in range(0, len(perm), batch):
-            idx = perm[i : i + batch]
-            optimizer.zero_grad()
-            loss = criterion(model(x_train[idx]), y_train[idx])
+        self.model.train()
+        perm = torch.randperm(len(self.x_train))
+        for i in range(0, len(perm), self.batch):
+            idx = perm[i : i + self.batch]
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(self.x_train[idx]), self.y_train[idx])
             loss.backward()
-            optimizer.step()
-            steps += 1
-        train_time += time.perf_counter() - start
-        acc = accuracy(x_dev, y_dev)
-        if acc > best_acc:
-            best_acc, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
-        epoch_s.append(time.perf_counter() - start)
+            self.optimizer.step()
+            self.steps += 1
+        self.train_time += time.perf_counter() - start
+        acc = self.accuracy(*self.dev)
+        if acc > self.best_acc:
+            self.best_acc = acc
+            self.best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return time.perf_counter() - start
+
+
+def train(data, hidden: list[int], epochs: int, batch: int, lr: float, seed: int) -> dict:
+    training = Training(data, hidden, batch, lr, seed)
+    fit_start = time.perf_counter()
+    epoch_s = [training.epoch() for _ in range(epochs)]
     fit_time = time.perf_counter() - fit_start
-    model.load_state_dict(best_state)
+    training.model.load_state_dict(training.best_state)
     return {
         "fit_time_s": fit_time,
-        "train_time_s": train_time,
-        "steps": steps,
-        "step_ms": 1000 * train_time / steps,
+        "train_time_s": training.train_time,
+        "steps": training.steps,
+        "step_ms": 1000 * training.train_time / training.steps,
         "epoch_s": epoch_s,  # each epoch: its training and the dev evaluation
-        "test_accuracy": accuracy(x_test, y_test),
+        "test_accuracy": training.accuracy(*training.test),
     }
 
 
