@@ -182,6 +182,11 @@ def cancel(experiment_dir: str | Path, names: list[str]) -> tuple[list[str], lis
             missed.append(f"{run.name}: runs on {info.host}, not on this host ({host})")
             continue
         if not RunLock(run.path).held_by(info.pid):
+            now = progress(run).state  # it may have ended between the two looks
+            if now != "running":
+                if names:
+                    missed.append(f"{run.name}: not running ({now})")
+                continue
             # status.yaml is stale, damaged or not the run's: its pid proves nothing
             missed.append(f"{run.name}: pid {info.pid} does not hold the run's lock; not signalled")
             continue

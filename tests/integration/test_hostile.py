@@ -111,6 +111,38 @@ def test_cancel_signals_only_the_process_that_holds_the_runs_lock(trainer, tmp_p
         holder.stdout.close()
 
 
+def test_cancel_of_a_run_that_ends_meanwhile_is_not_an_error(trainer, tmp_path, monkeypatch):
+    """A run seen running whose lock is free at the second look because it just finished
+    (its status says so by then) is not a failure of ``trainer cancel``."""
+    import socket
+
+    import yaml
+
+    from sweeptrainer.io.lock import RunLock
+
+    assert trainer(*TINY).code == 0
+    (run,) = run_dirs(tmp_path)
+    finished = (run / "status.yaml").read_text()
+    running = yaml.safe_load(finished) | {
+        "state": "running",
+        "pid": 424242,
+        "host": socket.gethostname(),
+    }
+    (run / "status.yaml").write_text(yaml.safe_dump(running))
+
+    def ends_now(self, pid):
+        (run / "status.yaml").write_text(finished)  # the run finished and let its lock go
+        return False
+
+    monkeypatch.setattr(RunLock, "held_elsewhere", lambda self: True)  # at the first look
+    monkeypatch.setattr(RunLock, "held_by", ends_now)
+    result = trainer("cancel", str(run.parent.parent))
+    assert result.code == 0 and "does not hold" not in result.out, result.out
+    (run / "status.yaml").write_text(yaml.safe_dump(running))
+    result = trainer("cancel", str(run.parent.parent), run.name)  # named: said why
+    assert f"{run.name}: not running (finished)" in result.out, result.out
+
+
 @pytest.mark.parametrize(
     ("node", "value", "said"),
     [
