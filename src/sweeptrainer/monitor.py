@@ -174,6 +174,9 @@ def cancel(experiment_dir: str | Path, names: list[str]) -> tuple[list[str], lis
     host = socket.gethostname()
     for run in chosen:
         info = progress(run)
+        proven = info.state == "running" and RunLock(run.path).held_by(info.pid)
+        if info.state == "running" and not proven:
+            info = progress(run)  # a free lock: the run may have ended since the first look
         if info.state != "running":
             if names:
                 missed.append(f"{run.name}: not running ({info.state})")
@@ -181,12 +184,7 @@ def cancel(experiment_dir: str | Path, names: list[str]) -> tuple[list[str], lis
         if info.host != host:
             missed.append(f"{run.name}: runs on {info.host}, not on this host ({host})")
             continue
-        if not RunLock(run.path).held_by(info.pid):
-            now = progress(run).state  # it may have ended between the two looks
-            if now != "running":
-                if names:
-                    missed.append(f"{run.name}: not running ({now})")
-                continue
+        if not proven:
             # status.yaml is stale, damaged or not the run's: its pid proves nothing
             missed.append(f"{run.name}: pid {info.pid} does not hold the run's lock; not signalled")
             continue

@@ -242,20 +242,22 @@ class RunDir:
             and written[1:] == (len(rows) - 1, self._size())
             and all(key in written[0] for key in rows[-1])
         ):
-            columns = written[0]
+            columns, size = written[0], written[2]
             csv.DictWriter(text, columns, restval="", lineterminator="\n").writerow(rows[-1])
+            data = text.getvalue().encode()
             try:
                 with open(self.metrics, "ab") as f:
-                    f.write(text.getvalue().encode())
+                    f.write(data)
             except OSError as err:
                 raise (storage_fault(err, self.metrics) or err) from err
         else:
-            columns = list(dict.fromkeys(key for row in rows for key in row))
+            columns, size = list(dict.fromkeys(key for row in rows for key in row)), 0
             writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-            atomic_write(self.metrics, lambda f: f.write(text.getvalue().encode()), durable)
-        self._metrics_written = (columns, len(rows), self._size())
+            data = text.getvalue().encode()
+            atomic_write(self.metrics, lambda f: f.write(data), durable)
+        self._metrics_written = (columns, len(rows), size + len(data))
 
     def _size(self) -> int:
         try:
