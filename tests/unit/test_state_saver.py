@@ -59,6 +59,7 @@ def test_a_large_state_is_written_at_once_after_the_pending_ones(tmp_path, monke
     saver = StateSaver(run)
     saver.save("best", {"w": torch.ones(4)})  # small: buffered, written by the worker
     monkeypatch.setattr(state_saver, "INLINE_BYTES", 8)
+    saver._large = None  # told again by the next state (a run's states keep their sizes)
     weights = torch.full((4,), 2.0)
     saver.save(("best", "last"), {"w": weights})  # large: written before save returns
     weights.fill_(-1)

@@ -165,7 +165,8 @@ def declares(signature: inspect.Signature, name: str) -> bool:
     return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
 
 
-def _signature(target: Any, key: str) -> inspect.Signature | None:
+def signature_of(target: Any) -> inspect.Signature | None:
+    """The constructor's signature; None for a callable that has none to read."""
     try:
         return inspect.signature(target)
     except (TypeError, ValueError):  # some builtins have no introspectable signature
@@ -182,7 +183,7 @@ def check_node(
     neither the config nor the runtime values give is an error naming it.
     """
     target = locate(node.get("_target_"), key)
-    signature = _signature(target, key)
+    signature = signature_of(target)
     if signature is None:
         return target
     kwargs = constructor_kwargs(node, key)
@@ -249,7 +250,7 @@ def instantiate(
     do not fit, the constructor fails, or the built object is not ``expected``.
     """
     target = check_node(node, key, len(args), tuple(runtime))
-    signature = _signature(target, key)
+    signature = signature_of(target)
     kwargs = constructor_kwargs(node, key)
     for name, value in runtime.items():
         if name not in kwargs and signature is not None and declares(signature, name):

@@ -37,6 +37,7 @@ class StateSaver:
         self.run_dir = run_dir
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._large: bool | None = None  # over INLINE_BYTES: told by the first state
 
     def save(
         self, names: str | tuple[str, ...], state: dict[str, Any], durable: bool = True
@@ -46,7 +47,9 @@ class StateSaver:
         stops the run as a synchronous write would)."""
         self._collect(block=False)
         names = (names,) if isinstance(names, str) else names
-        if tensor_bytes(state) > INLINE_BYTES:
+        if self._large is None:  # a run's states keep their tensors' sizes
+            self._large = tensor_bytes(state) > INLINE_BYTES
+        if self._large:
             self.wait()  # in order: what was handed over before lands first
             for name in names:
                 self.run_dir.save_state(name, state, durable=durable)

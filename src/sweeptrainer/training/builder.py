@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from sweeptrainer.components.metrics import Metric, check_metrics, get_metrics, tracking_of
-from sweeptrainer.config.instantiate import instantiate
+from sweeptrainer.config.instantiate import instantiate, locate, signature_of
 from sweeptrainer.data.augmentation import augment_split, batch_steps
 from sweeptrainer.data.collate import build_collate
 from sweeptrainer.errors import ConfigError
@@ -108,6 +108,22 @@ CRITERIA_FOR = {
     "regression": ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss"),
 }
 SUGGESTED = {"classification": "CrossEntropy", "multilabel": "BCEWithLogits", "regression": "MSE"}
+
+
+def _weight_decay(node: DictConfig) -> float | None:
+    """The weight decay the optimizer will apply: the config's, else its constructor's
+    default, 0 when it takes none; None when that cannot be told (``**kwargs``)."""
+    value = node.get("weight_decay")
+    if value is None:
+        signature = signature_of(locate(node.get("_target_"), "optimizer"))
+        if signature is None:
+            return None
+        param = signature.parameters.get("weight_decay")
+        if param is None:
+            takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+            return None if takes_any else 0.0
+        value = param.default
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _check_criterion(cfg: DictConfig, task: str) -> None:
@@ -250,9 +266,8 @@ def build(
     )
     check_first_batch(cfg, c, device)  # before the optimizer: lazy modules get their sizes
     # weight decay applies to weights, not to biases and normalisation layers
-    c.optimizer = instantiate(
-        cfg.optimizer, "optimizer", torch.optim.Optimizer, parameter_groups(model)
-    )
+    groups = parameter_groups(model, _weight_decay(cfg.optimizer))
+    c.optimizer = instantiate(cfg.optimizer, "optimizer", torch.optim.Optimizer, groups)
     c.schedule = build_schedule(cfg, c)
     if with_loggers:
         c.loggers = _keyed(cfg, "loggers", run_dir=run_dir, sweep_dir=sweep_dir)

@@ -114,8 +114,15 @@ class Stepper:
             self.scaler.load_state_dict(state)
 
 
-def parameter_groups(model: nn.Module) -> list[dict[str, Any]]:
-    """Weights decay; biases and normalisation layers do not (weight_decay 0 in group 2)."""
+def parameter_groups(model: nn.Module, weight_decay: float | None = None) -> list[dict[str, Any]]:
+    """Weights decay; biases and normalisation layers do not (weight_decay 0 in group 2).
+
+    Without weight decay (``weight_decay`` 0: the config's, else the optimizer's default)
+    the split changes nothing, and one group it is: an optimizer step loops over its
+    groups, and the second group cost 2 % of a small model's step (``benches/notes.md``).
+    The order of the parameters is the same either way, so the two layouts' states map
+    one onto the other (:func:`fit_groups`). ``None``: not known, two groups.
+    """
     norm_types = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
                   nn.modules.instancenorm._InstanceNorm)  # fmt: skip
     decay, no_decay = [], []
@@ -127,10 +134,25 @@ def parameter_groups(model: nn.Module) -> list[dict[str, Any]]:
                 no_decay.append(param)
             else:
                 decay.append(param)
+    if weight_decay == 0:
+        return [{"params": decay + no_decay}]
     groups = [{"params": decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     return groups
+
+
+def fit_groups(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """An optimizer state saved with two groups (weights, the rest), loadable into one
+    group of the same parameters in the same order (a state from before the optimizer
+    without weight decay got one group); any other state is returned as it is."""
+    groups = saved.get("param_groups")
+    if not isinstance(groups, list) or len(groups) < 2 or len(optimizer.param_groups) != 1:
+        return saved
+    merged = [i for group in groups for i in group.get("params", [])]
+    if len(merged) != len(optimizer.param_groups[0]["params"]):
+        return saved  # not the same parameters: load_state_dict says so
+    return {**saved, "param_groups": [{**groups[0], "params": merged}]}
 
 
 def configure_determinism(reproducible: bool, compile: bool = False) -> None:

@@ -41,7 +41,7 @@ from sweeptrainer.training.progress import Progress, evaluation_line
 from sweeptrainer.training.schedule import Schedule
 from sweeptrainer.training.signals import StopSignals
 from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
-from sweeptrainer.training.step import Stepper
+from sweeptrainer.training.step import Stepper, fit_groups
 
 log = logging.getLogger("sweeptrainer")
 
@@ -456,7 +456,7 @@ class ModularTaskTrainer:
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
-        self.optimizer.load_state_dict(data["optimizer"])
+        self.optimizer.load_state_dict(fit_groups(data["optimizer"], self.optimizer))
         if self.scheduler is not None and data["scheduler"] is not None:
             self.scheduler.load_state_dict(data["scheduler"])
         self.state.load_state_dict(data["training"])
