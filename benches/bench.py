@@ -11,7 +11,7 @@ Rows (targets from the performance issue):
   single run    default Digits config vs handwritten.py digits, whole process     <= 1.2x
   per epoch     the median epoch (training, dev, and what the trainer saves and <= 1.15x
                 logs per epoch), the two sides' epochs interleaved in one process
-                (bench_epoch.py)
+                (bench_epoch.py); below it, the epoch's training batches alone
   per step      MLP hidden 1024 on 20 000 x 256 synthetic, 3 epochs, ms/step      <= 1.03x
                 (both sides in one process, bench_step.py)
   sweep         ``trainer -m seed=1..8`` vs 8 hand-written trainings, one process <= 1.25x
@@ -186,32 +186,41 @@ def _epoch_s(run_dir: Path) -> float:
     return statistics.median(b - a for a, b in itertools.pairwise(elapsed))
 
 
-def _paired(tmp: Path, row: Row, script: str, flag: str, ours: str, theirs: str) -> list[Row]:
-    """A row from a script that alternates both sides in one process and prints a JSON line
-    per pair (``ours`` and ``theirs`` its keys)."""
+def _paired(tmp: Path, script: str, flag: str, rows: list[tuple[Row, str, str]]) -> list[Row]:
+    """Rows from a script that alternates both sides in one process and prints a JSON line
+    per pair; each row takes its two values from the keys named beside it."""
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     _, out = run([sys.executable, str(HERE / script), *flag.split()], tmp, env)
     for line in out.splitlines():
         if line.startswith("{"):
             pair = json.loads(line)
-            row.ours.append(Measurement(0, 0, pair[ours]))
-            row.theirs.append(Measurement(0, 0, pair[theirs]))
-    return [row]
+            for row, ours, theirs in rows:
+                row.ours.append(Measurement(0, 0, pair[ours]))
+                row.theirs.append(Measurement(0, 0, pair[theirs]))
+    return [row for row, _, _ in rows]
 
 
 def per_epoch(tmp: Path, repeats: int) -> list[Row]:
     """Interleaved in one process (bench_epoch.py): a callback runs one hand-written epoch
     after each of the trainer's, so the machine's drift slows both sides alike; a pair is
-    one run (the median epoch of each side, epochs 2-20)."""
-    row = Row("per epoch, interleaved in one process (Digits)", "ms", "<= 1.15x", limit=1.15)
-    return _paired(tmp, row, "bench_epoch.py", f"--runs {repeats}", "trainer_ms", "handwritten_ms")
+    one run (the median epoch of each side, epochs 2-20). The second row is the training
+    loop alone: the epoch's batches, without the evaluation and what follows it."""
+    epoch = Row("per epoch, interleaved in one process (Digits)", "ms", "<= 1.15x", limit=1.15)
+    batches = Row("  its training batches alone (the training loop)", "ms", "")
+    return _paired(
+        tmp, "bench_epoch.py", f"--runs {repeats}",
+        [(epoch, "trainer_ms", "handwritten_ms"),
+         (batches, "trainer_batches_ms", "handwritten_batches_ms")],
+    )  # fmt: skip
 
 
 def per_step(tmp: Path, repeats: int) -> list[Row]:
     """In one process (bench_step.py): per-step times are short and noisy, so the pairs run
     back to back without process start-up in between, switching order every pair."""
     row = Row("per optimizer step (MLP 1024, synthetic)", "ms", "<= 1.03x", limit=1.03)
-    return _paired(tmp, row, "bench_step.py", f"--pairs {repeats}", "trainer_ms", "handwritten_ms")
+    return _paired(
+        tmp, "bench_step.py", f"--pairs {repeats}", [(row, "trainer_ms", "handwritten_ms")]
+    )
 
 
 def sweep(tmp: Path, repeats: int) -> list[Row]:
@@ -325,7 +334,9 @@ def postprocess(tmp: Path, repeats: int) -> list[Row]:
 def files(tmp: Path, repeats: int) -> list[Row]:
     """In one process (bench_files.py), order switched every pair, like the per-step row."""
     row = Row("epoch over 2,000 image files, 2 workers", "s", "<= 1.1x", limit=1.1)
-    return _paired(tmp, row, "bench_files.py", f"--pairs {repeats}", "trainer_s", "handwritten_s")
+    return _paired(
+        tmp, "bench_files.py", f"--pairs {repeats}", [(row, "trainer_s", "handwritten_s")]
+    )
 
 
 def cache(tmp: Path, repeats: int) -> list[Row]:

@@ -3,7 +3,8 @@ one epoch of the same training written by hand (handwritten.py) after each of th
 trainer's evaluations. Both sides' epochs take turns within one process, a few tens of
 milliseconds apart, so a machine whose speed drifts from second to second (a shared VM)
 slows both alike. Prints one JSON line per run: the median epoch of each side and the
-median of the per-epoch ratios.
+median of the per-epoch ratios, for the whole epoch and for its training batches alone
+(the training loop: from the epoch's first batch to the end of its last optimizer step).
 
 The trainer's epoch is timed from the callback's return to its next call: the rest of
 the evaluation before (metrics.csv, states/last.pt and best.pt, TensorBoard), the training
@@ -41,17 +42,27 @@ class HandEpochs:
         with torch.random.fork_rng():
             self.hand = handwritten.Training(data, [256, 128], 32, 1e-3, 1)
             self.rng = torch.get_rng_state()
-        self.ours: list[float] = []
-        self.theirs: list[float] = []
+        self.ours: list[tuple[float, float]] = []  # (epoch, its training batches)
+        self.theirs: list[tuple[float, float]] = []
         self._left: float | None = None
+        self._batches: tuple[float, float] = (0.0, 0.0)
+
+    def cb_on_iteration_begin(self) -> None:
+        self._batches = (time.perf_counter(), 0.0)
+
+    def cb_on_dev_begin(self) -> None:
+        self._batches = (self._batches[0], time.perf_counter())
 
     def cb_on_iteration_end(self) -> None:
         arrived = time.perf_counter()
         if self._left is not None:
-            self.ours.append(arrived - self._left)
+            begin, end = self._batches
+            self.ours.append((arrived - self._left, end - begin))
         with torch.random.fork_rng():
             torch.set_rng_state(self.rng)
-            self.theirs.append(self.hand.epoch())
+            trained = self.hand.train_time
+            epoch = self.hand.epoch()
+            self.theirs.append((epoch, self.hand.train_time - trained))
             self.rng = torch.get_rng_state()
         self._left = time.perf_counter()
 
@@ -70,9 +81,12 @@ def run(results_dir: Path, number: int, overrides: list[str]) -> dict[str, float
     )  # fmt: skip
     pairs = json.loads(out.read_text())
     return {
-        "trainer_ms": 1000 * statistics.median(a for a, _ in pairs),
-        "handwritten_ms": 1000 * statistics.median(b for _, b in pairs),
-        "ratio": statistics.median(a / b for a, b in pairs),
+        "trainer_ms": 1000 * statistics.median(a[0] for a, _ in pairs),
+        "handwritten_ms": 1000 * statistics.median(b[0] for _, b in pairs),
+        "ratio": statistics.median(a[0] / b[0] for a, b in pairs),
+        "trainer_batches_ms": 1000 * statistics.median(a[1] for a, _ in pairs),
+        "handwritten_batches_ms": 1000 * statistics.median(b[1] for _, b in pairs),
+        "batches_ratio": statistics.median(a[1] / b[1] for a, b in pairs),
     }
 
 

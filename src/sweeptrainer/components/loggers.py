@@ -180,10 +180,23 @@ class TensorBoardLogger:
                 )
                 return
 
-    def _scalars(self, metrics: dict[str, float], step: int, prefix: str = "") -> None:
-        for name, value in metrics.items():
-            if name not in NOT_LOGGED and name != "train_loss":
-                self._writer.add_scalar(prefix + _tag(name), value, step)
+    def _write(self, values: dict[str, float], step: int) -> None:
+        """The scalars of one moment as one event: an event each (``add_scalar``) cost about
+        0.1 ms apiece, most of it handing the event to the writer's thread, and an
+        evaluation logs seven or more (``benches/notes.md``)."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        if values:
+            points = [Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()]
+            self._writer.file_writer.add_summary(Summary(value=points), step)
+
+    @staticmethod
+    def _scalars(metrics: dict[str, float]) -> dict[str, float]:
+        return {
+            _tag(name): float(value)
+            for name, value in metrics.items()
+            if name not in NOT_LOGGED and name != "train_loss"
+        }
 
     # -- hooks ------------------------------------------------------------------------------
     def cb_on_train_begin(self, trainer: Any) -> None:
@@ -193,38 +206,40 @@ class TensorBoardLogger:
         self._last_step = steps
         if fresh:  # a run continued from a shorter one starts with that one's history
             for row in trainer.state.rows:
-                self._row(trainer, row)
+                self._write(*self._row(trainer, row))
 
     def cb_on_step_end(self, trainer: Any, loss: Any) -> None:
         self._loss_sum = self._loss_sum + loss  # on the device: no sync per step
         self._loss_n += 1
         step = trainer.optimizer_steps
         if self.every and step != self._last_step and step % self.every == 0:
-            self._train_point(trainer, step)
+            self._write(self._train_point(trainer, step), step)
 
-    def _train_point(self, trainer: Any, step: int, rate: float | None = None) -> None:
+    def _train_point(self, trainer: Any, step: int, rate: float | None = None) -> dict[str, float]:
         """``train/loss`` since the last point, the learning rate and gradient norm now
         (``rate``: at an evaluation, the one its metrics row records)."""
+        values = {}
         if self._loss_n:
-            self._writer.add_scalar("train/loss", float(self._loss_sum) / self._loss_n, step)
-        rate = trainer.schedule.current() if rate is None else rate
-        self._writer.add_scalar("train/learning_rate", rate, step)
+            values["train/loss"] = float(self._loss_sum) / self._loss_n
+        values["train/learning_rate"] = float(trainer.schedule.current() if rate is None else rate)
         norm = trainer.stepper.last_grad_norm
         if norm is not None:
-            self._writer.add_scalar("train/grad_norm", float(norm), step)
+            values["train/grad_norm"] = float(norm)
         self._loss_sum, self._loss_n, self._last_step = 0.0, 0, step
+        return values
 
-    def _row(self, trainer: Any, row: dict[str, float]) -> int:
+    def _row(self, trainer: Any, row: dict[str, float]) -> tuple[dict[str, float], int]:
         step = trainer.steps_at(int(row["iteration"]))
-        self._scalars({k: v for k, v in row.items() if k.startswith("dev_")}, step)
+        values = self._scalars({k: v for k, v in row.items() if k.startswith("dev_")})
         if trainer.budget.unit == "epoch":
-            self._writer.add_scalar("epoch", row["iteration"], step)
-        return step
+            values["epoch"] = float(row["iteration"])
+        return values, step
 
     def cb_on_iteration_end(self, trainer: Any, metrics: dict[str, float]) -> None:
-        step = self._row(trainer, metrics)
+        values, step = self._row(trainer, metrics)
         if self._loss_n or step != self._last_step:
-            self._train_point(trainer, step, metrics.get("learning_rate"))
+            values |= self._train_point(trainer, step, metrics.get("learning_rate"))
+        self._write(values, step)
 
     def cb_on_train_end(self) -> None:
         self._writer.flush()
@@ -240,11 +255,9 @@ class TensorBoardLogger:
         if self._writer is None:  # test without training (e.g. a finished run re-tested)
             self._open(trainer)
         step = trainer.optimizer_steps
-        self._scalars(metrics, step)
         final = final_metrics(trainer, {})
-        best = {f"best/{k.removeprefix('best_')}": v for k, v in final.items()}
-        for name, value in best.items():
-            self._writer.add_scalar(name, value, step)
+        best = {f"best/{k.removeprefix('best_')}": float(v) for k, v in final.items()}
+        self._write(self._scalars(metrics) | best, step)
         self._write_hparams(trainer, [_tag(k) for k in metrics] + list(best))
         self._writer.close()
 
