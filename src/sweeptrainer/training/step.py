@@ -75,8 +75,9 @@ class Stepper:
         """
         with self.autocast():
             outputs = self.forward(*inputs.args, **inputs.kwargs)
-            # an empty share still takes part in the gradient exchange, with zero weight
-            loss = self.criterion(outputs, y) if len(y) else outputs.sum() * 0.0
+            # an empty share (share 0: no sample) still takes part in the gradient exchange,
+            # with zero weight
+            loss = self.criterion(outputs, y) if share else outputs.sum() * 0.0
         # the mean over the group's batches: N batches of size B act as one of size N*B
         scaled = loss * share / group_size if group_size > 1 or share != 1.0 else loss
         if self.scaler is not None:

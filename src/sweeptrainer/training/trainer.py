@@ -228,7 +228,11 @@ class ModularTaskTrainer:
                 )
             group_start = batch_idx // n * n
             # across processes: this one's part of the batch, relative to an even split
-            share = len(y) * world / min(batch_size, n_train - batch_idx * batch_size)
+            share = (
+                len(y) * world / min(batch_size, n_train - batch_idx * batch_size)
+                if world > 1
+                else 1.0
+            )
             loss = self.stepper.backward(inputs, y, min(n, n_batches - group_start), share)
             # stays on the device: no sync per step
             self._period_loss += loss if world == 1 else loss * (share / world)
