@@ -56,7 +56,7 @@ format:  ## apply ruff format and autofixes
 docs:  ## build the documentation site into build/site (offline, warnings are errors)
 	$(BIN)/mkdocs build --strict -d build/site
 
-bench:  ## the benchmark table (trainer vs hand-written loop, ~8 min) -> benches/results.md
+bench:  ## the benchmark table (trainer vs hand-written loop, ~30 min) -> benches/results.md
 	$(BIN)/python benches/bench.py
 
 bench-launchers:  ## an 8-run sweep: basic launcher vs joblib with 2 jobs

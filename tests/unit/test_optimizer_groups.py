@@ -79,3 +79,13 @@ def test_states_of_other_layouts_are_left_for_load_state_dict_to_judge():
     assert fit_groups(saved, one) is saved
     two = torch.optim.Adam(parameter_groups(model))
     assert fit_groups(two.state_dict(), two)["param_groups"] == two.state_dict()["param_groups"]
+
+
+def test_groups_that_differ_in_more_than_their_parameters_are_not_merged():
+    model = FFNN((8,), 3, hidden_sizes=[4], dropout=0.0)
+    one = torch.optim.Adam(parameter_groups(model, 0.0))
+    decayed = torch.optim.AdamW(parameter_groups(model), weight_decay=0.1).state_dict()
+    assert fit_groups(decayed, one) is decayed  # 0.1 and 0: load_state_dict refuses it
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        one.load_state_dict(fit_groups(decayed, one))
+    assert fit_groups({"param_groups": ["x", "y"]}, one) == {"param_groups": ["x", "y"]}

@@ -147,12 +147,17 @@ def fit_groups(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[
     """An optimizer state saved with two groups (weights, the rest), loadable into one
     group of the same parameters in the same order (a state from before the optimizer
     without weight decay got one group); any other state is returned as it is."""
-    groups = saved.get("param_groups")
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
     if not isinstance(groups, list) or len(groups) < 2 or len(optimizer.param_groups) != 1:
         return saved
-    merged = [i for group in groups for i in group.get("params", [])]
-    if len(merged) != len(optimizer.param_groups[0]["params"]):
-        return saved  # not the same parameters: load_state_dict says so
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        return saved
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in groups]
+    merged = [i for group in groups for i in group["params"]]
+    if any(s != settings[0] for s in settings) or len(merged) != len(
+        optimizer.param_groups[0]["params"]
+    ):
+        return saved  # groups that differ, or other parameters: load_state_dict says so
     return {**saved, "param_groups": [{**groups[0], "params": merged}]}
 
 
