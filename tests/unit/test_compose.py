@@ -95,3 +95,15 @@ def test_runs_in_the_basic_sweepers_order(tmp_path, monkeypatch):
     ]
     hydras = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(given), None)
     assert runs == hydras[0]
+
+
+def test_a_group_set_to_null_names_the_group_and_what_to_do(sources):
+    with pytest.raises(ConfigError) as error:
+        compose(sources, ["seed=2", "loggers=null"])
+    assert str(error.value) == (
+        "loggers=null: 'loggers' is a config group, which takes the name of one of its "
+        "options (loggers=NAME; `trainer list loggers` shows them). To turn an entry off: "
+        "'~loggers.NAME' or loggers.NAME=null"
+    )
+    with pytest.raises(ConfigError, match=r"^model=null: 'model' is a config group.*shows them\)$"):
+        RunComposer(sources)(["model=null"])

@@ -151,7 +151,7 @@ def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
                 return_hydra_config=True,
             )
     except Exception as err:
-        raise ConfigError(composition_message(err)) from None
+        raise ConfigError(composition_message(err, overrides)) from None
 
 
 def copy_config_tree(source: Path, target: Path) -> list[Path]:
@@ -212,9 +212,20 @@ def basic_sweeper(hydra_node: Any) -> bool:
     return "BasicSweeper" in str(OmegaConf.select(hydra_node, "sweeper._target_"))
 
 
-def composition_message(err: BaseException) -> str:
+def composition_message(err: BaseException, overrides: Sequence[str] = ()) -> str:
     """Hydra's message without the search-path dump, plus the root cause when useful."""
     text = str(err).split("\nConfig search path:")[0].strip()
+    if text.startswith("Config group override must be"):  # `loggers=null`: which one?
+        nulled = [o for o in overrides if re.fullmatch(r"[+~]*[\w/]+=(null|None|~)?", o)]
+        if nulled:
+            key = nulled[0].split("=")[0].lstrip("+~")
+            text = (
+                f"{nulled[0]}: {key!r} is a config group, which takes the name of one of its "
+                f"options ({key}=NAME; `trainer list {key}` shows them)"
+            )
+            if key in ("loggers", "callbacks"):  # name -> entry: entries are turned off
+                text += f". To turn an entry off: '~{key}.NAME' or {key}.NAME=null"
+            return text
     cause = err.__cause__ or err.__context__
     if cause is not None:
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
