@@ -80,14 +80,12 @@ def run(results_dir: Path, number: int, overrides: list[str]) -> dict[str, float
         results_dir=results_dir,
     )  # fmt: skip
     pairs = json.loads(out.read_text())
-    return {
-        "trainer_ms": 1000 * statistics.median(a[0] for a, _ in pairs),
-        "handwritten_ms": 1000 * statistics.median(b[0] for _, b in pairs),
-        "ratio": statistics.median(a[0] / b[0] for a, b in pairs),
-        "trainer_batches_ms": 1000 * statistics.median(a[1] for a, _ in pairs),
-        "handwritten_batches_ms": 1000 * statistics.median(b[1] for _, b in pairs),
-        "batches_ratio": statistics.median(a[1] / b[1] for a, b in pairs),
-    }
+    result = {}
+    for part, prefix in ((0, ""), (1, "batches_")):  # the whole epoch, its batches alone
+        result[f"trainer_{prefix}ms"] = 1000 * statistics.median(a[part] for a, _ in pairs)
+        result[f"handwritten_{prefix}ms"] = 1000 * statistics.median(b[part] for _, b in pairs)
+        result[f"{prefix}ratio"] = statistics.median(a[part] / b[part] for a, b in pairs)
+    return result
 
 
 def main() -> None:

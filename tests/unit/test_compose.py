@@ -107,3 +107,5 @@ def test_a_group_set_to_null_names_the_group_and_what_to_do(sources):
     )
     with pytest.raises(ConfigError, match=r"^model=null: 'model' is a config group.*shows them\)$"):
         RunComposer(sources)(["model=null"])
+    with pytest.raises(ConfigError, match=r"^loggers=null: 'loggers' is a config group"):
+        compose(sources, ["seed=null", "loggers=null"])  # seed is a key, not the group

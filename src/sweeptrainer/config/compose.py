@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeptrainer.errors import ConfigError, did_you_mean
 
 CONFIG_NAME = "config"
+NULLED = re.compile(r"[+~]*([\w/]+)=(?:null|None|~)?")  # `loggers=null`: (the key)
 
 
 def packaged_conf_dir() -> Path:
@@ -67,6 +68,14 @@ class ConfigSources:
         else:
             user = (cwd / "conf").resolve() if (cwd / "conf").is_dir() else None
         return cls(user_dir=user, config_name=config_name or CONFIG_NAME)
+
+    def is_group(self, key: str) -> bool:
+        """Whether ``key`` names a config group folder in the sources (``a.b`` never does)."""
+        if "." in key:
+            return False
+        return any(
+            root is not None and (root / key).is_dir() for root in (self.user_dir, self.packaged)
+        )
 
     def __enter__(self) -> ConfigSources:
         return self
@@ -151,7 +160,8 @@ def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
                 return_hydra_config=True,
             )
     except Exception as err:
-        raise ConfigError(composition_message(err, overrides)) from None
+        nulled = [o for o in overrides if (m := NULLED.fullmatch(o)) and sources.is_group(m[1])]
+        raise ConfigError(composition_message(err, nulled)) from None
 
 
 def copy_config_tree(source: Path, target: Path) -> list[Path]:
@@ -212,20 +222,21 @@ def basic_sweeper(hydra_node: Any) -> bool:
     return "BasicSweeper" in str(OmegaConf.select(hydra_node, "sweeper._target_"))
 
 
-def composition_message(err: BaseException, overrides: Sequence[str] = ()) -> str:
-    """Hydra's message without the search-path dump, plus the root cause when useful."""
+def composition_message(err: BaseException, nulled_groups: Sequence[str] = ()) -> str:
+    """Hydra's message without the search-path dump, plus the root cause when useful.
+    ``nulled_groups``: the overrides that set a config group to null (``loggers=null``),
+    which Hydra's message does not name."""
     text = str(err).split("\nConfig search path:")[0].strip()
-    if text.startswith("Config group override must be"):  # `loggers=null`: which one?
-        nulled = [o for o in overrides if re.fullmatch(r"[+~]*[\w/]+=(null|None|~)?", o)]
-        if nulled:
-            key = nulled[0].split("=")[0].lstrip("+~")
-            text = (
-                f"{nulled[0]}: {key!r} is a config group, which takes the name of one of its "
-                f"options ({key}=NAME; `trainer list {key}` shows them)"
-            )
-            if key in ("loggers", "callbacks"):  # name -> entry: entries are turned off
-                text += f". To turn an entry off: '~{key}.NAME' or {key}.NAME=null"
-            return text
+    if text.startswith("Config group override must be") and nulled_groups:
+        override = nulled_groups[0]
+        key = override.split("=")[0].lstrip("+~")
+        text = (
+            f"{override}: {key!r} is a config group, which takes the name of one of its "
+            f"options ({key}=NAME; `trainer list {key}` shows them)"
+        )
+        if key in ("loggers", "callbacks"):  # name -> entry: entries are turned off
+            text += f". To turn an entry off: '~{key}.NAME' or {key}.NAME=null"
+        return text
     cause = err.__cause__ or err.__context__
     if cause is not None:
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
@@ -405,15 +416,8 @@ class RunComposer:
             and override.package is None
             and not override.is_hydra_override()
             and key not in self._groups
-            and not self._group_folder(key)
+            and not self.sources.is_group(key)
         )
-
-    def _group_folder(self, key: str) -> bool:
-        """Whether ``key`` names a config group folder in the sources (``a.b`` never does)."""
-        if "." in key:
-            return False
-        roots = [self.sources.user_dir, self.sources.packaged]
-        return any(root is not None and (root / key).is_dir() for root in roots)
 
 
 def _apply_values(values: list, cfg: DictConfig) -> None:

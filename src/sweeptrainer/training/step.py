@@ -154,9 +154,8 @@ def fit_groups(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[
         return saved
     settings = [{k: v for k, v in g.items() if k != "params"} for g in groups]
     merged = [i for group in groups for i in group["params"]]
-    if any(s != settings[0] for s in settings) or len(merged) != len(
-        optimizer.param_groups[0]["params"]
-    ):
+    alike = all(setting == settings[0] for setting in settings)
+    if not alike or len(merged) != len(optimizer.param_groups[0]["params"]):
         return saved  # groups that differ, or other parameters: load_state_dict says so
     return {**saved, "param_groups": [{**groups[0], "params": merged}]}
 
