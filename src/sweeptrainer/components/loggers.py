@@ -28,6 +28,7 @@ log = logging.getLogger("sweeptrainer")
 
 Scalar = str | int | float | bool | None
 NOT_LOGGED = ("iteration", "elapsed_s")  # metrics.csv columns that are not metrics
+FOLD_LOSSES = 1000  # batch losses kept before they are added up (one tensor each)
 
 
 def _tag(name: str) -> str:
@@ -114,7 +115,10 @@ class TensorBoardLogger:
         self.root = Path(run_dir).parent.parent / "tensorboard"  # <experiment>/tensorboard
         self.label: str | None = None  # the TensorBoard run: a folder name under root
         self._writer: Any = None
-        self._loss_sum: Any = 0.0
+        # the batch losses since the last point (on the device), kept rather than added up
+        # step by step: a device operation per step cost ~1 % of a small model's epoch
+        self._losses: list[Any] = []
+        self._earlier: Any = 0.0  # their sum when the list grew long (log_every_n_steps: 0)
         self._loss_n = 0
         self._last_step = -1
 
@@ -153,9 +157,9 @@ class TensorBoardLogger:
         raise FileExistsError(f"{self.root}: no free TensorBoard folder for {label}")
 
     def _open(self, trainer: Any, purge_step: int | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from sweeptrainer.io.tfevents import EventFile
 
-        self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+        self._writer = EventFile(self.log_dir, purge_step=purge_step)
         self._link(self._claim(trainer))
 
     def _link(self, board: Path) -> None:
@@ -181,14 +185,13 @@ class TensorBoardLogger:
                 return
 
     def _write(self, values: dict[str, float], step: int) -> None:
-        """The scalars of one moment as one event: an event each (``add_scalar``) cost about
-        0.1 ms apiece, most of it handing the event to the writer's thread, and an
-        evaluation logs seven or more (``benches/notes.md``)."""
+        """The scalars of one moment as one event (an evaluation logs seven or more: an
+        event each cost as many framings and writes, ``benches/notes.md``)."""
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         if values:
             points = [Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()]
-            self._writer.file_writer.add_summary(Summary(value=points), step)
+            self._writer.add_summary(Summary(value=points), step)
 
     @staticmethod
     def _scalars(metrics: dict[str, float]) -> dict[str, float]:
@@ -209,8 +212,11 @@ class TensorBoardLogger:
                 self._write(*self._row(trainer, row))
 
     def cb_on_step_end(self, trainer: Any, loss: Any) -> None:
-        self._loss_sum = self._loss_sum + loss  # on the device: no sync per step
+        self._losses.append(loss)
         self._loss_n += 1
+        if len(self._losses) == FOLD_LOSSES:
+            self._earlier = self._earlier + _sum(self._losses)
+            self._losses = []
         step = trainer.optimizer_steps
         if self.every and step != self._last_step and step % self.every == 0:
             self._write(self._train_point(trainer, step), step)
@@ -220,12 +226,12 @@ class TensorBoardLogger:
         (``rate``: at an evaluation, the one its metrics row records)."""
         values = {}
         if self._loss_n:
-            values["train/loss"] = float(self._loss_sum) / self._loss_n
+            values["train/loss"] = float(self._earlier + _sum(self._losses)) / self._loss_n
         values["train/learning_rate"] = float(trainer.schedule.current() if rate is None else rate)
         norm = trainer.stepper.last_grad_norm
         if norm is not None:
             values["train/grad_norm"] = float(norm)
-        self._loss_sum, self._loss_n, self._last_step = 0.0, 0, step
+        self._losses, self._earlier, self._loss_n, self._last_step = [], 0.0, 0, step
         return values
 
     def _row(self, trainer: Any, row: dict[str, float]) -> tuple[dict[str, float], int]:
@@ -240,13 +246,14 @@ class TensorBoardLogger:
         if self._loss_n or step != self._last_step:
             values |= self._train_point(trainer, step, metrics.get("learning_rate"))
         self._write(values, step)
+        self._writer.flush()  # TensorBoard shows each evaluation as it happens
 
     def cb_on_train_end(self) -> None:
         self._writer.flush()
 
     def cb_on_run_end(self) -> None:
         """Also after a stop signal or a failure: what was logged reaches the file, and the
-        writer's thread ends (a sweep runs many runs in one process)."""
+        file is closed (a sweep runs many runs in one process)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -270,7 +277,14 @@ class TensorBoardLogger:
         values = {k: flat[k] for k in dict.fromkeys(keys) if k in flat and flat[k] is not None}
         # the metrics are the test/* and best/* scalars above: no hparam/* copies of them
         for summary in hparams(values, dict.fromkeys(metric_tags, 0.0)):
-            self._writer.file_writer.add_summary(summary)
+            self._writer.add_summary(summary)
+
+
+def _sum(losses: list[Any]) -> Any:
+    """The sum of 0-d loss tensors in one operation (0.0 for none)."""
+    import torch
+
+    return torch.stack(losses).sum() if losses else 0.0
 
 
 def _plain(name: str) -> bool:
