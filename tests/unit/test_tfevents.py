@@ -63,3 +63,35 @@ def test_a_link_put_in_the_files_place_is_not_written_through(tmp_path):
     with pytest.raises(OSError):
         events.flush()
     assert outside.read_bytes() == b""
+
+
+def test_the_checksum_is_tensorboards():
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as theirs
+
+    from sweeptrainer.io.tfevents import masked_crc32c
+
+    for data in (b"", b"a", b"123456789", bytes(range(256)) * 3):
+        assert masked_crc32c(data) == theirs(data)
+
+
+def test_hparams_are_read_back_by_the_hparams_plugin(tmp_path):
+    from tensorboard.plugins.hparams import metadata
+
+    from sweeptrainer.io.tfevents import hparams_summaries
+
+    events = EventFile(tmp_path / "tb")
+    values = {"model.id": "FFNN", "model.dropout": 0.1, "batch_size": 32, "compile": False}
+    for summary in hparams_summaries(values, ["test/accuracy", "best/dev_loss"]):
+        events.add_summary(summary)
+    events.close()
+    content = _read(tmp_path / "tb").PluginTagToContent(metadata.PLUGIN_NAME)
+    experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
+    assert [i.name for i in experiment.hparam_infos] == list(values)
+    assert [m.name.tag for m in experiment.metric_infos] == ["test/accuracy", "best/dev_loss"]
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    assert start.hparams["model.id"].string_value == "FFNN"
+    assert start.hparams["model.dropout"].number_value == pytest.approx(0.1)
+    assert start.hparams["batch_size"].number_value == 32
+    assert start.hparams["compile"].bool_value is False
+    end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+    assert end.status == 1  # STATUS_SUCCESS

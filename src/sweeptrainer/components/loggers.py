@@ -269,14 +269,14 @@ class TensorBoardLogger:
         self._writer.close()
 
     def _write_hparams(self, trainer: Any, metric_tags: list[str]) -> None:
-        from torch.utils.tensorboard.summary import hparams
+        from sweeptrainer.io.tfevents import hparams_summaries
 
         flat = flat_config(trainer.cfg)
         keys = [f"{group}.id" for group in sorted(GROUP_KEYS)]
         keys += [_flat_key(k, flat) for k in _varying_keys(self.sweep_dir)]
         values = {k: flat[k] for k in dict.fromkeys(keys) if k in flat and flat[k] is not None}
         # the metrics are the test/* and best/* scalars above: no hparam/* copies of them
-        for summary in hparams(values, dict.fromkeys(metric_tags, 0.0)):
+        for summary in hparams_summaries(values, metric_tags):
             self._writer.add_summary(summary)
 
 
