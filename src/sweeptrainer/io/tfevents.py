@@ -83,12 +83,12 @@ class EventFile:
         self._event = Event
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
-        path = log_dir / name
-        number = 0
-        while path.exists():  # a second file of this process in the same second
-            number += 1
-            path = log_dir / f"{name}.{number}"
+        # TensorBoard's naming: seconds, host, process; then the nanoseconds, so that two
+        # files of one process (a sweep in one process, an in-process resume) never share a
+        # name, here or where the logger links them, and sort in the order they were made
+        seconds, nanoseconds = divmod(time.time_ns(), 10**9)
+        host, pid = socket.gethostname(), os.getpid()
+        path = log_dir / f"events.out.tfevents.{seconds:010d}.{host}.{pid}.{nanoseconds:09d}"
         path.touch(exist_ok=False)
         self.path = path
         self.closed = False
