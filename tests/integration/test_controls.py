@@ -9,6 +9,7 @@ import torch
 import yaml
 from sklearn.datasets import load_wine
 
+from sweeptrainer.training.state import unpack_optimizer_state
 from tests.conftest import run_dirs
 
 QUIET = ("progress_bar=false",)
@@ -62,7 +63,8 @@ def test_partial_group_at_the_end_of_an_epoch_is_stepped(trainer, tmp_path):
     args = ("dataset=Wine", "batch_size=50", "accumulation_steps=2", "iterations=2", *QUIET)
     assert trainer(*args).code == 0
     state = torch.load(run_dirs(tmp_path)[0] / "states/last.pt", weights_only=True)
-    steps = {float(s["step"]) for s in state["optimizer"]["state"].values()}
+    optimizer = unpack_optimizer_state(state["optimizer"])
+    steps = {float(s["step"]) for s in optimizer["state"].values()}
     assert steps == {4.0}
 
 

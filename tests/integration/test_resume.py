@@ -168,6 +168,21 @@ def test_truncated_last_state_falls_back_to_best(trainer, tmp_path):
     torch.load(run / "states/last.pt", weights_only=True)  # rewritten, readable
 
 
+def test_a_last_state_whose_packed_optimizer_does_not_fit_falls_back_to_best(trainer, tmp_path):
+    """The optimizer's tensors are saved packed by kind with a JSON layout; a layout that
+    does not fit them (a damaged or edited file) makes the state unreadable, not the run."""
+    assert trainer("iterations=4", *WINE).code == 0
+    (run,) = run_dirs(tmp_path)
+    state = torch.load(run / "states/last.pt", weights_only=True)
+    state["optimizer"]["packed"]["exp_avg"] = state["optimizer"]["packed"]["exp_avg"][:-1]
+    torch.save(state, run / "states/last.pt")
+    _set_state(run, "interrupted")
+    result = trainer("iterations=4", *WINE)
+    assert result.code == 0, result.err
+    assert "states/last.pt is unreadable, falling back" in result.out
+    assert "do not fit its layout" in result.out and "from states/best.pt" in result.out
+
+
 def test_validate_prints_the_plan(trainer, tmp_path):
     assert trainer("iterations=2", *WINE).code == 0
     assert trainer("optimizer=SGD", "learning_rate=1e12", "iterations=2", *WINE).code == 1

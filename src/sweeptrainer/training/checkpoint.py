@@ -15,6 +15,7 @@ from typing import Any
 
 from sweeptrainer.errors import UnsafeStateError
 from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.training.state import unpack_optimizer_state
 
 log = logging.getLogger("sweeptrainer")
 
@@ -46,6 +47,10 @@ def load_state_file(path: Path) -> dict[str, Any]:
         raise CorruptStateError(f"{path}: {type(err).__name__}: {str(err)[:200]}") from err
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CorruptStateError(f"{path}: not a complete training state")
+    try:
+        state["optimizer"] = unpack_optimizer_state(state["optimizer"])
+    except ValueError as err:
+        raise CorruptStateError(f"{path}: {err}") from None
     return state
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -50,6 +51,75 @@ class TrainingState:
             if name == "rows" and isinstance(value, str):
                 value = json.loads(value)
             setattr(self, name, value)
+
+
+PACK_BYTES = 16 * 2**20  # optimizer states up to this size are packed when saved
+
+
+def pack_optimizer_state(state: dict[str, Any], max_bytes: int = PACK_BYTES) -> dict[str, Any]:
+    """An optimizer's ``state_dict()`` with its per-parameter tensors packed: one flat tensor
+    per kind (Adam: ``step``, ``exp_avg``, ``exp_avg_sq``) instead of one per parameter.
+
+    ``torch.save`` spends about 30 us of Python on every tensor it pickles, and a state is
+    saved at every evaluation: the default model's Adam state went from 18 tensors to 3,
+    its serialization from 0.85 to about 0.35 ms (``benches/notes.md``). A kind is packed
+    when every parameter has a dense tensor of it, of one dtype and device; anything else
+    stays where it was. A state over ``max_bytes`` is left as it is: packing copies it, and
+    a large state's time goes into its bytes, not its tensor count.
+    :func:`unpack_optimizer_state` gives torch's layout back.
+    """
+    per_param = state.get("state")
+    if not isinstance(per_param, dict) or not per_param:
+        return state
+    size = sum(
+        v.nelement() * v.element_size()
+        for entries in per_param.values()
+        for v in entries.values()
+        if isinstance(v, torch.Tensor)
+    )
+    if size > max_bytes:
+        return state
+    ids = list(per_param)
+    packed, shapes = {}, {}
+    for kind, first in per_param[ids[0]].items():
+        tensors = [per_param[i].get(kind) for i in ids]
+        if all(
+            isinstance(t, torch.Tensor)
+            and t.layout is torch.strided
+            and t.dtype == first.dtype
+            and t.device == first.device
+            for t in tensors
+        ):
+            packed[kind] = torch.cat([t.detach().reshape(-1) for t in tensors])
+            shapes[kind] = [list(t.shape) for t in tensors]
+    rest = {i: {k: v for k, v in per_param[i].items() if k not in packed} for i in ids}
+    layout = json.dumps({"params": ids, "shapes": shapes})
+    return {**state, "state": rest, "packed": packed, "packed_layout": layout}
+
+
+def unpack_optimizer_state(saved: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer state in torch's layout, from a packed one (or a state as it is).
+
+    A layout that does not fit its tensors (a damaged file) is a ValueError naming it."""
+    if not isinstance(saved, dict) or "packed" not in saved:
+        return saved
+    try:
+        layout = json.loads(saved["packed_layout"])
+        ids, shapes = layout["params"], layout["shapes"]
+        per_param = {i: dict(saved["state"].get(i, {})) for i in ids}
+        for kind, flat in saved["packed"].items():
+            sizes = [math.prod(shape) for shape in shapes[kind]]
+            parts = torch.split(flat, sizes)
+            if len(parts) != len(ids):
+                raise ValueError(f"{len(parts)} parts for {len(ids)} parameters")
+            for i, part, shape in zip(ids, parts, shapes[kind], strict=True):
+                per_param[i][kind] = part.reshape(shape).clone()
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"the optimizer state's packed tensors do not fit its layout: {err}"
+        ) from None
+    unpacked = {k: v for k, v in saved.items() if k not in ("packed", "packed_layout")}
+    return {**unpacked, "state": per_param}
 
 
 def rng_state() -> dict[str, Any]:

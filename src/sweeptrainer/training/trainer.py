@@ -40,7 +40,13 @@ from sweeptrainer.training.evaluate import (
 from sweeptrainer.training.progress import Progress, evaluation_line
 from sweeptrainer.training.schedule import Schedule
 from sweeptrainer.training.signals import StopSignals
-from sweeptrainer.training.state import TrainingState, rng_state, set_rng_state
+from sweeptrainer.training.state import (
+    TrainingState,
+    pack_optimizer_state,
+    rng_state,
+    set_rng_state,
+    unpack_optimizer_state,
+)
 from sweeptrainer.training.step import Stepper, fit_groups
 
 log = logging.getLogger("sweeptrainer")
@@ -438,7 +444,7 @@ class ModularTaskTrainer:
         self.state.elapsed_s = time.perf_counter() - self._clock
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": pack_optimizer_state(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "training": self.state.state_dict(),
             "rng": rng_state(),
@@ -460,7 +466,8 @@ class ModularTaskTrainer:
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
-        self.optimizer.load_state_dict(fit_groups(data["optimizer"], self.optimizer))
+        optimizer_state = unpack_optimizer_state(data["optimizer"])
+        self.optimizer.load_state_dict(fit_groups(optimizer_state, self.optimizer))
         if self.scheduler is not None and data["scheduler"] is not None:
             self.scheduler.load_state_dict(data["scheduler"])
         self.state.load_state_dict(data["training"])
