@@ -274,6 +274,30 @@ def test_a_bad_tracking_uri_is_refused_before_the_run_starts(trainer, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_tensorboard_train_loss_at_evaluations_is_the_metrics_rows(trainer, tmp_path, monkeypatch):
+    """With points at evaluations only, train/loss is each row's train_loss, also when the
+    batch losses kept for a point are folded into their sum on the way (here every 2)."""
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from sweeptrainer.components import loggers
+
+    monkeypatch.setattr(loggers, "FOLD_LOSSES", 2)
+    args = (
+        *WINE,
+        "iterations=3",
+        "experiment_id=folded",
+        "loggers.tensorboard.log_every_n_steps=0",
+    )
+    assert trainer(*args).code == 0
+    (run,) = run_dirs(tmp_path, "folded")
+    acc = EventAccumulator(str(_board(tmp_path, "folded", run)))
+    acc.Reload()
+    logged = [e.value for e in acc.Scalars("train/loss")]
+    rows = pd.read_csv(run / "metrics.csv")["train_loss"].tolist()
+    assert logged == pytest.approx(rows, rel=1e-5)  # Wine: 3 batches an epoch, folded
+
+
 def test_tensorboard_leaves_the_recorded_learning_rate_alone(trainer, tmp_path):
     """The logger reads the rate without taking it from the metrics row: with a per-batch
     scheduler and a point at each epoch's last step, metrics.csv is as without TensorBoard."""

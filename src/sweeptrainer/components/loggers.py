@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,6 +23,9 @@ from sweeptrainer.errors import ConfigError
 from sweeptrainer.io.atomic import atomic_write_text
 from sweeptrainer.io.lock import exclusive
 from sweeptrainer.io.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from sweeptrainer.io.tfevents import EventFile
 
 log = logging.getLogger("sweeptrainer")
 
@@ -114,11 +117,10 @@ class TensorBoardLogger:
         self.log_dir = Path(run_dir) / "tensorboard"  # the run folder's record
         self.root = Path(run_dir).parent.parent / "tensorboard"  # <experiment>/tensorboard
         self.label: str | None = None  # the TensorBoard run: a folder name under root
-        self._writer: Any = None
+        self._writer: EventFile | None = None
         # the batch losses since the last point (on the device), kept rather than added up
-        # step by step: a device operation per step cost ~1 % of a small model's epoch
+        # step by step (no device operation per step); a long list is folded into its sum
         self._losses: list[Any] = []
-        self._earlier: Any = 0.0  # their sum when the list grew long (log_every_n_steps: 0)
         self._loss_n = 0
         self._last_step = -1
 
@@ -214,9 +216,8 @@ class TensorBoardLogger:
     def cb_on_step_end(self, trainer: Any, loss: Any) -> None:
         self._losses.append(loss)
         self._loss_n += 1
-        if len(self._losses) == FOLD_LOSSES:
-            self._earlier = self._earlier + _sum(self._losses)
-            self._losses = []
+        if len(self._losses) == FOLD_LOSSES:  # a long window (log_every_n_steps: 0)
+            self._losses = [_sum(self._losses)]
         step = trainer.optimizer_steps
         if self.every and step != self._last_step and step % self.every == 0:
             self._write(self._train_point(trainer, step), step)
@@ -226,12 +227,12 @@ class TensorBoardLogger:
         (``rate``: at an evaluation, the one its metrics row records)."""
         values = {}
         if self._loss_n:
-            values["train/loss"] = float(self._earlier + _sum(self._losses)) / self._loss_n
+            values["train/loss"] = float(_sum(self._losses)) / self._loss_n
         values["train/learning_rate"] = float(trainer.schedule.current() if rate is None else rate)
         norm = trainer.stepper.last_grad_norm
         if norm is not None:
             values["train/grad_norm"] = float(norm)
-        self._losses, self._earlier, self._loss_n, self._last_step = [], 0.0, 0, step
+        self._losses, self._loss_n, self._last_step = [], 0, step
         return values
 
     def _row(self, trainer: Any, row: dict[str, float]) -> tuple[dict[str, float], int]:
@@ -281,10 +282,10 @@ class TensorBoardLogger:
 
 
 def _sum(losses: list[Any]) -> Any:
-    """The sum of 0-d loss tensors in one operation (0.0 for none)."""
+    """The sum of loss tensors in one operation, of their shape (0.0 for none)."""
     import torch
 
-    return torch.stack(losses).sum() if losses else 0.0
+    return torch.stack(losses).sum(0) if losses else 0.0
 
 
 def _plain(name: str) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sweeptrainer.io.state_saver import tensor_bytes
+
 
 @dataclass
 class TrainingState:
@@ -71,13 +73,7 @@ def pack_optimizer_state(state: dict[str, Any], max_bytes: int = PACK_BYTES) -> 
     per_param = state.get("state")
     if not isinstance(per_param, dict) or not per_param:
         return state
-    size = sum(
-        v.nelement() * v.element_size()
-        for entries in per_param.values()
-        for v in entries.values()
-        if isinstance(v, torch.Tensor)
-    )
-    if size > max_bytes:
+    if tensor_bytes(per_param) > max_bytes:
         return state
     ids = list(per_param)
     packed, shapes = {}, {}
