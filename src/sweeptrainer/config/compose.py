@@ -229,7 +229,7 @@ def composition_message(err: BaseException, nulled_groups: Sequence[str] = ()) -
     text = str(err).split("\nConfig search path:")[0].strip()
     if text.startswith("Config group override must be") and nulled_groups:
         override = nulled_groups[0]
-        key = override.split("=")[0].lstrip("+~")
+        key = NULLED.fullmatch(override)[1]  # type: ignore[index]  # chosen by this pattern
         text = (
             f"{override}: {key!r} is a config group, which takes the name of one of its "
             f"options ({key}=NAME; `trainer list {key}` shows them)"
