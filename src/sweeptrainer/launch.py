@@ -120,7 +120,7 @@ def compose_runs(
 
 
 EXTRAS = {"joblib": "joblib", "submitit": "submitit", "ray": "ray", "optuna": "optuna",
-          "hydra_plugins.sweeptrainer": "submitit"}  # fmt: skip
+          "hydra_plugins.sweeptrainer_plugins": "submitit"}  # fmt: skip
 
 
 def check_plugins(composer) -> None:
@@ -138,7 +138,7 @@ def check_plugins(composer) -> None:
             module = target.rpartition(".")[0]
             try:
                 found = not module or importlib.util.find_spec(module) is not None
-                if found and module.startswith("hydra_plugins.sweeptrainer"):  # ours: always
+                if found and module.startswith("hydra_plugins.sweeptrainer_plugins"):  # ours: always
                     # there, its class only with the launcher it builds on installed
                     found = hasattr(importlib.import_module(module), target.rpartition(".")[2])
             except ImportError:
@@ -368,7 +368,7 @@ def _launch(task, sources) -> int:
     here, not Hydra's traceback, and the sweep's summary still comes, from the run folders."""
     import hydra
 
-    from hydra_plugins.sweeptrainer.launchers import register
+    from hydra_plugins.sweeptrainer_plugins.launchers import register
     from sweeptrainer.errors import Interrupted
 
     register()  # hydra/launcher=slurm's launcher, which is ours
