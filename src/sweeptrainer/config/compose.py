@@ -358,8 +358,9 @@ class RunComposer:
             return cfg
         try:
             return _with_values(cfg, parsed, values)
-        except Exception:  # a key that does not exist, a wrong type: Hydra's message
-            return compose(self.sources, overrides)
+        except Exception:  # a key that does not exist, a wrong type: Hydra's message,
+            pass  # composed outside this block so that our error is not its context
+        return compose(self.sources, overrides)
 
     def task(self, overrides: Sequence[str]) -> DictConfig:
         """The run's config without Hydra's node (:func:`task_config`): what checking,
@@ -375,9 +376,10 @@ class RunComposer:
         cfg = pickle.loads(self._tasks[structural])
         try:
             _apply_values(values, cfg)
-        except Exception:
-            return task_config(compose(self.sources, overrides))
-        return cfg
+            return cfg
+        except Exception:  # as in __call__: Hydra's message
+            pass
+        return task_config(compose(self.sources, overrides))
 
     def compositions(self) -> list[DictConfig]:
         """The configs Hydra composed (one per distinct set of structural overrides): their
@@ -421,26 +423,45 @@ class RunComposer:
 
 
 def _apply_values(values: list, cfg: DictConfig) -> None:
-    """Apply value overrides to ``cfg`` with Hydra's own code (as its composition does)."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    """Apply value overrides (parsed by Hydra's override parser) to ``cfg`` as Hydra's
+    composition applies them, in order: ``key=v`` (an existing key), ``+key=v`` (a new key),
+    ``++key=v`` (either), ``~key`` / ``~key=v`` (remove it). Anything unusual raises, and
+    :class:`RunComposer` then composes the run with Hydra itself (Hydra's own message)."""
+    from omegaconf import open_dict
 
-    ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    for override in values:
+        key, value = override.key_or_group, override.value()
+        current = OmegaConf.select(cfg, key, throw_on_missing=False)
+        if override.is_delete():
+            if current is None or (value is not None and value != current):
+                raise KeyError(f"{override.input_line}: nothing to remove")
+            parent, _, leaf = key.rpartition(".")
+            with open_dict(cfg):
+                del (OmegaConf.select(cfg, parent) if parent else cfg)[leaf]
+        elif override.is_add() and current is not None and not isinstance(value, (dict, list)):
+            raise KeyError(f"{override.input_line}: the key exists (++ adds or overrides)")
+        else:  # struct mode refuses a key that `key=v` (no +) does not find
+            adds = override.is_add() or override.is_force_add()
+            OmegaConf.update(cfg, key, value, merge=True, force_add=adds)
+
+
+def overrides_dirname(lines: Sequence[str], exclude: Sequence[str], item_sep: str, kv: str) -> str:
+    """Hydra's ``hydra.job.override_dirname`` of a job: its overrides but the excluded keys,
+    sorted, joined by ``item_sep``, each ``=`` as ``kv``."""
+    kept = sorted(line for line in lines if line.lstrip("+~").split("=")[0] not in exclude)
+    return item_sep.join(kept).replace("=", kv)
 
 
 def _with_values(cfg: DictConfig, parsed: list, values: list) -> DictConfig:
     """``cfg`` (a copy) with the value overrides applied, and Hydra's record of them."""
-    from hydra._internal.config_loader_impl import get_overrides_dirname
     from omegaconf import open_dict
 
     _apply_values(values, cfg)
-    task = [o for o in parsed if not o.is_hydra_override()]
+    task = [o.input_line for o in parsed if not o.is_hydra_override()]
     naming = cfg.hydra.job.config.override_dirname
     with open_dict(cfg.hydra):
-        cfg.hydra.overrides.task = [o.input_line for o in task]
-        cfg.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=task,
-            kv_sep=naming.kv_sep,
-            item_sep=naming.item_sep,
-            exclude_keys=naming.exclude_keys,
+        cfg.hydra.overrides.task = task
+        cfg.hydra.job.override_dirname = overrides_dirname(
+            task, list(naming.exclude_keys), naming.item_sep, naming.kv_sep
         )
     return cfg
