@@ -45,9 +45,10 @@ test-slow:  ## the slow end-to-end tests: signals and kills, launchers, torchrun
 
 test-all: test test-slow  ## both (what CI runs)
 
-lint:  ## ruff format check + ruff check
+lint:  ## ruff format check + ruff check + mypy (the package and the Hydra plugin)
 	$(BIN)/ruff format --check src tests benches
 	$(BIN)/ruff check src tests benches
+	$(BIN)/mypy
 
 format:  ## apply ruff format and autofixes
 	$(BIN)/ruff format src tests benches

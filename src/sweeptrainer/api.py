@@ -201,7 +201,9 @@ def _leaves(cfg: DictConfig) -> dict[str, Any]:
     """Dotted key -> value (interpolations unresolved, lists whole, empty dicts left out)."""
     from sweeptrainer.config.flat import leaves
 
-    return leaves(OmegaConf.to_container(cfg, resolve=False))
+    data = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(data, dict)  # a DictConfig's
+    return leaves(data)
 
 
 def _text(value: Any) -> str:

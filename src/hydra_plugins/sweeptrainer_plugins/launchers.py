@@ -25,7 +25,7 @@ try:
         SlurmLauncher as SubmititSlurmLauncher,
     )
 except ImportError:  # without the [submitit] extra there is nothing to launch with
-    SubmititSlurmLauncher = None  # type: ignore[assignment,misc]
+    SubmititSlurmLauncher = None
 
 log = logging.getLogger("sweeptrainer")
 
@@ -40,7 +40,7 @@ def register() -> None:
 
 if SubmititSlurmLauncher is not None:
 
-    class SlurmLauncher(SubmititSlurmLauncher):  # type: ignore[misc,valid-type]
+    class SlurmLauncher(SubmititSlurmLauncher):
         """One SLURM job per run, in a job array; every job waited for."""
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:

@@ -8,9 +8,12 @@ state file and restored on resume; whatever a callback puts into
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweeptrainer.errors import ConfigError
+
+if TYPE_CHECKING:  # the trainer imports the callbacks' layer, not the other way round
+    from sweeptrainer.training.trainer import ModularTaskTrainer
 
 
 class EarlyStopping:
@@ -44,7 +47,7 @@ class EarlyStopping:
         self.waited = 0
         self.stopped_at: int | None = None
 
-    def cb_on_train_begin(self, trainer: Any) -> None:
+    def cb_on_train_begin(self, trainer: ModularTaskTrainer) -> None:
         by_column = {f"dev_{m.name}": m for m in trainer.components.metrics}
         columns = ["train_loss", "dev_loss", *by_column]
         self.metric = self.metric or f"dev_{trainer.components.tracking.name}"
@@ -57,7 +60,10 @@ class EarlyStopping:
             metric = by_column.get(self.metric)
             self.mode = "max" if metric is not None and metric.higher_is_better else "min"
 
-    def cb_on_iteration_end(self, trainer: Any, iteration: int, metrics: dict[str, float]) -> None:
+    def cb_on_iteration_end(
+        self, trainer: ModularTaskTrainer, iteration: int, metrics: dict[str, float]
+    ) -> None:
+        assert self.metric is not None  # set by cb_on_train_begin
         value = metrics[self.metric]
         sign = 1 if self.mode == "max" else -1
         if self.best is None or sign * (value - self.best) > self.min_delta:
@@ -110,7 +116,7 @@ class Timer:
     def cb_on_test_begin(self) -> None:
         self._lap(None)
 
-    def cb_on_test_end(self, trainer: Any) -> None:
+    def cb_on_test_end(self, trainer: ModularTaskTrainer) -> None:
         self._lap("test")
         trainer.summary["time_s"] = {k: round(v, 3) for k, v in self.totals.items()}
 

@@ -3,64 +3,23 @@
 No registry outside the trainer and no frame inspection: the trainer hands the
 built components to :class:`CallbackDispatcher` in a fixed order, and each event
 calls the methods found, in that order, with only the arguments each declares.
-:func:`check_class` runs the same checks on a class before anything is built,
-so the training command rejects a typo'd hook before the first run of a sweep.
+:func:`~sweeptrainer.config.hooks.check_class` (with the hook table, in the config layer)
+runs the same checks on a class before anything is built, so the training command rejects
+a typo'd hook before the first run of a sweep.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sweeptrainer.callbacks.hooks import HOOKS, PREFIX
-from sweeptrainer.errors import ConfigError, did_you_mean
+from sweeptrainer.config.hooks import HOOKS, check_class, declared_arguments, hook_names
+from sweeptrainer.errors import ConfigError
+
+__all__ = ["CallbackDispatcher", "Handler", "check_class", "declared_arguments"]
 
 Handler = tuple[Callable[..., Any], tuple[str, ...] | None]  # None: takes **kwargs, gets all
-
-
-def declared_arguments(
-    hook: str, params: Iterable[inspect.Parameter], where: str
-) -> tuple[str, ...] | None:
-    """Check a hook method's parameters; return the names it declares, None for **kwargs."""
-    if hook not in HOOKS:
-        raise ConfigError(
-            f"{where}: unknown hook {hook!r}{did_you_mean(hook, HOOKS)}; "
-            f"valid hooks: {', '.join(HOOKS)}"
-        )
-    allowed = HOOKS[hook]
-    names, wants_all = [], False
-    for p in params:
-        if p.kind is p.VAR_KEYWORD:
-            wants_all = True
-        elif p.kind is p.VAR_POSITIONAL:
-            raise ConfigError(f"{where}: *{p.name} is not supported; declare arguments by name")
-        elif p.name not in allowed:
-            raise ConfigError(
-                f"{where}: parameter {p.name!r} is not provided by {hook}"
-                f"{did_you_mean(p.name, allowed)}; it provides: {', '.join(allowed)}"
-            )
-        else:
-            names.append(p.name)
-    return None if wants_all else tuple(names)
-
-
-def _hook_names(cls: type) -> list[str]:
-    return sorted(name for name in dir(cls) if name.startswith(PREFIX))
-
-
-def check_class(cls: type, label: str) -> None:
-    """Check the ``cb_on_*`` methods a class defines, without building it."""
-    for name in _hook_names(cls):
-        where = f"{label} ({cls.__qualname__}.{name})"
-        static = inspect.getattr_static(cls, name)
-        if isinstance(static, staticmethod | classmethod):
-            params = list(inspect.signature(getattr(cls, name)).parameters.values())
-        elif callable(static):
-            params = list(inspect.signature(static).parameters.values())[1:]  # drop self
-        else:
-            raise ConfigError(f"{where}: {name} must be a method")
-        declared_arguments(name, params, where)
 
 
 class CallbackDispatcher:
@@ -72,7 +31,7 @@ class CallbackDispatcher:
         for label, obj in components:
             if obj is None:
                 continue
-            for name in _hook_names(type(obj)):
+            for name in hook_names(type(obj)):
                 where = f"{label} ({type(obj).__qualname__}.{name})"
                 method = getattr(obj, name)
                 if not callable(method):

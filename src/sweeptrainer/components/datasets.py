@@ -39,6 +39,11 @@ def split_indices(
 class ArrayDataset:
     """Three in-memory splits with features standardised on the training split."""
 
+    # the splits, set by name in __init__
+    train: TensorDataset
+    dev: TensorDataset
+    test: TensorDataset
+
     def __init__(
         self,
         splits: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -83,13 +88,13 @@ class ArrayDataset:
         if self.task == "multilabel":
             return torch.from_numpy(y.astype(np.float32))
         values = y.astype(np.float64).reshape(-1, 1)
-        if self.target_mean is not None:
+        if self.target_mean is not None and self.target_std is not None:  # set together
             values = (values - self.target_mean) / self.target_std
         return torch.from_numpy(values.astype(np.float32))
 
     def class_counts(self) -> list[int]:
         """Training samples per class (for balanced class weights)."""
-        targets = self.train.tensors[1]  # type: ignore[attr-defined]
+        targets = self.train.tensors[1]
         return torch.bincount(targets, minlength=self.output_dim).tolist()
 
 

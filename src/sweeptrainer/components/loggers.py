@@ -24,8 +24,11 @@ from sweeptrainer.io.atomic import atomic_write_text
 from sweeptrainer.io.lock import exclusive
 from sweeptrainer.io.run_dir import RunDir
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the trainer imports the components' layer, not the other way round
+    import torch
+
     from sweeptrainer.io.tfevents import EventFile
+    from sweeptrainer.training.trainer import ModularTaskTrainer
 
 log = logging.getLogger("sweeptrainer")
 
@@ -65,7 +68,7 @@ def flat_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Scalar]:
     return out
 
 
-def final_metrics(trainer: Any, test_metrics: dict[str, float]) -> dict[str, float]:
+def final_metrics(trainer: ModularTaskTrainer, test_metrics: dict[str, float]) -> dict[str, float]:
     """What a run ends with: ``test_*``, the dev metrics of the best iteration (``best_dev_*``,
     as ``dev:`` in results.yaml) and ``best_iteration``."""
     out = dict(test_metrics)
@@ -135,7 +138,7 @@ class TensorBoardLogger:
         if state.get("run") == self.run_dir.name and isinstance(label, str) and _plain(label):
             self.label = label
 
-    def _claim(self, trainer: Any) -> Path:
+    def _claim(self, trainer: ModularTaskTrainer) -> Path:
         """The run's folder under ``root``: its own from a resumed state or an earlier attempt
         (its ``.run`` file names the run folder), else a new one."""
         if self.root.is_symlink():  # never follow a link out of the experiment
@@ -158,11 +161,16 @@ class TensorBoardLogger:
             return folder
         raise FileExistsError(f"{self.root}: no free TensorBoard folder for {label}")
 
-    def _open(self, trainer: Any, purge_step: int | None = None) -> None:
+    def _open(self, trainer: ModularTaskTrainer, purge_step: int | None = None) -> None:
         from sweeptrainer.io.tfevents import EventFile
 
         self._writer = EventFile(self.log_dir, purge_step=purge_step)
         self._link(self._claim(trainer))
+
+    def _events(self) -> EventFile:
+        """The open event file (opened by cb_on_train_begin, or cb_on_test_end without it)."""
+        assert self._writer is not None, "TensorBoardLogger: no event file open"
+        return self._writer
 
     def _link(self, board: Path) -> None:
         """Hard-link the run's event files into its labelled folder: the same file under two
@@ -193,7 +201,7 @@ class TensorBoardLogger:
 
         if values:
             points = [Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()]
-            self._writer.add_summary(Summary(value=points), step)
+            self._events().add_summary(Summary(value=points), step)
 
     @staticmethod
     def _scalars(metrics: dict[str, float]) -> dict[str, float]:
@@ -204,7 +212,7 @@ class TensorBoardLogger:
         }
 
     # -- hooks ------------------------------------------------------------------------------
-    def cb_on_train_begin(self, trainer: Any) -> None:
+    def cb_on_train_begin(self, trainer: ModularTaskTrainer) -> None:
         steps = trainer.optimizer_steps
         fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
         self._open(trainer, purge_step=None if fresh else steps + 1)
@@ -213,7 +221,7 @@ class TensorBoardLogger:
             for row in trainer.state.rows:
                 self._write(*self._row(trainer, row))
 
-    def cb_on_step_end(self, trainer: Any, loss: Any) -> None:
+    def cb_on_step_end(self, trainer: ModularTaskTrainer, loss: torch.Tensor) -> None:
         self._losses.append(loss)
         self._loss_n += 1
         if len(self._losses) == FOLD_LOSSES:  # a long window (log_every_n_steps: 0)
@@ -222,7 +230,9 @@ class TensorBoardLogger:
         if self.every and step != self._last_step and step % self.every == 0:
             self._write(self._train_point(trainer, step), step)
 
-    def _train_point(self, trainer: Any, step: int, rate: float | None = None) -> dict[str, float]:
+    def _train_point(
+        self, trainer: ModularTaskTrainer, step: int, rate: float | None = None
+    ) -> dict[str, float]:
         """``train/loss`` since the last point, the learning rate and gradient norm now
         (``rate``: at an evaluation, the one its metrics row records)."""
         values = {}
@@ -235,22 +245,24 @@ class TensorBoardLogger:
         self._losses, self._loss_n, self._last_step = [], 0, step
         return values
 
-    def _row(self, trainer: Any, row: dict[str, float]) -> tuple[dict[str, float], int]:
+    def _row(
+        self, trainer: ModularTaskTrainer, row: dict[str, float]
+    ) -> tuple[dict[str, float], int]:
         step = trainer.steps_at(int(row["iteration"]))
         values = self._scalars({k: v for k, v in row.items() if k.startswith("dev_")})
         if trainer.budget.unit == "epoch":
             values["epoch"] = float(row["iteration"])
         return values, step
 
-    def cb_on_iteration_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+    def cb_on_iteration_end(self, trainer: ModularTaskTrainer, metrics: dict[str, float]) -> None:
         values, step = self._row(trainer, metrics)
         if self._loss_n or step != self._last_step:
             values |= self._train_point(trainer, step, metrics.get("learning_rate"))
         self._write(values, step)
-        self._writer.flush()  # TensorBoard shows each evaluation as it happens
+        self._events().flush()  # TensorBoard shows each evaluation as it happens
 
     def cb_on_train_end(self) -> None:
-        self._writer.flush()
+        self._events().flush()
 
     def cb_on_run_end(self) -> None:
         """Also after a stop signal or a failure: what was logged reaches the file, and the
@@ -259,7 +271,7 @@ class TensorBoardLogger:
             self._writer.close()
             self._writer = None
 
-    def cb_on_test_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+    def cb_on_test_end(self, trainer: ModularTaskTrainer, metrics: dict[str, float]) -> None:
         if self._writer is None:  # test without training (e.g. a finished run re-tested)
             self._open(trainer)
         step = trainer.optimizer_steps
@@ -267,18 +279,22 @@ class TensorBoardLogger:
         best = {f"best/{k.removeprefix('best_')}": float(v) for k, v in final.items()}
         self._write(self._scalars(metrics) | best, step)
         self._write_hparams(trainer, [_tag(k) for k in metrics] + list(best))
-        self._writer.close()
+        self._events().close()
 
-    def _write_hparams(self, trainer: Any, metric_tags: list[str]) -> None:
+    def _write_hparams(self, trainer: ModularTaskTrainer, metric_tags: list[str]) -> None:
         from sweeptrainer.io.tfevents import hparams_summaries
 
         flat = flat_config(trainer.cfg)
         keys = [f"{group}.id" for group in sorted(GROUP_KEYS)]
         keys += [_flat_key(k, flat) for k in _varying_keys(self.sweep_dir)]
-        values = {k: flat[k] for k in dict.fromkeys(keys) if k in flat and flat[k] is not None}
+        values: dict[str, str | int | float | bool] = {}
+        for key in dict.fromkeys(keys):
+            value = flat.get(key)
+            if value is not None:
+                values[key] = value
         # the metrics are the test/* and best/* scalars above: no hparam/* copies of them
         for summary in hparams_summaries(values, metric_tags):
-            self._writer.add_summary(summary)
+            self._events().add_summary(summary)
 
 
 def _sum(losses: list[Any]) -> Any:
@@ -416,7 +432,7 @@ class MLflowLogger:
             self._continued_from = state.get("run_id")
 
     # -- hooks ------------------------------------------------------------------------------
-    def cb_on_train_begin(self, trainer: Any) -> None:
+    def cb_on_train_begin(self, trainer: ModularTaskTrainer) -> None:
         if self.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
             # a local store beside the results (MLflow 3 keeps plain-folder stores off)
             results = Path(str(trainer.cfg.results_dir)).resolve()
@@ -430,7 +446,7 @@ class MLflowLogger:
     def cb_on_iteration_end(self, iteration: int, metrics: dict[str, float]) -> None:
         self._log_rows([(metrics, iteration)])
 
-    def cb_on_test_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+    def cb_on_test_end(self, trainer: ModularTaskTrainer, metrics: dict[str, float]) -> None:
         """The final metrics: test scores, the dev scores of the best iteration."""
         if self.run_id is None:  # test without training
             self.cb_on_train_begin(trainer)
@@ -483,7 +499,7 @@ class MLflowLogger:
             return False
         return bool(run.info.lifecycle_stage == "active")
 
-    def _start(self, client: Any, trainer: Any) -> None:
+    def _start(self, client: Any, trainer: ModularTaskTrainer) -> None:
         from mlflow.entities import Param
 
         name = self.experiment_name or str(trainer.cfg.experiment_id)

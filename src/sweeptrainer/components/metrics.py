@@ -18,16 +18,15 @@ tracking metric is the dev loss (lower is better).
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import audmetric
 import numpy as np
 
-from sweeptrainer.errors import ConfigError, did_you_mean
+from sweeptrainer.config.metric_specs import parse_spec
+from sweeptrainer.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -160,45 +159,15 @@ def higher_is_better(name: str) -> bool:
     return not any(part in name.lower() for part in LOWER_IS_BETTER)
 
 
-def _name_of(path: str) -> str:
-    return path.rsplit(".", 1)[-1].removesuffix("_score")
-
-
-def spec_name(spec: Any) -> str:
-    """The name a ``dataset.metrics`` entry has in metrics.csv and results.yaml."""
-    if isinstance(spec, Mapping):
-        return str(spec.get("name") or _name_of(str(spec.get("_target_", "?"))))
-    return str(spec) if "." not in str(spec) else _name_of(str(spec))
-
-
 def from_spec(spec: Any, key: str = "dataset.metrics") -> Metric:
     """One ``dataset.metrics`` entry as a Metric; a ConfigError naming it when it is wrong."""
-    from sweeptrainer.config.instantiate import locate
-
-    if isinstance(spec, str) and spec in METRICS:
-        return METRICS[spec]
-    if isinstance(spec, str) and "." not in spec:
-        raise ConfigError(
-            f"{key}: unknown metric {spec!r}{did_you_mean(spec, METRICS)}; known: "
-            f"{', '.join(METRICS)}, or a function by path (sklearn.metrics.f1_score) "
-            "or {_target_: ..., ...}"
-        )
-    spec = {"_target_": spec} if isinstance(spec, str) else dict(spec)
-    if "_target_" not in spec:
-        raise ConfigError(f"{key}: expected a name, a path or a mapping with _target_: {spec!r}")
-    name = spec_name(spec)
-    target = locate(spec.pop("_target_"), key)
-    spec.pop("name", None)
-    higher = spec.pop("higher_is_better", None)
-    uses_scores = bool(spec.pop("scores", False))
-    fn = target(**spec) if inspect.isclass(target) else (
-        functools.partial(target, **spec) if spec else target
-    )  # fmt: skip
-    if not callable(fn):
-        raise ConfigError(f"{key}: {name} is not callable as metric(truth, prediction)")
+    parsed = parse_spec(spec, key)
+    if isinstance(parsed, str):
+        return METRICS[parsed]
+    higher = parsed.higher_is_better
     if higher is None:
-        higher = higher_is_better(name)
-    return Metric(name, fn, bool(higher), None, uses_scores)
+        higher = higher_is_better(parsed.name)
+    return Metric(parsed.name, parsed.fn, higher, None, parsed.uses_scores)
 
 
 def get_metrics(specs: list[Any], task: str) -> list[Metric]:
@@ -215,6 +184,7 @@ def check_metrics(metrics: list[Metric], task: str, output_dim: int) -> None:
     """Compute every metric once on made-up outputs of this task (each class twice, right;
     sure scores), so a metric that cannot take them fails at start-up, not after an epoch."""
     n = max(output_dim, 2)
+    truth: np.ndarray
     if task == "classification":
         truth = np.tile(np.arange(n), 2)
         prediction = truth.copy()

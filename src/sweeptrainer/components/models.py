@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from sweeptrainer.config.instantiate import builds
 from sweeptrainer.errors import ConfigError
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -141,9 +144,9 @@ class AudioCNN(nn.Module):
 # ----------------------------------------------------------------- library models
 
 
-def _find_last(model: nn.Module, kind: type) -> tuple[nn.Module, str, nn.Module] | None:
+def _find_last(model: nn.Module, kind: type[ModuleT]) -> tuple[nn.Module, str, ModuleT] | None:
     """(parent, attribute, module) of the last module of ``kind`` in definition order."""
-    found = None
+    found: tuple[nn.Module, str, ModuleT] | None = None
     for parent in model.modules():
         for name, child in parent.named_children():
             if isinstance(child, kind):
@@ -151,7 +154,7 @@ def _find_last(model: nn.Module, kind: type) -> tuple[nn.Module, str, nn.Module]
     return found
 
 
-def _find_first(model: nn.Module, kind: type) -> tuple[nn.Module, str, nn.Module] | None:
+def _find_first(model: nn.Module, kind: type[ModuleT]) -> tuple[nn.Module, str, ModuleT] | None:
     for parent in model.modules():
         for name, child in parent.named_children():
             if isinstance(child, kind):
@@ -167,14 +170,16 @@ def adapt_input_channels(model: nn.Module, channels: int) -> None:
     if found is None or found[2].in_channels == channels:
         return
     parent, name, conv = found
-    new = type(conv)(
+    # its own class (Conv2d...): _ConvNd's constructor takes more than its subclasses'
+    conv_class: Callable[..., nn.modules.conv._ConvNd] = type(conv)
+    new = conv_class(
         channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
         dilation=conv.dilation, groups=1, bias=conv.bias is not None,
     )  # fmt: skip
     with torch.no_grad():
         mean = conv.weight.mean(dim=1, keepdim=True) * (conv.in_channels / channels)
         new.weight.copy_(mean.expand(-1, channels, *mean.shape[2:]))
-        if conv.bias is not None:
+        if conv.bias is not None and new.bias is not None:  # both or neither
             new.bias.copy_(conv.bias)
     setattr(parent, name, new)
 
@@ -293,6 +298,8 @@ def timm_model(
     return model
 
 
+# what the config check reads of a target (as of a class's ClassVar): an attribute of a
+# function, which mypy's function type does not declare
 torchvision_model.required_packages = {"torchvision": "pip install torchvision"}  # type: ignore[attr-defined]
 timm_model.required_packages = {"timm": "pip install timm"}  # type: ignore[attr-defined]
 

@@ -18,7 +18,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -156,7 +156,8 @@ def constructor_kwargs(node: DictConfig, key: str = "") -> dict[str, Any]:
     container = OmegaConf.to_container(node, resolve=True)
     assert isinstance(container, dict)
     skip = RESERVED_KEYS | GROUP_KEYS.get(key, frozenset())
-    return {k: v for k, v in container.items() if k not in skip}
+    # argument names: str (binding the signature refuses any other key, as it should)
+    return cast(dict[str, Any], {k: v for k, v in container.items() if k not in skip})
 
 
 def declares(signature: inspect.Signature, name: str) -> bool:
@@ -225,7 +226,7 @@ def nested_nodes(node: Any, key: str) -> list[tuple[str, DictConfig]]:
 
     found: list[tuple[str, DictConfig]] = []
     if isinstance(node, DictConfig):
-        items = [(f"{key}.{k}", v) for k, v in node.items_ex(resolve=False)]
+        items = [(f"{key}.{k!s}", v) for k, v in node.items_ex(resolve=False)]
     elif isinstance(node, ListConfig):
         items = [(f"{key}[{i}]", v) for i, v in enumerate(node)]
     else:

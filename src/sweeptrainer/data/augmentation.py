@@ -71,6 +71,7 @@ class AugmentedSplit(Dataset):
         if isinstance(sample, dict):
             return {**sample, self.field: self.steps(sample[self.field])}
         fields = list(sample)
+        # a tuple or list sample: the field is a position
         fields[self.field] = self.steps(fields[self.field])  # type: ignore[index]
         return type(sample)(fields) if isinstance(sample, tuple | list) else fields
 

@@ -24,7 +24,8 @@ def stack(samples: Sequence[Any]) -> Any:
     except RuntimeError as err:
         if "equal size" not in str(err) and "same size" not in str(err):
             raise
-        shapes = sorted({tuple(_inputs(s).shape) for s in samples if _inputs(s) is not None})
+        inputs = [x for x in map(_inputs, samples) if x is not None]
+        shapes = sorted({tuple(x.shape) for x in inputs})
         raise ValueError(
             f"the samples of a batch differ in shape ({', '.join(map(str, shapes[:4]))}"
             f"{' ...' if len(shapes) > 4 else ''}); give them one shape with a transform "

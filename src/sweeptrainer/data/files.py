@@ -86,8 +86,10 @@ class FilePipeline:
     def from_config(cls, node: Any) -> FilePipeline:
         """The pipeline of a ``Files`` dataset config (a run's ``config.yaml`` node)."""
         data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else node
+        assert isinstance(data, dict)  # a DictConfig's
         keys = ("loader", "sample_rate", "mono", "image_mode", "preprocess", "transform")
-        return cls(**{k: data[k] for k in keys if k in data})
+        kwargs: dict[str, Any] = {k: data[k] for k in keys if k in data}
+        return cls(**kwargs)
 
 
 class FilesSplit(Dataset):
@@ -132,6 +134,11 @@ class Files:
     ``target`` one column, or a list (0/1 columns for ``multilabel``, several values for
     multi-target ``regression``). Labels are encoded from the training split.
     """
+
+    # the splits, set by name in __init__
+    train: FilesSplit
+    dev: FilesSplit
+    test: FilesSplit
 
     def __init__(
         self,
@@ -178,9 +185,9 @@ class Files:
         values = self._scaled(encoded.values, scale_target)
         for split, part in parts.items():
             setattr(self, split, FilesSplit(self, split, part, values[split]))
-        self.output_dim = (
-            len(self.class_names) if task == "classification" else len(self.target_names)
-        )
+        names = self.class_names if task == "classification" else self.target_names
+        assert names is not None  # a classification's classes: encode_targets names them
+        self.output_dim = len(names)
         self.input_shape = self._probe()
 
     # -- index tables -------------------------------------------------------------------
@@ -299,7 +306,7 @@ class Files:
     def _probe(self) -> tuple[int, ...]:
         """The input shape: the first training sample's, after every step."""
         try:
-            x, _ = self.train[0]  # type: ignore[attr-defined]
+            x, _ = self.train[0]
         except SampleError as err:
             raise ConfigError(f"dataset: the first training sample cannot be made: {err}") from None
         if not isinstance(x, torch.Tensor):
@@ -311,7 +318,7 @@ class Files:
 
     def class_counts(self) -> list[int]:
         """Training samples per class (for balanced class weights)."""
-        targets = self.train.targets  # type: ignore[attr-defined]
+        targets = self.train.targets
         return torch.bincount(targets, minlength=self.output_dim).tolist()
 
     def sample_info(self, split: str) -> pd.DataFrame:

@@ -76,7 +76,7 @@ def _best(table: pd.DataFrame, keys: list[str], sort_column: str | None) -> dict
     if not len(table):
         return None
     best = {k: table.iloc[0][k] for k in [*keys, "runs"]}
-    if sort_column in table.columns:
+    if sort_column is not None and sort_column in table.columns:
         best[sort_column] = table.iloc[0][sort_column]
     return best
 
@@ -109,7 +109,9 @@ def aggregate(experiment: Experiment, aggregate_by: Sequence[str] = ("seed",)) -
         table, sort_column = _rank(_rows(own, keys, used), kind, experiment.directions[kind])
         table.insert(0, "ranked_by", sort_column)
         parts.append(table)
-        bests.append(_best(table, ["ranked_by", *keys], sort_column))
+        best = _best(table, ["ranked_by", *keys], sort_column)
+        if best is not None:  # every kind has finished runs: never None
+            bests.append(best)
     return Aggregated(pd.concat(parts, ignore_index=True), keys, None, None, bests)
 
 

@@ -4,6 +4,7 @@ iteration marked."""
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -212,6 +213,6 @@ def learning_curve_figures(
                    + (f"; dashed line: the best run's ({best_run})" if best_run else "")
                    + ".")  # fmt: skip
         path = out / file_name(f"curves_{names[0]}", *names[1:])
-        figures.append(Figure(path, lambda plt, g=group: data.make(plt, g), None, caption,
+        figures.append(Figure(path, functools.partial(data.make, group=group), None, caption,
                               "curves"))  # fmt: skip
     return figures

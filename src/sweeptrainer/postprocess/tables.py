@@ -7,6 +7,7 @@ import html
 import math
 import re
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ def breakable(text: object) -> str:
     return re.sub(r"([_./-])", r"\1<wbr>", esc(text))
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float | np.number]:
     """A number to show as one (and sort numerically); booleans are text."""
     return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
@@ -37,17 +38,17 @@ def fmt(value: object) -> str:
     if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
         return str(value)
     if is_number(value):
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
         whole = number.is_integer() and abs(number) < 1e6
         return f"{number:.0f}" if whole else f"{number:.4g}"
     return str(value)
 
 
-def _sort_key(value: object) -> str:
+def _sort_key(value: int | float | np.number) -> str:
     """The exact value, as JavaScript's ``Number()`` reads it."""
     if isinstance(value, int | np.integer):
         return str(value)
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     return "" if math.isnan(number) else repr(number).replace("inf", "Infinity")
 
 
@@ -74,7 +75,7 @@ def _finite(value: object) -> float | None:
     """``value`` as a float when it is a number and not NaN, else None."""
     if not is_number(value):
         return None
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     return None if math.isnan(number) else number
 
 

@@ -97,7 +97,7 @@ class BatchLayout:
             "(inputs, target, ...)"
         )
 
-    def _split_mapping(self, batch: Mapping[str, Any]) -> tuple[Inputs, Any, Any]:
+    def _split_mapping(self, batch: Mapping[Any, Any]) -> tuple[Inputs, Any, Any]:
         keys = list(batch)
         target = self.target if self.target is not None else "target"
         index = self.index if self.index is not None else ("index" if "index" in batch else None)
@@ -135,22 +135,3 @@ class BatchLayout:
             raise BatchError(
                 f"dataset.batch.{role}: the batches have {what}, no {field!r}"
             ) from None
-
-
-def check_batch_config(node: Any) -> list[str]:
-    """Problems with a dataset's ``batch`` node (for the config check)."""
-    if node is None:
-        return []
-    if not isinstance(node, Mapping):
-        return [f"dataset.batch: expected a mapping (collate, inputs, target, index), got {node!r}"]
-    problems = []
-    for key in node:
-        if key not in ("collate", "inputs", "target", "index"):
-            problems.append(
-                f"dataset.batch.{key}: unknown key; expected collate, inputs, target or index"
-            )
-    for key in ("target", "index"):
-        value = node.get(key)
-        if value is not None and not isinstance(value, str | int):
-            problems.append(f"dataset.batch.{key}: expected a key or a position, got {value!r}")
-    return problems

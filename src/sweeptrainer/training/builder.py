@@ -232,7 +232,10 @@ def build(
         if not hasattr(dataset, attr):
             raise ConfigError(f"dataset: {cfg.dataset._target_} has no attribute {attr!r}")
     try:
-        metrics = get_metrics(OmegaConf.to_container(cfg.dataset.metrics), dataset.task)
+        specs = OmegaConf.to_container(cfg.dataset.metrics)
+        if not isinstance(specs, list):  # the config check says so first
+            raise ValueError("expected a list of metric names")
+        metrics = get_metrics(specs, dataset.task)
     except ValueError as err:
         raise ConfigError(f"dataset.metrics: {err}") from None
     check_metrics(metrics, dataset.task, dataset.output_dim)

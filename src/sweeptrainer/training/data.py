@@ -53,7 +53,7 @@ class SeededBatches(Dataset):
         self.batch_transform = batch_transform
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)  # type: ignore[arg-type]  # torch's Dataset types no __len__
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         return self.__getitems__([key])
@@ -125,7 +125,7 @@ class BatchSource:
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = device
-        self.n = len(dataset)  # type: ignore[arg-type]
+        self.n = len(dataset)  # type: ignore[arg-type]  # torch's Dataset types no __len__
         self._tensors: tuple[torch.Tensor, ...] | None = None
         self._loader: DataLoader | None = None
         if isinstance(dataset, TensorDataset) and batch_transform is None:

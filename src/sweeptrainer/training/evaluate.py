@@ -38,7 +38,8 @@ def _per_sample(criterion: nn.Module):
     """Make a torch loss return per-sample values (``reduction='none'``) for a while."""
     original = getattr(criterion, "reduction", None)
     if original is not None:
-        criterion.reduction = "none"
+        # nn.Module types its attributes as tensors and modules; a loss's reduction is a str
+        criterion.reduction = "none"  # type: ignore[assignment]
     try:
         yield original is not None
     finally:

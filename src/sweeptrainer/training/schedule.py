@@ -22,11 +22,10 @@ from typing import Any
 from omegaconf import DictConfig
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from sweeptrainer.config.keys import FREQUENCIES
 from sweeptrainer.errors import ConfigError
 
 log = logging.getLogger("sweeptrainer")
-
-FREQUENCIES = ("batch", "iteration", "evaluation")
 
 
 def plan(cfg: DictConfig, target: Any, n_train: int) -> tuple[str, int]:

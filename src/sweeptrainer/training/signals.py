@@ -18,9 +18,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sweeptrainer.errors import Interrupted
 from sweeptrainer.io.atomic import atomic_write_text
@@ -47,7 +48,10 @@ class StopSignals:
         self._received: int | None = None
         self.stop_file = stop_file
         self._next_look = 0.0
-        self._previous: dict[int, object] = {}
+        # what signal.signal() returned: the handlers to put back
+        self._previous: dict[
+            int, Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+        ] = {}
         self._at_once = False
 
     @property
@@ -73,7 +77,7 @@ class StopSignals:
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)
         self._previous.clear()
 
     def __getstate__(self) -> dict:
@@ -82,6 +86,7 @@ class StopSignals:
         return {"_received": self._received, "stop_file": self.stop_file}
 
     def __setstate__(self, state: dict) -> None:
+        # __init__ again: the state __getstate__ left out (no handlers installed here)
         self.__init__(state["stop_file"])  # type: ignore[misc]
         self._received = state["_received"]
 

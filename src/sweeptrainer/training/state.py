@@ -120,7 +120,9 @@ def unpack_optimizer_state(saved: dict[str, Any]) -> dict[str, Any]:
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch RNG states as tensors and plain values."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple)  # legacy=True: (kind, keys, pos, has_gauss, gauss)
+    kind, keys, pos, has_gauss, gauss = legacy
     version, internal, gauss_py = random.getstate()
     return {
         # through NumPy: torch.tensor of the 625 Python ints took 85 us, this 15

@@ -137,7 +137,7 @@ def parameter_groups(model: nn.Module, weight_decay: float | None = None) -> lis
                 decay.append(param)
     if weight_decay == 0:
         return [{"params": decay + no_decay}]
-    groups = [{"params": decay}]
+    groups: list[dict[str, Any]] = [{"params": decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     return groups

@@ -16,10 +16,11 @@ import math
 import signal
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
 from sweeptrainer.errors import Interrupted, TrainingError
@@ -78,6 +79,7 @@ class ModularTaskTrainer:
         self.criterion = components.criterion
         self.optimizer = components.optimizer
         self.scheduler = components.scheduler
+        assert components.schedule is not None  # set by build()
         self.schedule: Schedule = components.schedule  # when the scheduler steps
         self.run_dir = run_dir
         self._saver = StateSaver(run_dir)  # states/*.pt written beside the training
@@ -109,7 +111,10 @@ class ModularTaskTrainer:
             "test": BatchSource(splits["test"], cfg.inference_batch_size, device, **loading),
         }
         # the compiled module shares its weights with self.model, which states save
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # torch.compile returns an OptimizedModule (a Module) for a module, typed a callable
+        self.forward: nn.Module = (
+            cast(nn.Module, torch.compile(self.model)) if cfg.compile else self.model
+        )
         self._eval_forward = self.forward
         if self.dist.world > 1:  # one run across processes: gradients averaged by DDP
             ids = [device.index] if device.type == "cuda" else None
@@ -224,7 +229,8 @@ class ModularTaskTrainer:
         bar = self._bar
         while self.state.iteration < end:
             if self._stop_requested() and self._group_start():
-                self._stop_now(self.signals.received or signal.SIGTERM)  # between optimizer steps
+                received = self.signals.received if self.signals is not None else None
+                self._stop_now(received or signal.SIGTERM)  # between optimizer steps
             batch_idx, batch, last = next(batches)
             inputs, y, _ = split_batch(batch)
             iteration = self.state.iteration + 1
@@ -374,7 +380,7 @@ class ModularTaskTrainer:
         # metrics in the original ones (0.50 vs 3075 would read as a contradiction)
         scaled = getattr(self.dataset, "target_std", None) is not None
         unit, total = self.budget.unit, self.budget.total
-        log.info(evaluation_line(unit, row["iteration"], total, row, improved, scaled))
+        log.info(evaluation_line(unit, int(row["iteration"]), total, row, improved, scaled))
 
     def test(self) -> dict[str, Any]:
         """Load the best state, score test (and dev) with it, write outputs and results."""
