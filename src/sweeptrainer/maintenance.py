@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sweeptrainer.errors import ConfigError, DamagedRunError
+from sweeptrainer.io.lease import Activity, activity
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import TRAINING_DIR, RunDir
 
@@ -27,6 +29,33 @@ def experiment_runs(experiment_dir: str | Path) -> list[RunDir]:
     return [RunDir(p) for p in sorted(training.iterdir()) if p.is_dir() and not p.is_symlink()]
 
 
+def _busy(live: Activity) -> str:
+    """Why a run must be left alone now ("" when it may be cleaned up): a process trains it,
+    on this host (its lock) or on another node (a fresh lease: that node's lock is not seen
+    from here). A failed run with a fresh lease is being retried."""
+    if live.elsewhere:
+        return f"pid {live.pid} on {live.host} is training it right now"
+    return "a process is training it right now" if live.running else ""
+
+
+@contextmanager
+def _claimed(run_path: Path) -> Iterator[str]:
+    """Hold the run's lock for the block, so no run starts training it here meanwhile;
+    yields why the run must be kept after all ("" when it may be cleaned up)."""
+    lock = RunLock(run_path)
+    if lock.path.is_symlink():  # locks nothing of this run, and is never opened through
+        yield _busy(activity(run_path))
+        return
+    if not lock.acquire():
+        yield "a process started training it"
+        return
+    try:
+        live = activity(run_path)  # a lease of this host: our own lock, not a trainer's
+        yield _busy(live) if live.elsewhere else ""
+    finally:
+        lock.release()
+
+
 def rm_failed(
     experiment_dir: str | Path,
     yes: bool = False,
@@ -41,7 +70,9 @@ def rm_failed(
         except DamagedRunError as err:  # may hold a finished run's results: never removed here
             print(f"damaged, left alone: {run.path} ({err})")
             continue
-        if status.get("state") == "failed":
+        if status.get("state") == "failed" and (busy := _busy(activity(run.path))):
+            print(f"kept {run.path}: {busy}")  # a retry that just started
+        elif status.get("state") == "failed":
             failed.append(run)
             errors[run.name] = status.get("error", "")
     for run in failed:
@@ -57,10 +88,11 @@ def rm_failed(
         return []
     removed = []
     for run in failed:
-        if RunLock(run.path).held_elsewhere():
-            print(f"kept {run.path}: a process is training it right now")
-            continue
-        shutil.rmtree(run.path)
+        with _claimed(run.path) as busy:  # a retry may have taken it since it was listed
+            if busy:
+                print(f"kept {run.path}: {busy}")
+                continue
+            shutil.rmtree(run.path)
         removed.append(run)
     print(f"removed {len(removed)} failed run(s)")
     return removed
@@ -88,8 +120,8 @@ def rm_states(
     for run in experiment_runs(experiment_dir):
         if not run.states.is_dir() or run.states.is_symlink():
             continue
-        if RunLock(run.path).held_elsewhere():
-            print(f"kept the states of {run.name}: a process is training it right now")
+        if busy := _busy(activity(run.path)):
+            print(f"kept the states of {run.name}: {busy}")
             continue
         doomed += [p for p in sorted(run.states.glob("*.pt")) if p.name not in keep]
     sizes = {p: p.lstat().st_size for p in doomed}
@@ -105,16 +137,13 @@ def rm_states(
             return []
     removed = doomed if dry_run else []
     for run_dir, paths in itertools.groupby(doomed if not dry_run else [], lambda p: p.parent):
-        lock = RunLock(run_dir.parent)  # held while deleting: no run starts meanwhile
-        if not lock.acquire():
-            print(f"kept the states of {run_dir.parent.name}: a process started training it")
-            continue
-        try:
+        with _claimed(run_dir.parent) as busy:  # held while deleting: no run starts meanwhile
+            if busy:
+                print(f"kept the states of {run_dir.parent.name}: {busy}")
+                continue
             for path in paths:
                 path.unlink()
                 removed.append(path)
-        finally:
-            lock.release()
     verb = "would free" if dry_run else "freed"
     freed = sum(sizes[p] for p in removed)
     print(f"{len(removed)} state file(s), {verb} {freed / 1e6:.1f} MB")

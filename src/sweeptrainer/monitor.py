@@ -12,8 +12,10 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sweeptrainer.errors import ConfigError, DamagedRunError, did_you_mean
+from sweeptrainer.io.lease import STALE, activity
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.maintenance import experiment_runs
@@ -33,6 +35,12 @@ class RunProgress:
     host: str | None
     pid: int | None
     problem: str | None = None  # why a damaged run is damaged
+    note: str | None = None  # after the state: a killed run's node and when it was last heard
+
+    @property
+    def shown_state(self) -> str:
+        """The state column: ``killed (node2, last heard at ...)`` for a stale lease."""
+        return f"{self.state} ({self.note})" if self.note else self.state
 
     @property
     def eta_s(self) -> float | None:
@@ -59,8 +67,7 @@ def _progress(run: RunDir) -> RunProgress:
     state = status.get("state", "unknown")
     if state == "finished" and (problem := run.finished_problem()):
         raise DamagedRunError(problem)
-    if state == "running" and not RunLock(run.path).held_elsewhere():
-        state = "killed"  # its process is gone: the next run of the command resumes it
+    state, host, pid, note = _liveness(run, state, status)
     config = run.read_config() or {}
     metric = (config.get("dataset") or {}).get("tracking_metric")
     iteration, value, elapsed = 0, None, None
@@ -73,10 +80,27 @@ def _progress(run: RunDir) -> RunProgress:
             scores = metrics[column].astype(float)
             value = float(scores.max() if higher_is_better(str(metric)) else scores.min())
     total = status.get("iterations", config.get("iterations"))
-    running = state == "running"
-    return RunProgress(run.name, state, iteration, total, metric, value, elapsed,
-                       status.get("host") if running else None,
-                       status.get("pid") if running else None)  # fmt: skip
+    return RunProgress(run.name, state, iteration, total, metric, value, elapsed, host, pid,
+                       note=note)  # fmt: skip
+
+
+def _liveness(
+    run: RunDir, state: str, status: dict[str, Any]
+) -> tuple[str, str | None, int | None, str | None]:
+    """State, host, pid and note of a run: a run marked running whose process is gone is
+    ``killed`` (the next run of the command resumes it). Its lease says who trains it on
+    another node (that node's lock is not seen from here), or when that node was last heard."""
+    if state != "running":
+        return state, None, None, None
+    live = activity(run.path)
+    if live.elsewhere:
+        return "running", live.host, live.pid, None
+    if live.state == STALE and live.last_heard is not None:
+        heard = live.last_heard.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return "killed", None, None, f"{live.host}, last heard at {heard}"
+    if not live.running:
+        return "killed", None, None, None
+    return "running", status.get("host"), status.get("pid"), None
 
 
 def pending(experiment_dir: str | Path, present: set[str]) -> list[RunProgress]:
@@ -127,7 +151,7 @@ def status_table(experiment_dir: str | Path) -> str:
             else ("-" if r.state in ("pending", "damaged") else str(r.iteration))
         )
         lines.append(
-            (r.name, r.state, done, metric, duration(r.elapsed_s), duration(r.eta_s), where)
+            (r.name, r.shown_state, done, metric, duration(r.elapsed_s), duration(r.eta_s), where)
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [

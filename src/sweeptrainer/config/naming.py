@@ -37,6 +37,7 @@ OPERATIONAL_KEYS = frozenset(
         "progress_bar",
         "device",
         "max_retries",
+        "heartbeat_s",
         "rerun_on_change",
         "postprocess",
         "num_workers",

@@ -10,14 +10,16 @@ import importlib.util
 import inspect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, DictKeyType, OmegaConf
 
-from sweeptrainer.callbacks.dispatcher import check_class
+from sweeptrainer.config.hooks import check_class
 from sweeptrainer.config.instantiate import check_node, nested_nodes
+from sweeptrainer.config.keys import FREQUENCIES, check_batch_config
+from sweeptrainer.config.metric_specs import parse_spec, spec_name
 from sweeptrainer.errors import ConfigError, did_you_mean
 
 GROUPS = ("dataset", "model", "optimizer", "scheduler", "criterion", "augmentation")
@@ -89,6 +91,11 @@ MAIN_KEYS: tuple[Key, ...] = (
         "'warn', 'rerun' or 'ignore'",
     ),
     Key("postprocess", lambda v: isinstance(v, bool), "true or false"),
+    Key(
+        "heartbeat_s",  # the lease's refresh period: other nodes read a run as alive by it
+        lambda v: _positive_number(v) and v <= 86400,
+        "a positive number of seconds (at most 86400)",
+    ),
     Key("accumulation_steps", _positive_int, "a positive integer"),
     Key(
         "gradient_clip_norm",
@@ -125,9 +132,15 @@ RUNTIME_KWARGS: dict[str, tuple[str, ...]] = {
 POSITIONAL_ARGS = {"optimizer": 1, "scheduler": 1}  # model parameters / the optimizer
 
 
-def _check_main_keys(resolved: dict[str, Any], problems: list[str]) -> None:
+# main keys added after projects had their own config.yaml: missing means this value
+DEFAULTS: dict[str, Any] = {"heartbeat_s": 30}
+
+
+def _check_main_keys(resolved: Mapping[DictKeyType, Any], problems: list[str]) -> None:
     """The top-level keys, from the resolved config (resolved once: a 1,000-run grid)."""
     for key in MAIN_KEYS:
+        if key.name not in resolved and key.name in DEFAULTS:
+            continue  # a key added since: a project's own config.yaml may not have it yet
         if key.name not in resolved:
             problems.append(f"{key.name}: missing; expected {key.expected}")
             continue
@@ -136,7 +149,7 @@ def _check_main_keys(resolved: dict[str, Any], problems: list[str]) -> None:
             problems.append(f"{key.name}: expected {key.expected}, got {value!r}")
     for name in resolved:
         if name not in KNOWN_KEYS:
-            problems.append(f"{name}: unknown key{did_you_mean(str(name), KNOWN_KEYS)}")
+            problems.append(f"{name!s}: unknown key{did_you_mean(str(name), KNOWN_KEYS)}")
     if not problems:
         for name in ("eval_frequency", "save_frequency"):
             if resolved[name] > resolved["iterations"]:
@@ -183,17 +196,15 @@ def _check_group(cfg: DictConfig, group: str, problems: list[str]) -> None:
 
 def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
     """metrics, tracking_metric, stratify and batch: the dataset keys the trainer reads."""
-    from sweeptrainer.components.metrics import from_spec, spec_name
-    from sweeptrainer.training.batch import check_batch_config
-
     specs = node.get("metrics")
     if not specs or not OmegaConf.is_list(specs):
         problems.append("dataset.metrics: missing; expected a list of metric names")
         return
     specs = OmegaConf.to_container(specs, resolve=True)
+    assert isinstance(specs, list)  # a ListConfig's
     for i, spec in enumerate(specs):
         try:
-            from_spec(spec, f"dataset.metrics[{i}]")
+            parse_spec(spec, f"dataset.metrics[{i}]")
         except ConfigError as err:
             problems.append(str(err))
     names = [spec_name(spec) for spec in specs]
@@ -214,9 +225,6 @@ def _check_dataset_metrics(node: DictConfig, problems: list[str]) -> None:
 
 def _check_schedule(cfg: DictConfig, node: DictConfig, problems: list[str]) -> None:
     """step_frequency and monitor: the scheduler keys the trainer reads."""
-    from sweeptrainer.components.metrics import spec_name
-    from sweeptrainer.training.schedule import FREQUENCIES
-
     frequency = node.get("step_frequency")
     if frequency is not None and frequency not in FREQUENCIES:
         problems.append(
@@ -225,7 +233,9 @@ def _check_schedule(cfg: DictConfig, node: DictConfig, problems: list[str]) -> N
     monitor = node.get("monitor")
     specs = OmegaConf.select(cfg, "dataset.metrics")
     if monitor is not None and OmegaConf.is_list(specs):
-        names = [spec_name(s) for s in OmegaConf.to_container(specs, resolve=True)]
+        entries = OmegaConf.to_container(specs, resolve=True)
+        assert isinstance(entries, list)  # a ListConfig's
+        names = [spec_name(s) for s in entries]
         columns = ["train_loss", "dev_loss", *(f"dev_{n}" for n in names)]
         if monitor not in columns:
             problems.append(
@@ -244,7 +254,7 @@ def _check_keyed(cfg: DictConfig, kind: str, problems: list[str]) -> None:
     for name, node in entries.items():
         if node is None:  # a null entry disables it
             continue
-        key = f"{kind}.{name}"
+        key = f"{kind}.{name!s}"
         if not isinstance(node, DictConfig) or "_target_" not in node:
             problems.append(f"{key}: expected a mapping with a _target_ (or null to disable it)")
             continue

@@ -117,7 +117,8 @@ class RunDir:
                 f"{self.status_file}: {problem}; it is damaged or was not written by "
                 "sweeptrainer: remove the run folder (or restore the file) to train it again"
             )
-        return data  # type: ignore[return-value]
+        assert isinstance(data, dict)  # _status_problem checked it is one
+        return data
 
     def finished_problem(self) -> str:
         """Why a run marked finished cannot be trusted as finished ("" when it can): its
@@ -160,11 +161,12 @@ class RunDir:
         atomic_write_yaml(self.status_file, data)
 
     def clear(self) -> None:
-        """Remove everything a run wrote (for a run trained anew), but its lock file."""
+        """Remove everything a run wrote (for a run trained anew), but its lock file and its
+        lease (``lease.yaml``: other nodes read the run as trained by this process)."""
         import shutil
 
         for entry in self.path.iterdir():
-            if entry.name == ".lock":
+            if entry.name in (".lock", "lease.yaml"):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)

@@ -12,7 +12,7 @@ import pandas as pd
 from sweeptrainer.components.metrics import higher_is_better
 from sweeptrainer.config.flat import leaves
 from sweeptrainer.errors import ConfigError, DamagedRunError
-from sweeptrainer.io.lock import RunLock
+from sweeptrainer.io.lease import activity
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.maintenance import experiment_runs
 
@@ -70,8 +70,8 @@ def _read(path: Path, read: Any, root: Path) -> Any:
 
 def _state(run: RunDir, status: dict[str, Any]) -> str:
     state = status.get("state", "unknown")
-    if state == "running" and not RunLock(run.path).held_elsewhere():
-        return "killed"  # `running`, but no process holds its lock
+    if state == "running" and not activity(run.path).running:
+        return "killed"  # `running`, but no process here holds its lock, nor a fresh lease
     return state
 
 
@@ -130,7 +130,8 @@ def _varying(configs: pd.DataFrame) -> list[str]:
     """Columns with more than one value, without redundant ones: of columns equal in every
     run, the first (``optimizer.lr`` is ``learning_rate``); of a group's keys that change
     exactly when its ``id`` does (``augmentation.steps`` with ``augmentation.id``), the id."""
-    varying, seen = [], []
+    varying: list[str] = []
+    seen: list[str] = []
     # main keys first, so `learning_rate` is kept and its copy `optimizer.lr` dropped; then
     # each group's id before its other keys
     order = sorted(configs.columns, key=lambda c: ("." in c, not c.endswith(".id"), c))
