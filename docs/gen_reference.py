@@ -5,8 +5,9 @@ Writes, under the docs folder (or ``--out DIR``):
 - ``reference/options.md``: every main key of ``conf/config.yaml`` with its default and its
   inline comment; every config group and option file with id, ``_target_``, arguments,
   defaults and comments.
-- ``reference/cli.md``: the help of ``trainer`` and of ``trainer VERB`` for every verb in
-  ``sweeptrainer.cli.VERBS``, captured by running ``python -m sweeptrainer ... --help``.
+- ``reference/cli.md``: the help of ``trainer`` and of ``trainer VERB`` for every verb of the
+  registry ``sweeptrainer.cli.VERBS``: the usage lines and the parser (or help text) of each
+  verb's module, as ``trainer [VERB] --help`` prints them at 100 columns.
 - ``templates/index.md`` and ``templates/<name>.md``: one page per project template, from
   ``src/sweeptrainer/templates/<name>/README.md`` (none while that folder does not exist).
 
@@ -19,9 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,26 +231,24 @@ def yaml_block(entry: Entry) -> list[str]:
 # ---------------------------------------------------------------- reference/cli.md
 
 
-def help_text(args: list[str]) -> str:
-    """The output of ``python -m sweeptrainer ARGS --help`` (an error if it fails)."""
-    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHON_COLORS": "0"}
-    with tempfile.TemporaryDirectory() as folder:  # nothing a verb might write lands here
-        result = subprocess.run(
-            [sys.executable, "-m", "sweeptrainer", *args, "--help"],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    if result.returncode != 0:
-        command = " ".join(["trainer", *args, "--help"])
-        raise RuntimeError(f"`{command}` exited with {result.returncode}:\n{result.stderr}")
-    return result.stdout.rstrip()
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def cli_page() -> str:
-    from sweeptrainer.cli import VERBS
+    """``trainer --help``, then ``trainer VERB --help`` for every verb of the registry."""
+    from sweeptrainer import cli
 
     out = [
         "# CLI reference",
@@ -259,8 +257,12 @@ def cli_page() -> str:
         "`python -m sweeptrainer` is the same command as `trainer`.",
         "",
     ]
-    for args in [[], *([verb] for verb in VERBS)]:
-        out += [f"## {' '.join(['trainer', *args])}", "", "```text", help_text(args), "```", ""]
+    # the width argparse wraps to, and no colours (newer Pythons colour help on terminals)
+    with environment(COLUMNS="100", NO_COLOR="1", PYTHON_COLORS="0"):
+        for verb in [None, *cli.VERBS]:
+            title = " ".join(["trainer", *([verb] if verb else [])])
+            text = cli.help_text(verb).rstrip()
+            out += [f"## {title}", "", "```text", text, "```", ""]
     return "\n".join(out)
 
 

@@ -21,13 +21,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.config.naming import config_hash, run_name
-from sweeptrainer.config.schema import validate
+from sweeptrainer.config.schema import DEFAULTS, validate
 from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted, StorageError
+from sweeptrainer.io import sweep_record
+from sweeptrainer.io.lease import Heartbeat, activity
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir, check_results_dir, training_dir
 from sweeptrainer.logs import attach_file, detach
@@ -38,9 +40,6 @@ log = logging.getLogger("sweeptrainer")
 
 
 BY_ANOTHER = "trained by another process"  # a skipped run's note: not "finished before"
-# a token per training command, set for its jobs (launcher workers inherit it; a Ray
-# worker does not, and its runs then count as the command's own)
-COMMAND_ENV = "SWEEPTRAINER_COMMAND"
 
 
 @dataclass
@@ -163,9 +162,11 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
         plan.reason = f"failed {plan.attempt} times, max_retries is {cfg.max_retries}"
     elif state == "failed":
         plan.action, plan.attempt = "retry", plan.attempt + 1
-    elif state == "running" and not holding_lock and RunLock(run_dir.path).held_elsewhere():
-        plan.action, plan.elsewhere = "skip", True
-        plan.reason = f"being trained by pid {status.get('pid')} on {status.get('host')}"
+    elif state == "running" and not holding_lock and (live := activity(run_dir.path)).running:
+        plan.action, plan.elsewhere = "skip", True  # here, or on another node (its lease)
+        plan.reason = f"being trained by pid {live.pid or status.get('pid')} on " + (
+            live.host or str(status.get("host"))
+        )
     else:  # interrupted, or `running` with nobody holding the lock: killed
         plan.action, plan.reason = "resume", "interrupted" if state == "interrupted" else "killed"
         plan.reason += since
@@ -221,11 +222,11 @@ def _start_state(plan: Plan) -> tuple[dict[str, Any] | None, str]:
             f"continue from {plan.source.name} at iteration {state['training']['iteration']}",
         )
     if plan.action in ("resume", "retry"):
-        state, name = load_latest(plan.run_dir, plan.config_hash)
-        if state is None:
+        latest, name = load_latest(plan.run_dir, plan.config_hash)
+        if latest is None:
             return None, f"{plan.describe()}: no usable state, starting from scratch"
-        it = state["training"]["iteration"]
-        return state, f"{plan.describe()} from states/{name}.pt (iteration {it})"
+        it = latest["training"]["iteration"]
+        return latest, f"{plan.describe()} from states/{name}.pt (iteration {it})"
     return None, plan.describe() if plan.action == "rerun" else "new"
 
 
@@ -275,7 +276,7 @@ def train_run(
     try:
         # not under torchrun: a rank leaving here while another waits in a collective hangs
         at_once = signals is not None and dist.world == 1
-        with signals.at_once() if at_once else contextlib.nullcontext():
+        with signals.at_once() if signals is not None and at_once else contextlib.nullcontext():
             components = build(
                 cfg, device, run_dir.path, with_loggers=dist.is_main, sweep_dir=sweep_dir
             )
@@ -288,9 +289,14 @@ def train_run(
 
     run_dir.path.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir.path)
-    if not lock.acquire():
+    # a fresh lease of another node: it trains the run (flock may not reach across NFS)
+    if not lock.acquire() or activity(run_dir.path).elsewhere:
+        lock.release()
         log.info(f"skip {run_dir.name}: another process is training it")
         return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
+    heartbeat = Heartbeat(
+        run_dir.path, cfg.get("heartbeat_s", DEFAULTS["heartbeat_s"])
+    ).start()  # says who trains it
     try:
         plan = plan_run(cfg, overrides, holding_lock=True)  # again, now that the folder is ours
         if plan.action == "skip":
@@ -319,6 +325,7 @@ def train_run(
         snapshot = Snapshot(record, overrides, sweep_dir, choices)
         return _train(cfg, plan, trainer, how, device, snapshot, place)
     finally:
+        heartbeat.stop()  # removes the lease
         lock.release()
 
 
@@ -333,7 +340,7 @@ def run_place(sweep_dir: Path | None, name: str, job_num: int | None, record: An
     record = record if record is not None else sweep_record.read(sweep_dir)
     number = record.number(name) if record is not None else None
     if number is not None:
-        return f"[run {number}/{len(record.runs)}] "  # type: ignore[union-attr]
+        return f"[run {number}/{len(record.runs)}] "
     return f"[run {job_num + 1}] " if job_num is not None else ""
 
 
@@ -419,7 +426,7 @@ def _train(
         "fingerprint": fingerprint(cfg),  # the user's code and data files, to see edits
         # the command that trained it: another command of the sweep (on another node,
         # say) tells "trained by another process" from its own runs
-        "command": os.environ.get(COMMAND_ENV),
+        "command": snapshot.provenance.token,
     }
     try:
         run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
@@ -513,7 +520,7 @@ def folder_outcome(
     cfg: DictConfig, overrides: Sequence[str], since: str, command: str | None = None
 ) -> RunOutcome:
     """What a run's folder says happened to it (any launcher): trained since ``since``
-    (a status timestamp) by this command (its ``COMMAND_ENV`` token) or another, finished
+    (a status timestamp) by this command (its provenance token) or another, finished
     before, failed, interrupted, or not started."""
     from sweeptrainer.config.compose import task_config
 
@@ -527,7 +534,7 @@ def folder_outcome(
 def _folder_outcome(run_dir: RunDir, since: str, command: str | None = None) -> RunOutcome:
     status = run_dir.read_status() or {}
     if status.get("state") == "running":
-        if RunLock(run_dir.path).held_elsewhere():
+        if activity(run_dir.path).running:  # here, or on another node (its lease)
             return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
         # nobody holds it now: killed, or it finished between the two looks (a job writes
         # `finished` before it lets go of the lock): read it again
@@ -606,38 +613,44 @@ def in_folder(folder: str | None) -> Iterator[None]:
         os.chdir(here)
 
 
-def make_task(
-    outcomes: list[RunOutcome],
-    signals: StopSignals,
-    provenance: Provenance | None = None,
-    check: Callable[[DictConfig], None] = validate,
-) -> Callable[[DictConfig], None]:
-    """The Hydra task function: trains one job's run and records its outcome.
+class RunJob:
+    """The job Hydra's launchers run: one run of the command, trained, its outcome recorded.
 
-    It never raises for a failed or invalid run, so the other jobs of a sweep go on;
-    after a stop signal the remaining jobs are not started. The CLI turns the
-    outcomes into the exit code.
+    A launcher calls it with a job's config (Hydra's node set in ``HydraConfig``), in this
+    process or in a worker (joblib, SLURM, Ray pickle it). It never raises for a failed or
+    invalid run, so the other jobs of a sweep go on; after a stop signal the remaining jobs
+    are not started. The command turns :attr:`outcomes` into its exit code.
     """
 
-    from sweeptrainer.io import sweep_record
+    def __init__(
+        self,
+        signals: StopSignals,
+        provenance: Provenance | None = None,
+        check: Callable[[DictConfig], None] = validate,
+    ) -> None:
+        self.outcomes: list[RunOutcome] = []
+        self.signals = signals
+        self.provenance = provenance
+        self.check = check
+        self._records: dict[Path, Any] = {}  # each sweep's runs.yaml, read once a process
 
-    records: dict[Path, Any] = {}  # each sweep's runs.yaml, read once by this process
-
-    def task(cfg: DictConfig) -> float | None:
+    def __call__(self, cfg: DictConfig) -> float | None:
+        """Hydra's task function: the objective a search sweeper reads (or None)."""
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        return run_job(cfg, HydraConfig.get(), HydraConfig.get().mode == RunMode.MULTIRUN)
+        node = HydraConfig.get()  # typed as Hydra's dataclass; a DictConfig at run time
+        return self.run(cfg, cast(DictConfig, node), node.mode == RunMode.MULTIRUN)
 
-    def run_job(cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
+    def run(self, cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
         """One job, given its config and Hydra's node of it (``hydra_cfg``), run in the
         folder of the command that launched it (Hydra's ``runtime.cwd``): a job on a Ray
         cluster starts where ``ray start`` ran, a SLURM job where sbatch put it, and a
         relative ``results_dir`` or data path means the user's folder, not theirs."""
         with in_folder(OmegaConf.select(hydra_cfg, "runtime.cwd")):
-            return job_here(cfg, hydra_cfg, multirun)
+            return self._here(cfg, hydra_cfg, multirun)
 
-    def job_here(cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
+    def _here(self, cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
         from sweeptrainer.config.compose import basic_sweeper
         from sweeptrainer.logs import configure_console
 
@@ -645,7 +658,7 @@ def make_task(
         overrides = list(hydra_cfg.overrides.task)
         sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
         set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
-        stop = signals.for_job(sweep_dir / STOP_FILE if sweep_dir is not None else None)
+        stop = self.signals.for_job(sweep_dir / STOP_FILE if sweep_dir is not None else None)
         searching = not basic_sweeper(hydra_cfg)
         if stop.received is not None:
             _end_search(searching, stop.received)
@@ -653,24 +666,23 @@ def make_task(
         try:
             job_num = OmegaConf.select(hydra_cfg, "job.num")
             choices = dict(hydra_cfg.runtime.choices)  # group -> option, for the snapshot
-            if sweep_dir is not None and sweep_dir not in records:  # once per sweep
-                records[sweep_dir] = sweep_record.read(sweep_dir)
-            record = records.get(sweep_dir) if sweep_dir is not None else None
+            if sweep_dir is not None and sweep_dir not in self._records:  # once per sweep
+                self._records[sweep_dir] = sweep_record.read(sweep_dir)
+            record = self._records.get(sweep_dir) if sweep_dir is not None else None
             outcome = train_run(
-                cfg, overrides, stop, job_num, sweep_dir, provenance, choices, check, record
-            )
-            outcomes.append(outcome)
+                cfg, overrides, stop, job_num, sweep_dir, self.provenance, choices, self.check,
+                record,
+            )  # fmt: skip
+            self.outcomes.append(outcome)
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exc()
             print(f"trainer: error: {err}", file=sys.stderr)
-            outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
+            self.outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
             return None
         if outcome.state == "interrupted" and stop.received is not None:
             _end_search(searching, stop.received)
         # the objective of a search sweeper (Optuna): the best dev tracking metric
         results = outcome.results or {}
-        return (results.get("dev") or {}).get(results.get("tracking_metric"))
-
-    task.run_job = run_job  # type: ignore[attr-defined]  # the CLI's path for one run
-    return task
+        value = (results.get("dev") or {}).get(results.get("tracking_metric"))
+        return None if value is None else float(value)

@@ -193,13 +193,18 @@ class Provenance:
     cwd: Path = field(default_factory=Path.cwd)
     sources: ConfigSources | None = None
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    # a token per training command, written into its runs' status.yaml: the tally tells the
+    # runs this command trained from those another command of the sweep (another node) did
+    token: str | None = None
 
     @cached_property
     def git(self) -> dict[str, Any] | None:
         """The repository of the working folder, else of the user's config folder."""
         folders = [self.cwd]
-        if self.sources is not None and (self.sources.live_dir or self.sources.user_dir):
-            folders.append(self.sources.live_dir or self.sources.user_dir)  # type: ignore[arg-type]
+        sources = self.sources
+        config_dir = (sources.live_dir or sources.user_dir) if sources is not None else None
+        if config_dir:
+            folders.append(config_dir)
         for folder in folders:
             state = git_state(Path(folder))
             if state is not None:
@@ -336,9 +341,9 @@ class Provenance:
         from sweeptrainer.fingerprint import user_modules
 
         for path in user_modules(cfg, self.cwd).values():  # ``code/``: the user's own modules
-            relative = path.resolve().relative_to(self.cwd.resolve())
-            (folder / "code" / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, folder / "code" / relative)
+            inside = path.resolve().relative_to(self.cwd.resolve())
+            (folder / "code" / inside).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / "code" / inside)
 
 
 def _used_options(cfg: DictConfig, choices: Mapping[str, Any] | None) -> list[tuple[str, str]]:

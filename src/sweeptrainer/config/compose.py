@@ -61,12 +61,13 @@ class ConfigSources:
     @classmethod
     def find(cls, config_dir: str | None, config_name: str | None, cwd: Path) -> ConfigSources:
         """``--config-dir`` when given, else ``./conf`` when the current folder has one."""
+        user: Path | None = None
         if config_dir is not None:
             user = (cwd / config_dir).resolve()
             if not user.is_dir():
                 raise ConfigError(f"--config-dir: folder {config_dir!r} does not exist")
-        else:
-            user = (cwd / "conf").resolve() if (cwd / "conf").is_dir() else None
+        elif (cwd / "conf").is_dir():
+            user = (cwd / "conf").resolve()
         return cls(user_dir=user, config_name=config_name or CONFIG_NAME)
 
     def is_group(self, key: str) -> bool:
@@ -205,7 +206,7 @@ def base_config(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception as err:
         raise ConfigError(composition_message(err)) from None
-    return compose(sources, [o.input_line for o in parsed if not o.is_sweep_override()])
+    return compose(sources, [str(o.input_line) for o in parsed if not o.is_sweep_override()])
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
@@ -213,7 +214,7 @@ def task_config(cfg: DictConfig) -> DictConfig:
     when it has none)."""
     if "hydra" not in cfg:
         return cfg
-    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
 
 
 def basic_sweeper(hydra_node: Any) -> bool:

@@ -1,0 +1,69 @@
+"""``trainer validate``: what the same training command would do, without training.
+
+Every run is composed and checked as training would, so a bad sweep is found before it
+takes a cluster's time; the plan column says which runs would be skipped or resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sweeptrainer.commands import HYDRA_OPTIONS
+
+VERB = "validate"
+USAGE = ("trainer validate [-m] [OVERRIDES]  check every run, print the plan; trains nothing",)
+
+HELP = f"""\
+usage: trainer validate [-h] [-m] [--config-dir DIR] [--config-name NAME] [OVERRIDES ...]
+
+Compose every run the same command would train (trainer [-m] OVERRIDES), check each
+config (keys, types, ranges, that every _target_ imports and its arguments fit), and print
+a table: run name and plan (new, skip (finished), resume (interrupted|killed),
+retry (attempt N), continue from RUN). Trains nothing, writes nothing.
+Exit code 2 when any config is invalid (its row says why).
+
+{HYDRA_OPTIONS}
+examples:
+  trainer validate                                         the default run
+  trainer validate model=CNN learning_rate=0.01            one run with two overrides
+  trainer validate -m learning_rate=0.01,0.001 seed=1,2    the four runs of a sweep
+  trainer validate -m                                      the sweep the config declares
+  trainer validate --config-dir myconf model=Wide         with your options in ./myconf
+"""
+
+
+def run(args: Sequence[str]) -> int:
+    """Compose and check every run of the command, print what running it would do."""
+    if args[:1] in (["-h"], ["--help"]):
+        print(HELP, end="")
+        return 0
+    from sweeptrainer.app import plan_run
+    from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides
+    from sweeptrainer.config.schema import Validator
+    from sweeptrainer.errors import ConfigError
+    from sweeptrainer.sweep.args import HydraArgs
+    from sweeptrainer.sweep.plan import each_run
+    from sweeptrainer.usercode import import_from_cwd
+
+    import_from_cwd()
+    hargs = HydraArgs.parse(args)
+    rows, bad = [], 0
+    with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
+        runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
+        for overrides, cfg in each_run(RunComposer(sources), runs, Validator()):
+            try:
+                if isinstance(cfg, ConfigError):
+                    raise cfg
+                plan = plan_run(cfg, overrides)
+                rows.append((plan.run_dir.name, plan.describe()))
+            except ConfigError as err:
+                bad += 1
+                problem = " ".join(str(err).split())  # one line per run in the table
+                rows.append((" ".join(overrides) or "(defaults)", f"INVALID: {problem}"))
+    width = max(len(name) for name, _ in rows)
+    print(f"{'run':{width}}  plan")
+    for name, what in rows:
+        print(f"{name:{width}}  {what}")
+    print(f"{len(rows)} run(s), {bad} invalid")
+    return 2 if bad else 0
