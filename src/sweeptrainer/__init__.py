@@ -5,7 +5,7 @@ need them, so `trainer --help` and `import sweeptrainer` stay fast: the Python A
 (``compose``, ``train``, ``load_run``; see ``sweeptrainer.api``) is imported on first use.
 """
 
-__version__ = "0.1.0"
+from sweeptrainer.version import __version__
 
 _API = ("compose", "train", "load_run", "RunResult", "LoadedRun")
 __all__ = ["__version__", "builds", *_API]

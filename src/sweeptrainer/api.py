@@ -125,9 +125,10 @@ def train(
     ``handle_signals``: for the duration of the call, Ctrl-C (a notebook's interrupt) and
     SIGTERM save the state and stop the run; the previous handlers are restored after.
     """
-    from sweeptrainer.app import set_threads, train_run
     from sweeptrainer.config.compose import task_config
     from sweeptrainer.logs import configure_console
+    from sweeptrainer.run.job import set_threads
+    from sweeptrainer.run.lifecycle import train_run
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.training.signals import StopSignals
     from sweeptrainer.usercode import import_from_cwd

@@ -35,10 +35,10 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from sweeptrainer import __version__
 from sweeptrainer.config.compose import ConfigSources, copy_config_tree
 from sweeptrainer.config.schema import GROUPS
 from sweeptrainer.io.atomic import atomic_write
+from sweeptrainer.version import __version__
 
 SNAPSHOT = "snapshot"
 COMMAND = "command.yaml"  # written last: a snapshot without it is incomplete

@@ -147,7 +147,7 @@ def test_a_dead_run_of_this_host_reads_killed_without_a_note(trainer, tmp_path):
 
 
 def test_the_sweep_tally_counts_a_run_of_another_node_as_trained_elsewhere(trainer, tmp_path):
-    from sweeptrainer.app import BY_ANOTHER, _folder_outcome
+    from sweeptrainer.run.outcome import BY_ANOTHER, _folder_outcome
 
     assert trainer(*TINY).code == 0
     (run,) = run_dirs(tmp_path)

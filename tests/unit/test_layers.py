@@ -3,13 +3,16 @@
 The layers, lowest first (a name is a module or package under ``sweeptrainer``, standing
 for every module in it)::
 
-    base      errors, logs, usercode
+    base      errors, logs, usercode, version
     io        io                         narrower: errors and io only
     config    config
     parts     callbacks, components, data
     training  training
-    top       the run, sweep and command modules (app, launch, sweep, cli, commands, ...),
-              the package itself (``sweeptrainer/__init__.py``) and the Hydra plugin
+    records   what reads and writes run folders and projects apart from training
+              (snapshot, fingerprint, monitor, maintenance, postprocess, inference, create ...)
+    run       run                        one run: plan, lifecycle, outcome, job
+    sweep     sweep and the Hydra plugin  a command: args, plan, launch, outcomes
+    top       the verbs (cli, commands), the Python API and the package itself
 
 So the config check knows nothing of what is built from a config, and the files a run
 writes (io) know nothing of configs. Imports are read with ``ast`` from the source, at
@@ -30,35 +33,29 @@ PACKAGE = "sweeptrainer"
 PLUGIN = "hydra_plugins.sweeptrainer_plugins"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("errors", "logs", "usercode")),
+    ("base", ("errors", "logs", "usercode", "version")),
     ("io", ("io",)),
     ("config", ("config",)),
     ("parts", ("callbacks", "components", "data")),
     ("training", ("training",)),
     (
-        "top",
+        "records",
         (
-            "__init__",
-            "__main__",
-            "api",
-            "app",
             "catalog",
-            "cli",
-            "commands",
             "create",
             "example_data",
             "fingerprint",
             "inference",
-            "launch",
             "maintenance",
             "monitor",
             "postprocess",
             "snapshot",
-            "sweep",
             "templates",
-            PLUGIN,
         ),
     ),
+    ("run", ("run",)),
+    ("sweep", ("sweep", PLUGIN)),
+    ("top", ("__init__", "__main__", "api", "cli", "commands")),
 )
 # a layer that may import less than every layer below it: the names it may import
 NARROWER: dict[str, tuple[str, ...]] = {"io": ("errors", "io")}
@@ -183,7 +180,8 @@ def test_every_module_has_a_layer():
 def test_new_modules_land_where_they_belong():
     assert LAYER_OF[name_of("sweeptrainer.commands.train")] == "top"
     assert LAYER_OF[name_of("sweeptrainer.io.lease")] == "io"
-    assert LAYER_OF[name_of(PLUGIN + ".launchers")] == "top"
+    assert LAYER_OF[name_of(PLUGIN + ".launchers")] == "sweep"
+    assert LAYER_OF[name_of("sweeptrainer.run.lifecycle")] == "run"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -204,14 +202,14 @@ def test_a_breach_is_caught_at_module_level_and_in_functions():
         "import sweeptrainer.training\n"
         "def check():\n"
         "    from sweeptrainer.components.metrics import from_spec\n"
-        "    from sweeptrainer import app\n"
+        "    from sweeptrainer import run\n"
     )
     found = breaches("sweeptrainer.config.schema", source)
     assert len(found) == 3, found
     assert found[0].startswith("sweeptrainer.config.schema:7 imports sweeptrainer.training ")
     assert "layer 'config' (config) imports only from layers base, io, config" in found[0]
     assert found[1].startswith("sweeptrainer.config.schema:9 imports sweeptrainer.components.")
-    assert found[2].startswith("sweeptrainer.config.schema:10 imports sweeptrainer.app ")
+    assert found[2].startswith("sweeptrainer.config.schema:10 imports sweeptrainer.run ")
 
 
 def test_io_imports_errors_alone():

@@ -38,10 +38,10 @@ def run(args: Sequence[str]) -> int:
     if args[:1] in (["-h"], ["--help"]):
         print(HELP, end="")
         return 0
-    from sweeptrainer.app import plan_run
     from sweeptrainer.config.compose import ConfigSources, RunComposer, sweep_overrides
     from sweeptrainer.config.schema import Validator
     from sweeptrainer.errors import ConfigError
+    from sweeptrainer.run.planner import plan_run
     from sweeptrainer.sweep.args import HydraArgs
     from sweeptrainer.sweep.plan import each_run
     from sweeptrainer.usercode import import_from_cwd

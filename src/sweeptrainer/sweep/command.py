@@ -4,7 +4,7 @@ The steps, in order: parse (:mod:`~sweeptrainer.sweep.args`), plan
 (:mod:`~sweeptrainer.sweep.plan`: compose and check every run once), place the sweep
 (its folder, its frozen config copy, its ``runs.yaml``), launch
 (:mod:`~sweeptrainer.sweep.launch`: Hydra's sweeper and launcher plugins, each job a
-:class:`~sweeptrainer.app.RunJob`), tally (:mod:`~sweeptrainer.sweep.outcome`).
+:class:`~sweeptrainer.run.job.RunJob`), tally (:mod:`~sweeptrainer.sweep.outcome`).
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def train_command(args: Sequence[str], verbs: Sequence[str] = ()) -> int:
 
 
 def _train(sources: ConfigSources, hargs: HydraArgs, typed: str) -> int:
-    from sweeptrainer.app import RunJob
     from sweeptrainer.config.schema import Validator
     from sweeptrainer.errors import ConfigError
+    from sweeptrainer.run.job import RunJob
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.sweep import outcome
     from sweeptrainer.sweep.launch import launch

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from sweeptrainer.app import BY_ANOTHER, RunOutcome, folder_outcome
 from sweeptrainer.config.compose import RunComposer, basic_sweeper
+from sweeptrainer.run.outcome import BY_ANOTHER, RunOutcome, folder_outcome
 
 
 def print_best_trial(sweep_dir: Path) -> None:

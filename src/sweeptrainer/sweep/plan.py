@@ -145,9 +145,9 @@ def record_sweep(plan: CommandPlan) -> None:
     """Write the sweep's ``runs.yaml`` (see ``io/sweep_record.py``): its swept keys and, for
     the basic sweeper, which runs it will train in which order (a search sweeper picks its
     runs as it goes: none are listed). Nothing when the command is not a sweep."""
-    from sweeptrainer.app import locate_run
     from sweeptrainer.config.compose import basic_sweeper
     from sweeptrainer.io import sweep_record
+    from sweeptrainer.run.planner import locate_run
 
     if plan.sweep_dir is None or plan.base is None:
         return
