@@ -127,8 +127,7 @@ def train(
     """
     from sweeptrainer.config.compose import task_config
     from sweeptrainer.logs import configure_console
-    from sweeptrainer.run.job import set_threads
-    from sweeptrainer.run.lifecycle import train_run
+    from sweeptrainer.run.lifecycle import set_threads, train_run
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.training.signals import StopSignals
     from sweeptrainer.usercode import import_from_cwd

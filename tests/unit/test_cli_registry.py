@@ -133,7 +133,7 @@ def test_help_imports_no_verb_but_to_read_its_usage():
         "    cli.main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ('torch', 'pandas', 'hydra', 'omegaconf', 'sweeptrainer.sweep.command')\n"
+        "heavy = ('torch', 'pandas', 'hydra', 'omegaconf', 'sweeptrainer.sweep.plan')\n"
         "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run(

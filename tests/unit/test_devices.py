@@ -31,7 +31,7 @@ def test_torch_threads_leave_room_on_a_busy_machine(monkeypatch):
     OMP_NUM_THREADS (the user's, or torchrun's) and an explicit num_threads win."""
     import torch
 
-    from sweeptrainer.run import job as app
+    from sweeptrainer.run import lifecycle as app
 
     before = torch.get_num_threads()
     monkeypatch.setattr(app, "usable_cores", lambda: 8)

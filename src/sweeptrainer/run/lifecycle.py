@@ -1,4 +1,5 @@
-"""One run, start to finish: check -> plan -> build -> lock -> fit -> test -> write.
+"""One run, start to finish: check -> plan -> build -> lock -> fit -> test -> write; and
+:class:`RunJob`, the job Hydra's launchers call with each run's config.
 
 Everything that can be wrong with the user's input is found before the run folder is
 touched: a bad config or a missing data file leaves the results folder exactly as it was.
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,11 +30,18 @@ from sweeptrainer.io import sweep_record
 from sweeptrainer.io.lease import Heartbeat, activity
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import check_results_dir
+from sweeptrainer.io.sweep_record import SweepRecord
 from sweeptrainer.logs import attach_file, detach
 from sweeptrainer.run.outcome import BY_ANOTHER, RunOutcome
 from sweeptrainer.run.planner import Plan, plan_run
 from sweeptrainer.snapshot import Provenance
-from sweeptrainer.training.signals import StopNow, StopSignals
+from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
+
+if TYPE_CHECKING:  # imported with torch, when a run is built
+    import torch
+
+    from sweeptrainer.training.distributed import Distributed
+    from sweeptrainer.training.trainer import ModularTaskTrainer
 
 log = logging.getLogger("sweeptrainer")
 
@@ -83,7 +92,7 @@ def train_run(
     provenance: Provenance | None = None,
     choices: Mapping[str, Any] | None = None,
     check: Callable[[DictConfig], None] = validate,
-    record: Any = None,
+    record: SweepRecord | None = None,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
 
@@ -98,96 +107,144 @@ def train_run(
     Raises ConfigError for problems in the input (before anything is written); a
     failure during training returns a ``failed`` outcome after recording it.
     """
-    check(cfg)
+    check(cfg)  # check: nothing is written for bad input
     check_results_dir(cfg.results_dir, cfg.experiment_id)
-    plan = plan_run(cfg, overrides)
-    run_dir = plan.run_dir
-    place = run_place(sweep_dir, run_dir.name, job_num, record)
+    plan = plan_run(cfg, overrides)  # plan, from the run folder alone
+    place = run_place(sweep_dir, plan.run_dir.name, job_num, record)
     if plan.action == "skip":
         return _skipped(plan, place)
-
-    # Build everything before touching the run folder: input errors change nothing on disk.
-    from sweeptrainer.training.builder import build, resolve_device
-    from sweeptrainer.training.distributed import Distributed
-    from sweeptrainer.training.state import seed_everything
-    from sweeptrainer.training.step import configure_determinism
-    from sweeptrainer.training.trainer import ModularTaskTrainer
-
-    dist = Distributed.from_env()
-    device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
-    configure_determinism(cfg.reproducible, cfg.compile)
-    seed_everything(cfg.seed)
-    try:
-        # not under torchrun: a rank leaving here while another waits in a collective hangs
-        at_once = signals is not None and dist.world == 1
-        with signals.at_once() if signals is not None and at_once else contextlib.nullcontext():
-            components = build(
-                cfg, device, run_dir.path, with_loggers=dist.is_main, sweep_dir=sweep_dir
-            )
+    try:  # build everything before touching the run folder: input errors change nothing
+        built = Built.build(cfg, plan, signals, job_num, sweep_dir)
     except Interrupted as stop:  # nothing of the run is saved yet: it starts anew next time
-        log.warning(f"{place}stopped {run_dir.name} before it started training ({stop})")
-        return RunOutcome(run_dir.name, run_dir.path, "interrupted", stop.exit_code, str(stop))
-    trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals, dist)
-    if not dist.is_main:  # torchrun: rank 0 owns the run folder; the others only train
-        return _train_follower(plan, trainer)
-
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir.path)
-    # a fresh lease of another node: it trains the run (flock may not reach across NFS)
-    if not lock.acquire() or activity(run_dir.path).elsewhere:
-        lock.release()
-        log.info(f"skip {run_dir.name}: another process is training it")
-        return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
-    heartbeat = Heartbeat(
-        run_dir.path, cfg.get("heartbeat_s", DEFAULTS["heartbeat_s"])
-    ).start()  # says who trains it
-    try:
+        name, path = plan.run_dir.name, plan.run_dir.path
+        log.warning(f"{place}stopped {name} before it started training ({stop})")
+        return RunOutcome(name, path, "interrupted", stop.exit_code, str(stop))
+    if not built.dist.is_main:  # torchrun: rank 0 owns the run folder; the others only train
+        return _train_follower(plan, built.trainer)
+    with _held(plan.run_dir.path, cfg) as held:  # lock, and the lease other nodes read
+        if not held:
+            log.info(f"skip {plan.run_dir.name}: another process is training it")
+            return RunOutcome(plan.run_dir.name, plan.run_dir.path, "skipped", 0, BY_ANOTHER)
         plan = plan_run(cfg, overrides, holding_lock=True)  # again, now that the folder is ours
         if plan.action == "skip":
             return _skipped(plan, place)
-        if plan.action == "rerun":  # the user's code or data changed: from scratch, in place
-            log.warning(f"rerun {run_dir.name}: {plan.reason}")
-            run_dir.clear()
-        run_dir.remove_temp_files()
-        start, how = _start_state(plan)
-        if start is not None:
-            try:
-                trainer.load_state_dict(start)
-            except Exception as err:  # e.g. the model's code changed its shapes since
-                log.warning(f"warning: cannot resume {run_dir.name}: the saved state does not "
-                            f"fit the model ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                            "training from scratch")  # fmt: skip
-                seed_everything(cfg.seed)
-                components = build(cfg, device, run_dir.path, sweep_dir=sweep_dir)
-                trainer = ModularTaskTrainer(cfg, components, run_dir, device, signals, dist)
-                start, how = None, "new (the saved state did not fit)"
-                plan.action, plan.source = "new", None
-        if plan.action == "continue" and plan.source is not None:
-            # the best state so far is part of the history this run continues
-            run_dir.copy_state_from(plan.source, "best")
-        record = provenance or Provenance(command=shlex.join(sys.argv))
-        snapshot = Snapshot(record, overrides, sweep_dir, choices)
-        return _train(cfg, plan, trainer, how, device, snapshot, place)
+        how = _ready(plan, built)
+        command = provenance or Provenance(command=shlex.join(sys.argv))
+        snapshot = Snapshot(command, overrides, sweep_dir, choices)
+        return _train(cfg, plan, built.trainer, how, built.device, snapshot, place)  # fit..write
+
+
+@dataclass
+class Built:
+    """A run's trainer, built from its config before its folder is touched."""
+
+    cfg: DictConfig
+    trainer: ModularTaskTrainer
+    device: torch.device
+    dist: Distributed
+    signals: StopSignals | None
+    sweep_dir: Path | None
+
+    @classmethod
+    def build(
+        cls,
+        cfg: DictConfig,
+        plan: Plan,
+        signals: StopSignals | None,
+        job_num: int | None,
+        sweep_dir: Path | None,
+    ) -> Built:
+        from sweeptrainer.training.builder import build, resolve_device
+        from sweeptrainer.training.distributed import Distributed
+        from sweeptrainer.training.state import seed_everything
+        from sweeptrainer.training.step import configure_determinism
+        from sweeptrainer.training.trainer import ModularTaskTrainer
+
+        dist = Distributed.from_env()
+        device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
+        configure_determinism(cfg.reproducible, cfg.compile)
+        seed_everything(cfg.seed)
+        # not under torchrun: a rank leaving here while another waits in a collective hangs
+        at_once = signals is not None and dist.world == 1
+        with signals.at_once() if signals is not None and at_once else contextlib.nullcontext():
+            path = plan.run_dir.path
+            components = build(cfg, device, path, with_loggers=dist.is_main, sweep_dir=sweep_dir)
+        trainer = ModularTaskTrainer(cfg, components, plan.run_dir, device, signals, dist)
+        return cls(cfg, trainer, device, dist, signals, sweep_dir)
+
+    def again(self, plan: Plan) -> None:
+        """A new trainer from scratch (the saved state did not fit the model)."""
+        from sweeptrainer.training.builder import build
+        from sweeptrainer.training.state import seed_everything
+        from sweeptrainer.training.trainer import ModularTaskTrainer
+
+        seed_everything(self.cfg.seed)
+        components = build(self.cfg, self.device, plan.run_dir.path, sweep_dir=self.sweep_dir)
+        self.trainer = ModularTaskTrainer(
+            self.cfg, components, plan.run_dir, self.device, self.signals, self.dist
+        )
+
+
+@contextlib.contextmanager
+def _held(path: Path, cfg: DictConfig) -> Iterator[bool]:
+    """Hold the run's lock and keep its lease fresh for the block; False (nothing held)
+    when another process holds the lock or another node's fresh lease names the run
+    (flock may not reach across NFS)."""
+    path.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(path)
+    if not lock.acquire() or activity(path).elsewhere:
+        lock.release()
+        yield False
+        return
+    heartbeat = Heartbeat(path, cfg.get("heartbeat_s", DEFAULTS["heartbeat_s"])).start()
+    try:
+        yield True
     finally:
         heartbeat.stop()  # removes the lease
         lock.release()
 
 
-def run_place(sweep_dir: Path | None, name: str, job_num: int | None, record: Any = None) -> str:
+def _ready(plan: Plan, built: Built) -> str:
+    """Make the run folder and the trainer ready to fit: cleared for a rerun, the state to
+    start from loaded (resume, retry, continue); a line saying how it starts."""
+    run_dir = plan.run_dir
+    if plan.action == "rerun":  # the user's code or data changed: from scratch, in place
+        log.warning(f"rerun {run_dir.name}: {plan.reason}")
+        run_dir.clear()
+    run_dir.remove_temp_files()
+    start, how = _start_state(plan)
+    if start is not None:
+        try:
+            built.trainer.load_state_dict(start)
+        except Exception as err:  # e.g. the model's code changed its shapes since
+            log.warning(f"warning: cannot resume {run_dir.name}: the saved state does not "
+                        f"fit the model ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                        "training from scratch")  # fmt: skip
+            built.again(plan)
+            how = "new (the saved state did not fit)"
+            plan.action, plan.source = "new", None
+    if plan.action == "continue" and plan.source is not None:
+        # the best state so far is part of the history this run continues
+        run_dir.copy_state_from(plan.source, "best")
+    return how
+
+
+def run_place(
+    sweep_dir: Path | None, name: str, job_num: int | None, record: SweepRecord | None = None
+) -> str:
     """``[run 3/8] ``: the run's place in its sweep (from the sweep's ``runs.yaml``, read
     here unless the caller holds it; a search sweeper's runs are numbered as they come);
     empty outside a sweep."""
     if sweep_dir is None:
         return ""
-
     record = record if record is not None else sweep_record.read(sweep_dir)
     number = record.number(name) if record is not None else None
-    if number is not None:
+    if record is not None and number is not None:
         return f"[run {number}/{len(record.runs)}] "
     return f"[run {job_num + 1}] " if job_num is not None else ""
 
 
-def _run_end(trainer: Any, status: str, error: str) -> None:
+def _run_end(trainer: ModularTaskTrainer, status: str, error: str) -> None:
     """Tell the callbacks how a stopped or failed run ended; a hook failing here is a
     warning: the run's own outcome is already recorded and must not be masked."""
     try:
@@ -196,7 +253,7 @@ def _run_end(trainer: Any, status: str, error: str) -> None:
         log.warning(f"warning: cb_on_run_end failed: {type(err).__name__}: {err}")
 
 
-def _train_follower(plan: Plan, trainer: Any) -> RunOutcome:
+def _train_follower(plan: Plan, trainer: ModularTaskTrainer) -> RunOutcome:
     """A process of a distributed run other than rank 0: same start state, no writes."""
     start, _ = _start_state(plan)
     if start is not None:
@@ -253,9 +310,9 @@ class Snapshot:
 def _train(
     cfg: DictConfig,
     plan: Plan,
-    trainer: Any,
+    trainer: ModularTaskTrainer,
     how: str,
-    device: Any,
+    device: torch.device,
     snapshot: Snapshot,
     place: str = "",
 ) -> RunOutcome:
@@ -319,7 +376,7 @@ def _train(
     return RunOutcome(run_dir.name, run_dir.path, "finished", results=results)
 
 
-def _a_stop(err: BaseException, trainer: Any) -> bool:
+def _a_stop(err: BaseException, trainer: ModularTaskTrainer) -> bool:
     """Whether ``err`` stops the command rather than failing the run: a second Ctrl-C, or a
     KeyboardInterrupt where no stop handlers of ours are installed (a notebook's interrupt
     with ``handle_signals=False``: the user's, not the code's)."""
@@ -340,7 +397,9 @@ def _failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _storage_fault(plan: Plan, trainer: Any, err: StorageError, status: dict) -> RunOutcome:
+def _storage_fault(
+    plan: Plan, trainer: ModularTaskTrainer, err: StorageError, status: dict
+) -> RunOutcome:
     """A write the machine refused: the run stops as after a stop signal (``interrupted``,
     so the next command resumes it without counting an attempt); the command says what
     to fix. Recording that may fail on the same disk: the run then reads as killed, which
@@ -357,3 +416,134 @@ def _storage_fault(plan: Plan, trainer: Any, err: StorageError, status: dict) ->
 def plan_source_it(plan: Plan) -> int | None:
     status = plan.source.read_status() if plan.source else None
     return (status or {}).get("iterations")
+
+
+def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
+    """torch threads per job: ``num_threads``; else ``OMP_NUM_THREADS`` when set (joblib's
+    workers get the cores divided by ``n_jobs``, a Ray task its ``num_cpus``); else a SLURM
+    job's ``cpus_per_task`` (its own cores); else half the cores this process may use, or
+    the cores divided by the jobs that share them (a parallel launcher's ``n_jobs``,
+    torchrun's processes on this node).
+
+    Why half, not torch's all: torch's threads spin while they wait for each other, and on
+    a machine busy with other work a thread without a core of its own stalls the others.
+    On the 2-core test machine with two busy processes beside it, a Digits run trained
+    17x slower with 2 threads than with 1; idle, 1 thread was as fast (benches/notes.md).
+    """
+    if num_threads is None and "OMP_NUM_THREADS" in os.environ:
+        return  # the user's (or torchrun's, joblib's, Ray's num_cpus) choice: torch read it
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if num_threads is None and slurm.isdigit() and int(slurm) > 0:
+        num_threads = max(1, int(slurm) // local)  # cores the allocation gives this job alone
+    elif num_threads is None:
+        num_threads = max(1, usable_cores() // max(2, parallel_jobs or 1, local))
+    import torch
+
+    torch.set_num_threads(num_threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a SLURM allocation or taskset), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _end_search(searching: bool, signum: int) -> None:
+    """A search sweeper (Optuna) that is stopping ends its search: raised through Hydra's job
+    and the sweeper (a BaseException), else it would ask for every remaining trial, and
+    record each as failed ("Return value must be float-castable")."""
+    if searching:
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def in_folder(folder: str | None) -> Iterator[None]:
+    """Work in ``folder`` for the duration (where it exists here), then go back."""
+    here = os.getcwd()
+    if not folder or folder == here or not os.path.isdir(folder):
+        yield
+        return
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+class RunJob:
+    """The job Hydra's launchers run: one run of the command, trained, its outcome recorded.
+
+    A launcher calls it with a job's config (Hydra's node set in ``HydraConfig``), in this
+    process or in a worker (joblib, SLURM, Ray pickle it). It never raises for a failed or
+    invalid run, so the other jobs of a sweep go on; after a stop signal the remaining jobs
+    are not started. The command turns :attr:`outcomes` into its exit code.
+    """
+
+    def __init__(
+        self,
+        signals: StopSignals,
+        provenance: Provenance | None = None,
+        check: Callable[[DictConfig], None] = validate,
+    ) -> None:
+        self.outcomes: list[RunOutcome] = []
+        self.signals = signals
+        self.provenance = provenance
+        self.check = check
+        self._records: dict[
+            Path, SweepRecord | None
+        ] = {}  # each sweep's runs.yaml, read once a process
+
+    def __call__(self, cfg: DictConfig) -> float | None:
+        """Hydra's task function: the objective a search sweeper reads (or None)."""
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        node = HydraConfig.get()  # typed as Hydra's dataclass; a DictConfig at run time
+        return self.run(cfg, cast(DictConfig, node), node.mode == RunMode.MULTIRUN)
+
+    def run(self, cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
+        """One job, given its config and Hydra's node of it (``hydra_cfg``), run in the
+        folder of the command that launched it (Hydra's ``runtime.cwd``): a job on a Ray
+        cluster starts where ``ray start`` ran, a SLURM job where sbatch put it, and a
+        relative ``results_dir`` or data path means the user's folder, not theirs."""
+        with in_folder(OmegaConf.select(hydra_cfg, "runtime.cwd")):
+            return self._here(cfg, hydra_cfg, multirun)
+
+    def _here(self, cfg: DictConfig, hydra_cfg: DictConfig, multirun: bool) -> float | None:
+        from sweeptrainer.config.compose import basic_sweeper
+        from sweeptrainer.logs import configure_console
+
+        configure_console()  # a launcher's worker process starts without it
+        overrides = list(hydra_cfg.overrides.task)
+        sweep_dir = Path(hydra_cfg.sweep.dir).absolute() if multirun else None
+        set_threads(cfg.num_threads, OmegaConf.select(hydra_cfg, "launcher.n_jobs"))
+        stop = self.signals.for_job(sweep_dir / STOP_FILE if sweep_dir is not None else None)
+        searching = not basic_sweeper(hydra_cfg)
+        if stop.received is not None:
+            _end_search(searching, stop.received)
+            return None  # stopping: leave the remaining runs of the sweep for the next one
+        try:
+            job_num = OmegaConf.select(hydra_cfg, "job.num")
+            choices = dict(hydra_cfg.runtime.choices)  # group -> option, for the snapshot
+            if sweep_dir is not None and sweep_dir not in self._records:  # once per sweep
+                self._records[sweep_dir] = sweep_record.read(sweep_dir)
+            record = self._records.get(sweep_dir) if sweep_dir is not None else None
+            outcome = train_run(
+                cfg, overrides, stop, job_num, sweep_dir, self.provenance, choices, self.check,
+                record,
+            )  # fmt: skip
+            self.outcomes.append(outcome)
+        except ConfigError as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exc()
+            print(f"trainer: error: {err}", file=sys.stderr)
+            self.outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
+            return None
+        if outcome.state == "interrupted" and stop.received is not None:
+            _end_search(searching, stop.received)
+        # the objective of a search sweeper (Optuna): the best dev tracking metric
+        results = outcome.results or {}
+        value = (results.get("dev") or {}).get(results.get("tracking_metric"))
+        return None if value is None else float(value)
