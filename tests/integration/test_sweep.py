@@ -1,5 +1,7 @@
 """`trainer -m`: every combination into one experiment; re-running skips finished runs."""
 
+import os
+
 from sweeptrainer.config.compose import packaged_conf_dir
 from tests.conftest import run_dirs, snapshot
 
@@ -62,3 +64,57 @@ def test_a_basic_sweep_composes_once_and_runs_here(trainer, tmp_path, monkeypatc
     for run in run_dirs(tmp_path):
         command = yaml.safe_load((run / "snapshot" / "command.yaml").read_text())
         assert command["sweep_dir"] == str(sweeps[0].absolute())
+
+
+PROBE = '''\
+import os
+
+from hydra.experimental.callback import Callback
+
+
+class Probe(Callback):
+    """Writes each call with what the job saw: its seed and the variable env_set sets."""
+
+    def _note(self, line):
+        with open(os.environ["PROBE_OUT"], "a") as f:
+            f.write(line + "\\n")
+
+    def on_multirun_start(self, config, **kwargs):
+        self._note("multirun start")
+
+    def on_job_start(self, config, **kwargs):
+        self._note(f"job {config.seed} {os.environ.get('GREETING')}")
+
+    def on_multirun_end(self, config, **kwargs):
+        self._note("multirun end")
+'''
+
+
+def test_hydra_job_machinery_runs_each_planned_job(trainer, tmp_path, monkeypatch):
+    """A sweep that asks for Hydra's job machinery (its callbacks, env_set, .hydra/ files)
+    gets it for each run, from the planned configs: still two compositions."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed = []
+    original = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        composed.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    (tmp_path / "probe.py").write_text(PROBE)
+    monkeypatch.setenv("PROBE_OUT", str(tmp_path / "probe.txt"))
+    result = trainer(
+        "-m", "seed=1,2", "iterations=1", "progress_bar=false",
+        "+hydra.callbacks.probe._target_=probe.Probe", "+hydra.job.env_set.GREETING=hello",
+        "hydra.output_subdir=.hydra",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "sweep: 2 runs: 2 trained" in result.out
+    calls = (tmp_path / "probe.txt").read_text().splitlines()
+    assert calls == ["multirun start", "job 1 hello", "job 2 hello", "multirun end"]
+    (sweep,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
+    assert (sweep / ".hydra" / "config.yaml").is_file()  # Hydra's own job files
+    assert len(composed) == 2
+    assert "GREETING" not in os.environ  # env_set is the job's alone

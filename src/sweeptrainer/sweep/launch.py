@@ -188,9 +188,13 @@ def _launch_one(plan: CommandPlan, task: Any) -> None:
 
     overrides = task_overrides(plan.runs[0][0])
     cfg = plan.job_config(overrides)
+    context = _context(plan, cfg)
+    name = plan.sources.config_name
+    context.callbacks.on_run_start(config=cfg, config_name=name)
     launcher = InProcessLauncher()
-    launcher.setup(hydra_context=_context(plan, cfg), task_function=task, config=cfg)
+    launcher.setup(hydra_context=context, task_function=task, config=cfg)
     launcher.launch([overrides], initial_job_idx=0)
+    context.callbacks.on_run_end(config=cfg, config_name=name)
 
 
 def _sweep(plan: CommandPlan, task: Any) -> None:
@@ -207,10 +211,13 @@ def _sweep(plan: CommandPlan, task: Any) -> None:
             base.hydra.sweep.dir = str(plan.sweep_dir)
         if "BasicLauncher" in str(OmegaConf.select(base, "hydra.launcher._target_")):
             base.hydra.launcher = OmegaConf.create({"_target_": IN_PROCESS})
+    context, name = _context(plan, base), plan.sources.config_name
+    context.callbacks.on_multirun_start(config=base, config_name=name)
     sweeper = Plugins.instance().instantiate_sweeper(
-        config=base, hydra_context=_context(plan, base), task_function=task
+        config=base, hydra_context=context, task_function=task
     )
     sweeper.sweep(arguments=task_overrides(plan.hargs.overrides))
+    context.callbacks.on_multirun_end(config=base, config_name=name)
 
 
 def task_overrides(overrides: Sequence[str]) -> list[str]:
