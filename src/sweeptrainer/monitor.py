@@ -35,12 +35,20 @@ class RunProgress:
     host: str | None
     pid: int | None
     problem: str | None = None  # why a damaged run is damaged
-    note: str | None = None  # after the state: a killed run's node and when it was last heard
+    note: str | None = None  # after the state: the node that trains it, or a killed run's
+    # node and when it was last heard
 
     @property
     def shown_state(self) -> str:
-        """The state column: ``killed (node2, last heard at ...)`` for a stale lease."""
-        return f"{self.state} ({self.note})" if self.note else self.state
+        """The state column: ``running on node2`` for another node's fresh lease, ``killed
+        (node2, last heard at ...)`` for a stale one."""
+        if not self.note:
+            return self.state
+        return (
+            f"{self.state} {self.note}"
+            if self.state == "running"
+            else f"{self.state} ({self.note})"
+        )
 
     @property
     def eta_s(self) -> float | None:
@@ -94,7 +102,7 @@ def _liveness(
         return state, None, None, None
     live = activity(run.path)
     if live.elsewhere:
-        return "running", live.host, live.pid, None
+        return "running", live.host, live.pid, f"on {live.host}"
     if live.state == STALE and live.last_heard is not None:
         heard = live.last_heard.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         return "killed", None, None, f"{live.host}, last heard at {heard}"

@@ -88,13 +88,16 @@ def test_a_fresh_lease_of_another_node_keeps_the_run_from_every_verb(trainer, tm
     fake_lease(run, "nodeB", age_s=1)
 
     out = trainer("status", EXPERIMENT).out
-    assert row(out, run.name)[1] == "running" and row(out, run.name)[-1] == "nodeB:4242", out
+    assert "  running on nodeB  " in line(out, run.name), out
+    assert row(out, run.name)[-1] == "nodeB:4242", out
     result = trainer("cancel", EXPERIMENT)
     assert "runs on nodeB, not on this host" in result.out, result.out
     out = trainer("validate", *TINY).out
-    assert "skip (being trained by pid 4242 on nodeB)" in out, out
+    assert "skip (running on nodeB (pid 4242))" in out, out
     result = trainer(*TINY)
-    assert result.code == 0 and "being trained by pid 4242 on nodeB" in result.err + result.out
+    assert result.code == 0 and "running on nodeB (pid 4242)" in result.err + result.out
+    result = trainer("-m", *TINY)  # the sweep's tally names the node
+    assert "1 running" in result.out and f"  running: {run.name}: running on nodeB" in result.out
     result = trainer("rm-states", EXPERIMENT, "--yes")
     assert "kept the states of" in result.out and "nodeB" in result.out, result.out
     assert (run / "states" / "epoch_1.pt").exists()
@@ -146,15 +149,15 @@ def test_a_dead_run_of_this_host_reads_killed_without_a_note(trainer, tmp_path):
     assert row(out, run.name)[1:3] == ["killed", "2/2"], out
 
 
-def test_the_sweep_tally_counts_a_run_of_another_node_as_trained_elsewhere(trainer, tmp_path):
-    from sweeptrainer.run.outcome import BY_ANOTHER, _folder_outcome
+def test_the_sweep_tally_reads_a_run_of_another_node_as_running_there(trainer, tmp_path):
+    from sweeptrainer.run.outcome import _folder_outcome
 
     assert trainer(*TINY).code == 0
     (run,) = run_dirs(tmp_path)
     set_status(run, state="running", host="nodeB", pid=4242)
     fake_lease(run, "nodeB", age_s=0)
     outcome = _folder_outcome(RunDir(run), "2000-01-01T00:00:00")
-    assert (outcome.state, outcome.error) == ("skipped", BY_ANOTHER)
+    assert (outcome.state, outcome.error) == ("running", "running on nodeB")
     fake_lease(run, "nodeB", age_s=3 * 3600, interval_s=30)
     assert _folder_outcome(RunDir(run), "2000-01-01T00:00:00").state == "interrupted"
 
@@ -232,7 +235,7 @@ def test_a_run_killed_on_another_node_reads_running_there_until_its_lease_is_sta
     assert lease.host == "nodeB" and activity(run).elsewhere
 
     out = trainer("status", EXPERIMENT).out
-    assert row(out, run.name)[1] == "running", out
+    assert "  running on nodeB  " in line(out, run.name), out
     assert row(out, run.name)[-1] == f"nodeB:{lease.pid}", out
     result = trainer("rm-failed", EXPERIMENT, "--yes")
     assert run.is_dir(), result.out

@@ -25,7 +25,7 @@ class RunOutcome:
 
     name: str
     path: Path | None
-    state: str  # finished | skipped | failed | interrupted | invalid | damaged
+    state: str  # finished | skipped | failed | interrupted | invalid | damaged | running
     exit_code: int = 0
     error: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
@@ -49,7 +49,10 @@ def folder_outcome(
 def _folder_outcome(run_dir: RunDir, since: str, command: str | None = None) -> RunOutcome:
     status = run_dir.read_status() or {}
     if status.get("state") == "running":
-        if activity(run_dir.path).running:  # here, or on another node (its lease)
+        live = activity(run_dir.path)
+        if live.elsewhere:  # another node's fresh lease: still training there
+            return RunOutcome(run_dir.name, run_dir.path, "running", 0, f"running on {live.host}")
+        if live.running:  # another process of this host holds its lock
             return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, BY_ANOTHER)
         # nobody holds it now: killed, or it finished between the two looks (a job writes
         # `finished` before it lets go of the lock): read it again

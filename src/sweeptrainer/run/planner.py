@@ -131,8 +131,11 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
         plan.action, plan.attempt = "retry", plan.attempt + 1
     elif state == "running" and not holding_lock and (live := activity(run_dir.path)).running:
         plan.action, plan.elsewhere = "skip", True  # here, or on another node (its lease)
-        plan.reason = f"being trained by pid {live.pid or status.get('pid')} on " + (
-            live.host or str(status.get("host"))
+        pid = live.pid or status.get("pid")
+        plan.reason = (
+            f"running on {live.host} (pid {pid})"
+            if live.elsewhere
+            else f"being trained by pid {pid} on {status.get('host')}"
         )
     else:  # interrupted, or `running` with nobody holding the lock: killed
         plan.action, plan.reason = "resume", "interrupted" if state == "interrupted" else "killed"

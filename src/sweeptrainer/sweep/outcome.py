@@ -57,8 +57,8 @@ def sweep_outcomes(
 def _merged(seen: RunOutcome | None, found: RunOutcome) -> RunOutcome:
     """What this process saw of a run wins over its folder, but for a run it skipped that
     the folder says another command of the sweep finished meanwhile (not "finished
-    before")."""
-    if seen is None:
+    before"), or that another node still trains."""
+    if seen is None or (seen.state == "skipped" and found.state == "running"):
         return found
     if seen.state == "skipped" and found.error == BY_ANOTHER:
         seen.error = BY_ANOTHER
@@ -71,7 +71,7 @@ def summarize(outcomes: list[RunOutcome], multirun: bool, seconds: float | None 
 
     if multirun and outcomes:
         states = ("finished", "skipped", "failed", "interrupted", "invalid", "damaged",
-                  "not started")  # fmt: skip
+                  "not started", "running")  # fmt: skip
         counts = {s: sum(o.state == s for o in outcomes) for s in states}
         others = sum(o.state == "skipped" and o.error == BY_ANOTHER for o in outcomes)
         extra = ", ".join(f"{counts[s]} {s}" for s in states[3:] if counts[s])
@@ -85,8 +85,8 @@ def summarize(outcomes: list[RunOutcome], multirun: bool, seconds: float | None 
         for o in outcomes:
             if o.state == "failed":
                 print(f"  failed: {o.name}: {o.error} (see {o.path}/train.log)")
-            elif o.state == "damaged":
-                print(f"  damaged: {o.name}: {o.error}")
+            elif o.state in ("damaged", "running"):  # running: on another node (its lease)
+                print(f"  {o.state}: {o.name}: {o.error}")
     return max((o.exit_code for o in outcomes), default=0)
 
 
