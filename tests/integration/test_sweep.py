@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from sweeptrainer.config.compose import packaged_conf_dir
 from tests.conftest import run_dirs, snapshot
 
@@ -39,11 +41,9 @@ def test_a_different_config_never_reuses_a_folder(trainer, tmp_path):
     assert snapshot(tmp_path / "results") == before
 
 
-def test_a_basic_sweep_composes_once_and_runs_here(trainer, tmp_path, monkeypatch):
-    """The runs of a basic sweep are composed once (not again by Hydra's launch): a value
-    sweep costs two Hydra compositions however many runs it has, and the sweep folder is
-    written as Hydra's launch writes it."""
-    import yaml
+@pytest.fixture
+def compositions(monkeypatch) -> list:
+    """Every configuration Hydra composes in this process, as it composes it."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
     composed = []
@@ -54,9 +54,18 @@ def test_a_basic_sweep_composes_once_and_runs_here(trainer, tmp_path, monkeypatc
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    return composed
+
+
+def test_a_basic_sweep_composes_once_and_runs_here(trainer, tmp_path, compositions):
+    """The runs of a basic sweep are composed once (not again by Hydra's launch): a value
+    sweep costs two Hydra compositions however many runs it has, and the sweep folder is
+    written as Hydra's launch writes it."""
+    import yaml
+
     result = trainer("-m", "seed=1,2", "iterations=1", "progress_bar=false")
     assert result.code == 0, result.err
-    assert len(composed) == 2  # the sweep's base config, and the runs' one composition
+    assert len(compositions) == 2  # the sweep's base config, and the runs' one composition
     sweeps = list((tmp_path / "results" / "default" / "sweeps").iterdir())
     assert len(sweeps) == 1
     saved = yaml.safe_load((sweeps[0] / "multirun.yaml").read_text())
@@ -90,19 +99,9 @@ class Probe(Callback):
 '''
 
 
-def test_hydra_job_machinery_runs_each_planned_job(trainer, tmp_path, monkeypatch):
+def test_hydra_job_machinery_runs_each_planned_job(trainer, tmp_path, monkeypatch, compositions):
     """A sweep that asks for Hydra's job machinery (its callbacks, env_set, .hydra/ files)
     gets it for each run, from the planned configs: still two compositions."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    composed = []
-    original = ConfigLoaderImpl.load_configuration
-
-    def counted(self, *args, **kwargs):
-        composed.append(args)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
     (tmp_path / "probe.py").write_text(PROBE)
     monkeypatch.setenv("PROBE_OUT", str(tmp_path / "probe.txt"))
     result = trainer(
@@ -116,5 +115,5 @@ def test_hydra_job_machinery_runs_each_planned_job(trainer, tmp_path, monkeypatc
     assert calls == ["multirun start", "job 1 hello", "job 2 hello", "multirun end"]
     (sweep,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
     assert (sweep / ".hydra" / "config.yaml").is_file()  # Hydra's own job files
-    assert len(composed) == 2
+    assert len(compositions) == 2
     assert "GREETING" not in os.environ  # env_set is the job's alone
