@@ -1,7 +1,7 @@
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from sweeptrainer.training.data import BatchSource, epoch_order
+from sweeptrainer.training.batch_source import BatchSource, epoch_order
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():

@@ -1,7 +1,7 @@
 """Saving states/*.pt while the training goes on.
 
 A state is serialized once, on the training thread, when it is handed over: the bytes
-are then a snapshot the training cannot change, so no tensor is copied, and a state
+are then a frozen copy the training cannot change, so no tensor is copied, and a state
 saved as both ``best.pt`` and ``last.pt`` is pickled once. One worker thread writes the
 bytes, in order, each file atomically (temp + rename), so a kill at any moment leaves the
 previous complete file; the file system calls release the GIL, so the training's Python
@@ -89,7 +89,7 @@ class StateSaver:
 
 
 def serialize(state: dict[str, Any]) -> memoryview:
-    """The bytes ``torch.save`` writes for ``state`` (a snapshot of the live tensors)."""
+    """The bytes ``torch.save`` writes for ``state`` (a frozen copy of the live tensors)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getbuffer()

@@ -3,7 +3,7 @@
 States are loaded with ``weights_only=True``: a file that asks to unpickle anything
 beyond tensors and plain containers is refused (it could run code), never executed.
 A truncated or otherwise unreadable file is skipped with a warning: the run falls
-back to the previous valid state (``best.pt`` is a full snapshot too) or starts over.
+back to the previous valid state (``best.pt`` is a complete state too) or starts over.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from torch import nn
 
 from sweeptrainer.components.metrics import Metric
 from sweeptrainer.training.batch import BatchLayout
-from sweeptrainer.training.data import BatchSource
+from sweeptrainer.training.batch_source import BatchSource
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sweeptrainer.data.files import SampleError
 from sweeptrainer.data.pipeline import StepError
 from sweeptrainer.errors import ConfigError
 from sweeptrainer.training.batch import Inputs, to_device
-from sweeptrainer.training.data import SeededBatches
+from sweeptrainer.training.batch_source import SeededBatches
 
 if TYPE_CHECKING:
     from sweeptrainer.training.builder import Components

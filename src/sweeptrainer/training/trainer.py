@@ -26,10 +26,10 @@ from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
 from sweeptrainer.errors import Interrupted, TrainingError
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.io.state_saver import StateSaver
+from sweeptrainer.training.batch_source import Batch, BatchSource, epoch_order
 from sweeptrainer.training.budget import Budget
 from sweeptrainer.training.builder import Components
 from sweeptrainer.training.checkpoint import describe_dataset
-from sweeptrainer.training.data import Batch, BatchSource, epoch_order
 from sweeptrainer.training.distributed import Distributed
 from sweeptrainer.training.evaluate import (
     SplitResult,
