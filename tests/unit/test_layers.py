@@ -5,7 +5,7 @@ for every module in it)::
 
     base      errors, logs, usercode, version
     io        io                         narrower: errors and io only
-    config    config
+    config    config, and the Hydra plugin that puts the user's config folder in the search path
     parts     callbacks, components, data
     training  training
     records   what reads and writes run folders and projects apart from training
@@ -31,11 +31,12 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "sweeptrainer"
 PLUGIN = "hydra_plugins.sweeptrainer_plugins"
+SEARCH_PATH = PLUGIN + ".searchpath"  # the config layer's plugin: where composition looks
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("errors", "logs", "usercode", "version")),
     ("io", ("io",)),
-    ("config", ("config",)),
+    ("config", ("config", SEARCH_PATH)),
     ("parts", ("callbacks", "components", "data")),
     ("training", ("training",)),
     (
@@ -82,6 +83,8 @@ MODULES = module_files()
 def name_of(module: str) -> str | None:
     """The name in LAYERS a module falls under: its package under sweeptrainer, or the
     plugin; None for a module outside both (a third-party one)."""
+    if module == SEARCH_PATH:
+        return SEARCH_PATH
     if module == PLUGIN or module.startswith(PLUGIN + "."):
         return PLUGIN
     if module == PACKAGE:

@@ -42,10 +42,9 @@ class ConfigSources:
 
     The user's folder (``./conf`` or ``--config-dir``) shadows the library: its
     ``config.yaml`` replaces ours, its group options add to ours or replace the ones
-    of the same name. Hydra finds the primary config only in its primary folder, so
-    when the user's folder has no ``config.yaml`` the primary folder is a private
-    temporary one holding a copy of the packaged ``config.yaml``, followed by the
-    user's folder and the library. Use as a context manager: it removes that folder.
+    of the same name (the search path plugin of
+    :mod:`hydra_plugins.sweeptrainer_plugins.searchpath` puts it before the library). Use
+    as a context manager: it removes a frozen copy in a temp folder.
 
     :meth:`freeze` replaces the user's folder by a copy for the rest of a command, so
     editing ``conf/`` while a sweep runs never changes the runs that start later.
@@ -55,7 +54,6 @@ class ConfigSources:
     config_name: str = CONFIG_NAME
     packaged: Path = field(default_factory=packaged_conf_dir)
     live_dir: Path | None = None  # the user's own folder, once ``user_dir`` is a frozen copy
-    _stand_in: Path | None = None
     _frozen_temp: Path | None = None  # a frozen copy in a temp folder: removed on exit
 
     @classmethod
@@ -82,17 +80,17 @@ class ConfigSources:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for folder in (self._stand_in, self._frozen_temp):
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-        self._stand_in = self._frozen_temp = None
+        if self._frozen_temp is not None:
+            shutil.rmtree(self._frozen_temp, ignore_errors=True)
+        self._frozen_temp = None
 
     def freeze(self, folder: Path | None = None) -> ConfigSources:
         """Compose from a copy of the user's folder from now on; return ``self``.
 
         The copy goes into ``folder`` (new or empty) or, when None, into a temp folder
         removed on exit. When the user's folder has no main config, the packaged one is
-        copied in beside their files, so the copy alone is the primary folder. Freezing
+        copied in beside their files, so the copy alone records what the command composed
+        from (the packaged library does not change while a command runs). Freezing
         frozen sources again copies the frozen copy (e.g. from a temp folder to a sweep
         folder, once the sweep folder is known). The packaged library does not change
         while a command runs: it is not copied. Without a user folder there is nothing
@@ -124,41 +122,23 @@ class ConfigSources:
     def user_has_main(self) -> bool:
         return self.user_dir is not None and (self.user_dir / f"{self.config_name}.yaml").is_file()
 
-    @property
-    def primary(self) -> Path:
-        if self.user_dir is None:
-            return self.packaged
-        if self.user_has_main:
-            return self.user_dir
-        if self._stand_in is None:
-            self._stand_in = Path(tempfile.mkdtemp(prefix="sweeptrainer-conf-"))
-            name = f"{self.config_name}.yaml"
-            if not (self.packaged / name).is_file():
-                raise ConfigError(
-                    f"--config-name: no config {self.config_name!r} in {self.user_dir}"
-                )
-            shutil.copyfile(self.packaged / name, self._stand_in / name)
-        return self._stand_in
-
-    def hydra_overrides(self) -> list[str]:
-        """The ``hydra.searchpath`` override that puts the other folders behind the primary."""
-        if self.user_dir is None:
-            return []
-        folders = [self.packaged] if self.user_has_main else [self.user_dir, self.packaged]
-        return [f"hydra.searchpath=[{','.join(f'file://{f}' for f in folders)}]"]
-
 
 def compose(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
-    """Compose one config (hydra node included) or raise a readable ConfigError."""
+    """Compose one config (hydra node included) or raise a readable ConfigError: the
+    packaged library is Hydra's primary folder, the user's folder goes before it
+    (:mod:`hydra_plugins.sweeptrainer_plugins.searchpath`)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from hydra_plugins.sweeptrainer_plugins.searchpath import user_folder
+
     try:
-        with initialize_config_dir(config_dir=str(sources.primary), version_base="1.3"):
+        with (
+            user_folder(sources.user_dir),
+            initialize_config_dir(config_dir=str(sources.packaged), version_base="1.3"),
+        ):
             return hydra_compose(
-                sources.config_name,
-                overrides=[*overrides, *sources.hydra_overrides()],
-                return_hydra_config=True,
+                sources.config_name, overrides=list(overrides), return_hydra_config=True
             )
     except Exception as err:
         nulled = [o for o in overrides if (m := NULLED.fullmatch(o)) and sources.is_group(m[1])]
