@@ -83,3 +83,13 @@ def test_nan_loss_fails_the_run_with_the_iteration(trainer, tmp_path):
     assert status["state"] == "failed"
     assert "the training loss became nan in epoch 1" in status["error"]
     assert "Traceback" in (run / "train.log").read_text()  # details stay in the run's log
+
+
+def test_an_unknown_flag_is_refused_before_anything_trains(trainer, tmp_path):
+    for flag in ("--bogus", "-cp", "-p"):
+        args = (flag, "somewhere", "iterations=1") if flag != "--bogus" else (flag, "iterations=1")
+        result = trainer(*args)
+        assert result.code == 2, (flag, result.err)
+        assert f"{flag}: not an option of training" in result.err
+    assert "your config folder is --config-dir DIR" in trainer("-cp", "x", "iterations=1").err
+    assert not (tmp_path / "results").exists()

@@ -117,3 +117,32 @@ def test_hydra_job_machinery_runs_each_planned_job(trainer, tmp_path, monkeypatc
     assert (sweep / ".hydra" / "config.yaml").is_file()  # Hydra's own job files
     assert len(compositions) == 2
     assert "GREETING" not in os.environ  # env_set is the job's alone
+
+
+def test_a_failing_hydra_callback_is_a_warning_and_the_sweep_goes_on(trainer, tmp_path):
+    (tmp_path / "failing.py").write_text(
+        "from hydra.experimental.callback import Callback\n\n\n"
+        "class Failing(Callback):\n"
+        "    def on_job_end(self, config, **kwargs):\n"
+        "        raise RuntimeError('the callback broke')\n"
+    )
+    with pytest.warns(UserWarning, match="Failing.on_job_end failed: RuntimeError"):
+        result = trainer(
+            "-m", "seed=1,2", "iterations=1", "progress_bar=false",
+            "+hydra.callbacks.failing._target_=failing.Failing", "hydra.output_subdir=null",
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "sweep: 2 runs: 2 trained" in result.out
+
+
+def test_a_single_run_of_a_config_without_our_hydra_block_gets_no_hydra_files(trainer, tmp_path):
+    """A project's config.yaml without the packaged hydra: block leaves Hydra's defaults
+    (.hydra/ under outputs/DATE/TIME, Hydra's logging): a plain single run uses none of
+    them, as before."""
+    packaged = (packaged_conf_dir() / "config.yaml").read_text()
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(packaged.split("\nhydra:")[0] + "\n")
+    result = trainer("iterations=1", "progress_bar=false")
+    assert result.code == 0, result.err
+    assert not (tmp_path / "outputs").exists()
+    assert result.err.count("finished Digits") + result.out.count("finished Digits") == 1

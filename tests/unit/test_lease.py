@@ -254,3 +254,64 @@ def test_a_failing_write_warns_once_and_training_goes_on(tmp_path, monkeypatch, 
 def test_heartbeat_refuses_an_interval_that_is_not_positive(tmp_path, interval):
     with pytest.raises(ValueError, match="positive"):
         Heartbeat(tmp_path, interval)
+
+
+# ------------------------------------------------------------------ claiming a run's lease
+
+
+def test_claim_refuses_another_nodes_fresh_lease_and_leaves_it(tmp_path):
+    write_lease(tmp_path, OTHER, age_s=0)
+    beat = Heartbeat(tmp_path, 30)
+    assert not beat.claim()
+    assert read_lease(tmp_path).host == OTHER
+    assert beat._thread is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEASE]  # no claim file left
+
+
+@pytest.mark.parametrize("holder", ["stale other node", "dead process of this host", "damaged"])
+def test_claim_takes_over_a_lease_nobody_holds(tmp_path, holder):
+    if holder == "stale other node":
+        write_lease(tmp_path, OTHER, age_s=3600)
+    elif holder == "dead process of this host":
+        write_lease(tmp_path, HERE, age_s=0, pid=4242)  # this process holds the run's lock
+    else:
+        (tmp_path / LEASE).write_text("{not: a lease")
+    beat = Heartbeat(tmp_path, 30)
+    try:
+        assert beat.claim()
+        lease = read_lease(tmp_path)
+        assert (lease.host, lease.pid) == (HERE, os.getpid())
+    finally:
+        beat.stop()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_of_two_claims_at_the_same_moment_one_wins(tmp_path, monkeypatch):
+    """Two nodes start the same new run at once (their locks do not see each other): the
+    other node's lease lands just before this one's is created, and this claim fails,
+    leaving the other's lease as it is."""
+    link = os.link
+
+    def the_other_node_first(source, target):
+        write_lease(tmp_path, OTHER, age_s=0)
+        return link(source, target)
+
+    monkeypatch.setattr(lease_module.os, "link", the_other_node_first)
+    beat = Heartbeat(tmp_path, 30)
+    assert not beat.claim()
+    assert read_lease(tmp_path).host == OTHER
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEASE]
+
+
+def test_a_heartbeat_whose_lease_was_taken_over_stops_refreshing(tmp_path, caplog):
+    beat = Heartbeat(tmp_path, 0.05)
+    assert beat.claim()
+    try:
+        write_lease(tmp_path, OTHER, age_s=0, pid=7)  # it stalled; another node took over
+        beat._thread.join(timeout=10)
+        assert not beat._thread.is_alive()
+        assert read_lease(tmp_path).host == OTHER  # never overwritten
+        assert f"taken over by {OTHER}:7" in caplog.text
+    finally:
+        beat.stop()
+    assert read_lease(tmp_path).host == OTHER  # stop() leaves a lease that is not its own

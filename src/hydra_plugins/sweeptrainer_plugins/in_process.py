@@ -22,13 +22,14 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-TARGET = "hydra_plugins.sweeptrainer_plugins.in_process.InProcessLauncher"
-
 
 class InProcessLauncher(Launcher):
     """Runs each job in this process from its planned config."""
 
-    def __init__(self, **_: Any) -> None:
+    def __init__(self, job_machinery: bool | None = None, **_: Any) -> None:
+        """``job_machinery``: False never runs Hydra's ``run_job``; None runs it for a job
+        whose Hydra node asks for it (:func:`job_machinery`)."""
+        self.machinery = job_machinery
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -53,9 +54,10 @@ class InProcessLauncher(Launcher):
         returns = []
         for number, overrides in enumerate(job_overrides, start=initial_job_idx):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(cfg):
-                cfg.hydra.job.id = cfg.hydra.job.num = number
-            if job_machinery(cfg.hydra):
+            if multirun:  # a single run has no job number (as in Hydra's run mode)
+                with open_dict(cfg):
+                    cfg.hydra.job.id = cfg.hydra.job.num = number
+            if self.machinery is not False and job_machinery(cfg.hydra):
                 returns.append(
                     run_job(
                         hydra_context=self.hydra_context,

@@ -1,7 +1,7 @@
 """sweeptrainer's SLURM launcher (``hydra/launcher=slurm``): hydra-submitit-launcher's, but
 it waits for every job of the sweep. Hydra accepts plugins only from its ``hydra_plugins``
-namespace, and does not find one that an editable install maps there: :func:`register`
-makes it known (the command calls it before launching).
+namespace, and does not find one that an editable install maps there:
+``sweeptrainer.sweep.launch.register_plugins`` makes it known before a launch.
 
 Hydra's submitit launcher collects the jobs' results in order and stops at the first job
 that produced none (killed by the OOM killer or a node failure, cancelled before its run
@@ -28,14 +28,6 @@ except ImportError:  # without the [submitit] extra there is nothing to launch w
     SubmititSlurmLauncher = None
 
 log = logging.getLogger("sweeptrainer")
-
-
-def register() -> None:
-    """Tell Hydra about the launchers of this module (where submitit is installed)."""
-    if SubmititSlurmLauncher is not None:
-        from hydra.core.plugins import Plugins
-
-        Plugins.instance().register(SlurmLauncher)
 
 
 if SubmititSlurmLauncher is not None:

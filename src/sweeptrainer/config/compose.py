@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeptrainer.errors import ConfigError, did_you_mean
 
 CONFIG_NAME = "config"
+SHIPPED_COMPOSITIONS = 4  # at most this many travel with a pickled RunComposer
 NULLED = re.compile(r"[+~]*([\w/]+)=(?:null|None|~)?")  # `loggers=null`: (the key)
 
 
@@ -325,6 +326,15 @@ class RunComposer:
         self._tasks: dict[tuple[str, ...], bytes] = {}  # the same, without ``hydra``
         self._groups: set[str] = set()  # config group names seen in the compositions
         self._parsed: dict[str, Any] = {}  # override text -> Hydra's parsed Override
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a launcher's worker gets (joblib, SLURM and Ray pickle it with every job):
+        the compositions of a small plan, to compose nothing again; none for a big one,
+        whose every job would carry every composition (the worker composes its own)."""
+        state = dict(self.__dict__, _parsed={}, _tasks={}, _pickled={})
+        if len(self._composed) > SHIPPED_COMPOSITIONS:
+            state.update(_composed={}, _groups=set())
+        return state
 
     def __call__(self, overrides: Sequence[str]) -> DictConfig:
         """The run's whole config, Hydra's node included (what a job is launched with)."""

@@ -191,32 +191,87 @@ class Heartbeat:
         self._warned = False
         self._thread: threading.Thread | None = None
 
+    def claim(self) -> bool:
+        """Take the run's lease and keep it fresh; False when another node's fresh lease is
+        there, or another process claims it at the same moment.
+
+        The lease is created as a hard link to a complete temp file, which fails when a
+        lease exists (atomically, on NFS too): of two nodes that start the same run at once
+        (their locks do not see each other), one gets it. A stale lease, one of this host
+        (whose holder is gone: this process holds the run's lock), or a damaged one is
+        removed first. Two nodes taking over the same stale lease within milliseconds of
+        each other can still both remove and create: the window a lease cannot close.
+        """
+        current = read_lease(self.path.parent)
+        if current is not None and current.host != self.host and current.fresh():
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # stale, this host's dead holder's, or damaged (a link: itself)
+        claim = self.path.with_name(f".{LEASE}.{self.host}.{self.pid}.claim")
+        with contextlib.suppress(FileNotFoundError):
+            claim.unlink()
+        fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self._text())
+        try:
+            os.link(claim, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
+        self._start_thread()
+        return True
+
     def start(self) -> Heartbeat:
-        """Write the lease now and keep it fresh from a daemon thread."""
+        """Write the lease now, whatever is there, and keep it fresh from a daemon thread."""
         self.beat()
+        self._start_thread()
+        return self
+
+    def _start_thread(self) -> None:
         self._thread = threading.Thread(
             target=self._run, name=f"sweeptrainer-heartbeat-{self.path.parent.name}", daemon=True
         )
         self._thread.start()
-        return self
+
+    def _text(self) -> bytes:
+        lease = {
+            "host": self.host,
+            "pid": self.pid,
+            "started": self.started.isoformat(timespec="milliseconds"),
+            "heartbeat": now_utc().isoformat(timespec="milliseconds"),
+            "interval_s": self.interval_s,
+        }
+        return yaml.safe_dump(lease, sort_keys=False).encode("utf-8")
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval_s):
+            if not self._still_ours():
+                return
             self.beat()
+
+    def _still_ours(self) -> bool:
+        """Whether the lease is still this process's; if another took it over (this process
+        was not heard for longer than a lease lasts: a stalled node), it is left to them,
+        with a warning: two processes then train the run, and the other node's is the one
+        other commands see."""
+        current = read_lease(self.path.parent)
+        if current is not None and (current.host, current.pid) == (self.host, self.pid):
+            return True
+        taker = f"{current.host}:{current.pid}" if current is not None else "another process"
+        log.warning(
+            f"warning: {self.path} was taken over by {taker} (this process was not heard for "
+            "longer than its lease lasts); no longer refreshing it"
+        )
+        return False
 
     def beat(self) -> None:
         """Write the lease with the current time as its heartbeat (atomically)."""
         with self._lock:
             if self._ended:
                 return
-            lease = {
-                "host": self.host,
-                "pid": self.pid,
-                "started": self.started.isoformat(timespec="milliseconds"),
-                "heartbeat": now_utc().isoformat(timespec="milliseconds"),
-                "interval_s": self.interval_s,
-            }
-            text = yaml.safe_dump(lease, sort_keys=False).encode("utf-8")
+            text = self._text()
             try:
                 # the temp file's name is predictable: never write through a link planted there
                 tmp = self.path.with_name(f".{self.path.name}.{self.pid}.tmp")

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeptrainer.config.schema import DEFAULTS, validate
 from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted, StorageError
 from sweeptrainer.io import sweep_record
-from sweeptrainer.io.lease import Heartbeat, activity
+from sweeptrainer.io.lease import Heartbeat
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import check_results_dir
 from sweeptrainer.io.sweep_record import SweepRecord
@@ -192,11 +192,11 @@ def _held(path: Path, cfg: DictConfig) -> Iterator[bool]:
     (flock may not reach across NFS)."""
     path.mkdir(parents=True, exist_ok=True)
     lock = RunLock(path)
-    if not lock.acquire() or activity(path).elsewhere:
+    heartbeat = Heartbeat(path, cfg.get("heartbeat_s", DEFAULTS["heartbeat_s"]))
+    if not lock.acquire() or not heartbeat.claim():
         lock.release()
         yield False
         return
-    heartbeat = Heartbeat(path, cfg.get("heartbeat_s", DEFAULTS["heartbeat_s"])).start()
     try:
         yield True
     finally:

@@ -27,6 +27,7 @@ VALUE_FLAGS = {
     "--experimental-rerun",
 }
 INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+TRAIN_FLAGS = {"-m", "--multirun", "-r", "--run"}  # the flags a training command takes
 NO_TRAIN_FLAGS = {
     "--cfg",
     "-c",
@@ -91,6 +92,17 @@ def check_flags(hargs: HydraArgs) -> None:
             f"{shown[0]} shows one composed config and does not combine with -m; to see every "
             "run of a sweep use: trainer validate -m OVERRIDES (or drop -m: trainer "
             f"{shown[0]} job OVERRIDES)"
+        )
+    odd = [f for f in hargs.flags if f.startswith("-") and f.split("=")[0] not in TRAIN_FLAGS]
+    if hargs.trains and odd:  # Hydra's main said "unrecognized arguments" for these
+        hint = (
+            "; your config folder is --config-dir DIR"
+            if odd[0].split("=")[0] in ("--config-path", "-cp")
+            else ""
+        )
+        raise ConfigError(
+            f"{odd[0]}: not an option of training{hint}; its options are -m (--multirun), "
+            "--config-dir DIR and --config-name NAME (trainer --help, trainer --hydra-help)"
         )
     completion = any(f in ("--shell-completion", "-sc") for f in hargs.flags)
     actions = ("install=", "uninstall=", "query=")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -38,6 +39,9 @@ class PlannedConfigs(ConfigLoader):
         self.composer = plan.composer
         self.hydra_overrides = list(plan.hydra_overrides)
         self.sweep_dir = str(plan.sweep_dir) if plan.sweep_dir is not None else None
+        # a job's overrides as planned (the order typed, hydra.* ones among them), by the
+        # task overrides a sweeper hands the launcher: the planned composition is reused
+        self.planned = {tuple(task_overrides(o)): list(o) for o, _ in plan.runs}
 
     def load_configuration(
         self,
@@ -53,7 +57,8 @@ class PlannedConfigs(ConfigLoader):
         return cfg
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> Any:
-        cfg = self.composer([*self.hydra_overrides, *sweep_overrides])
+        planned = self.planned.get(tuple(sweep_overrides))
+        cfg = self.composer(planned or [*self.hydra_overrides, *sweep_overrides])
         with open_dict(cfg):
             cfg.hydra.mode = master_config.hydra.mode
             if self.sweep_dir is not None:
@@ -111,10 +116,19 @@ class JobCallbacks:
         self.callbacks = [instantiate(c) for c in (entries or {}).values()]
 
     def _call(self, name: str, reverse: bool = False, **kwargs: Any) -> None:
+        """A callback that raises is a warning and the others still run, as in Hydra."""
         for callback in reversed(self.callbacks) if reverse else self.callbacks:
             method = getattr(callback, name, None)
-            if method is not None:
+            if method is None:
+                continue
+            try:
                 method(**kwargs)
+            except Exception as err:
+                warnings.warn(
+                    f"Hydra callback {type(callback).__name__}.{name} failed: "
+                    f"{type(err).__name__}: {err}",
+                    stacklevel=2,
+                )
 
     def on_run_start(self, **kwargs: Any) -> None:
         self._call("on_run_start", **kwargs)
@@ -166,7 +180,7 @@ def launch(plan: CommandPlan, task: Any) -> int:
         else:
             _sweep(plan, task)
     except Interrupted:
-        return 0  # a search that stopped (see app._end_search): the stop's code comes after
+        return 0  # a search that stopped (see lifecycle._end_search): the stop's code comes after
     except Exception as err:
         if shown or not type(err).__module__.startswith(("submitit", "ray")):
             traceback.print_exc()  # not a launcher's report of a lost job: a bug to see
@@ -187,11 +201,14 @@ def _launch_one(plan: CommandPlan, task: Any) -> None:
     from hydra_plugins.sweeptrainer_plugins.in_process import InProcessLauncher
 
     overrides = task_overrides(plan.runs[0][0])
-    cfg = plan.job_config(overrides)
+    cfg = plan.composer(plan.runs[0][0])  # as planned: Hydra's node included
     context = _context(plan, cfg)
     name = plan.sources.config_name
     context.callbacks.on_run_start(config=cfg, config_name=name)
-    launcher = InProcessLauncher()
+    # Hydra's job machinery (.hydra/ files, its logging, a change of folder) only when the
+    # command asks for some of it: a project's config.yaml without our hydra: block would
+    # otherwise get Hydra's defaults (outputs/DATE/TIME/.hydra, log lines twice)
+    launcher = InProcessLauncher(job_machinery=None if plan.hydra_overrides else False)
     launcher.setup(hydra_context=context, task_function=task, config=cfg)
     launcher.launch([overrides], initial_job_idx=0)
     context.callbacks.on_run_end(config=cfg, config_name=name)

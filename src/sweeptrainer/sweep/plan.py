@@ -40,14 +40,6 @@ class CommandPlan:
     sweep_dir: Path | None = None
     hydra_overrides: list[str] = field(default_factory=list)
 
-    @property
-    def is_sweep(self) -> bool:
-        return self.base is not None
-
-    def job_config(self, overrides: Sequence[str]) -> DictConfig:
-        """A run's whole config, Hydra's node included, as a launcher runs it."""
-        return self.composer([*self.hydra_overrides, *overrides])
-
     def place(self) -> None:
         """Move a sweep's frozen config sources (``ConfigSources.freeze``) from their temp
         folder to ``<sweep folder>/conf``, and pin the sweep folder in ``base``.
