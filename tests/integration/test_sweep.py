@@ -146,3 +146,16 @@ def test_a_single_run_of_a_config_without_our_hydra_block_gets_no_hydra_files(tr
     assert result.code == 0, result.err
     assert not (tmp_path / "outputs").exists()
     assert result.err.count("finished Digits") + result.out.count("finished Digits") == 1
+
+
+def test_a_joblib_sweep_ships_the_planned_configs_to_its_workers(trainer, tmp_path):
+    """joblib's workers unpickle the plan's config loader with every job (its compositions
+    as bytes): the runs train there from the planned configs (the slow launcher tests
+    compare its runs with the basic launcher's)."""
+    result = trainer(
+        "-m", "seed=1,2", "iterations=1", "progress_bar=false", "dataset=Wine",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "sweep: 2 runs: 2 trained" in result.out
+    assert len(run_dirs(tmp_path)) == 2

@@ -109,3 +109,21 @@ def test_a_group_set_to_null_names_the_group_and_what_to_do(sources):
         RunComposer(sources)(["model=null"])
     with pytest.raises(ConfigError, match=r"^loggers=null: 'loggers' is a config group"):
         compose(sources, ["seed=null", "loggers=null"])  # seed is a key, not the group
+
+
+def test_a_pickled_composer_carries_a_small_plan_as_bytes(sources):
+    """What a launcher's worker gets: the compositions of a small plan (it composes
+    nothing again), none of a big one (every job would carry every composition)."""
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    composer = RunComposer(sources)
+    first = composer(["seed=2"])
+    clone = pickle.loads(pickle.dumps(composer))
+    assert clone._composed.keys() == composer._composed.keys()
+    assert OmegaConf.to_yaml(clone(["seed=2"])) == OmegaConf.to_yaml(first)
+    for scheduler in ("StepLR", "OneCycleLR", "CosineAnnealingLR", "LinearWarmup"):
+        composer.task([f"scheduler={scheduler}"])
+    assert len(composer._composed) == 5
+    assert pickle.loads(pickle.dumps(composer))._composed == {}

@@ -331,10 +331,20 @@ class RunComposer:
         """What a launcher's worker gets (joblib, SLURM and Ray pickle it with every job):
         the compositions of a small plan, to compose nothing again; none for a big one,
         whose every job would carry every composition (the worker composes its own)."""
-        state = dict(self.__dict__, _parsed={}, _tasks={}, _pickled={})
-        if len(self._composed) > SHIPPED_COMPOSITIONS:
-            state.update(_composed={}, _groups=set())
-        return state
+        shipped = {}  # as bytes: a composition's structured-config classes are looked up
+        # by name again in the worker (pickling the objects themselves fails once Hydra's
+        # plugin scan has imported their modules anew)
+        if len(self._composed) <= SHIPPED_COMPOSITIONS:
+            shipped = {
+                k: self._pickled.get(k) or pickle.dumps(v) for k, v in self._composed.items()
+            }
+        groups = self._groups if shipped else set()
+        return dict(self.__dict__, _parsed={}, _tasks={}, _composed={}, _pickled=shipped,
+                    _groups=groups)  # fmt: skip
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._composed = {k: pickle.loads(v) for k, v in self._pickled.items()}
 
     def __call__(self, overrides: Sequence[str]) -> DictConfig:
         """The run's whole config, Hydra's node included (what a job is launched with)."""
