@@ -37,18 +37,23 @@ Hydra's other flags (--cfg, --info, ...) are accepted and have no effect here.
 """
 
 
-def experiment_parser(
-    verb: str, description: str, dry_run: bool = True, epilog: str = ""
-) -> argparse.ArgumentParser:
-    """The parser of a verb that works on an experiment folder (status, rm-failed, ...)."""
+def verb_parser(verb: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+    """A verb's argparse parser: ``trainer VERB``, its description and examples as written."""
     import argparse
 
-    parser = argparse.ArgumentParser(
+    return argparse.ArgumentParser(
         prog=f"trainer {verb}",
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def experiment_parser(
+    verb: str, description: str, dry_run: bool = True, epilog: str = ""
+) -> argparse.ArgumentParser:
+    """The parser of a verb that works on an experiment folder (status, rm-failed, ...)."""
+    parser = verb_parser(verb, description=description, epilog=epilog)
     parser.add_argument(
         "experiment_dir",
         metavar="EXPERIMENT_DIR",

@@ -7,13 +7,15 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from sweeptrainer.commands import verb_parser
+
 VERB = "create"
 USAGE = ("trainer create [DIR] [--template NAME]   a ready-to-run project (--list: templates)",)
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"trainer {VERB}",
+    parser = verb_parser(
+        VERB,
         description="Write a ready-to-run project: conf/ + example code (and data, for some\n"
         "templates). Existing files are not overwritten without --force.",
         epilog="""\
@@ -22,7 +24,6 @@ examples:
   trainer create myaudio --template audio      a project over audio files
   trainer create --list                        the templates, one line each
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "dir",

@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from sweeptrainer.commands import verb_parser
+
 VERB = "inference"
 USAGE = ("trainer inference RUN_DIR INPUT OUTPUT   predict with a run's best state",)
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"trainer {VERB}",
+    parser = verb_parser(
+        VERB,
         description="Predict with a run's best state (states/best.pt) and write a row per sample:\n"
         "the prediction and a score per class.",
         epilog="""\
@@ -21,7 +23,6 @@ examples:
   trainer inference results/default/training/RUN features.csv predictions.parquet
   trainer inference results/images/training/RUN data/images/seven predictions.csv
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "run_dir",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from sweeptrainer.commands import user_conf
+from sweeptrainer.commands import user_conf, verb_parser
 
 VERB = "list"
 # one line for list and show (commands/show_option.py), as they go together
@@ -16,8 +16,8 @@ USAGE = ("trainer list GROUP / show GROUP NAME     the options of a config group
 def parser() -> argparse.ArgumentParser:
     from sweeptrainer import catalog
 
-    parser = argparse.ArgumentParser(
-        prog=f"trainer {VERB}",
+    parser = verb_parser(
+        VERB,
         description="The options of a config group: the packaged ones and yours (./conf/GROUP/),\n"
         "one line each.",
         epilog="""\
@@ -25,7 +25,6 @@ examples:
   trainer list model
   trainer list dataset
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "group", metavar="GROUP", help="a config group: " + ", ".join(catalog.GROUPS)

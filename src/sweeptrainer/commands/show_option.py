@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeptrainer.commands import user_conf
+from sweeptrainer.commands import user_conf, verb_parser
 
 VERB = "show"
 USAGE = ()  # shown on the line of list (commands/list_group.py)
@@ -16,8 +16,8 @@ USAGE = ()  # shown on the line of list (commands/list_group.py)
 def parser() -> argparse.ArgumentParser:
     from sweeptrainer import catalog
 
-    parser = argparse.ArgumentParser(
-        prog=f"trainer {VERB}",
+    parser = verb_parser(
+        VERB,
         description="Print one option's YAML file (yours in ./conf/GROUP/ or the packaged one),\n"
         "after a line naming the file.",
         epilog="""\
@@ -26,7 +26,6 @@ examples:
   trainer show dataset Files          every key of the Files dataset, with a comment each
   trainer show optimizer Adam --save  copy it to ./conf/optimizer/Adam.yaml to edit it
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "group", metavar="GROUP", help="a config group: " + ", ".join(catalog.GROUPS)
