@@ -22,6 +22,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sweeptrainer.config.compose import task_config
+
 
 class InProcessLauncher(Launcher):
     """Runs each job in this process from its planned config."""
@@ -83,7 +85,7 @@ class InProcessLauncher(Launcher):
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output.absolute())
         HydraConfig.instance().set_config(cfg)
-        task = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+        task = task_config(cfg)
         value = self.task_function(task)
         return JobReturn(
             overrides=overrides,

@@ -18,7 +18,7 @@ import shlex
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -139,11 +139,11 @@ class Built:
     """A run's trainer, built from its config before its folder is touched."""
 
     cfg: DictConfig
-    trainer: ModularTaskTrainer
     device: torch.device
     dist: Distributed
     signals: StopSignals | None
     sweep_dir: Path | None
+    trainer: ModularTaskTrainer = field(init=False)
 
     @classmethod
     def build(
@@ -154,32 +154,32 @@ class Built:
         job_num: int | None,
         sweep_dir: Path | None,
     ) -> Built:
-        from sweeptrainer.training.builder import build, resolve_device
+        from sweeptrainer.training.builder import resolve_device
         from sweeptrainer.training.distributed import Distributed
-        from sweeptrainer.training.state import seed_everything
         from sweeptrainer.training.step import configure_determinism
-        from sweeptrainer.training.trainer import ModularTaskTrainer
 
         dist = Distributed.from_env()
         device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
         configure_determinism(cfg.reproducible, cfg.compile)
-        seed_everything(cfg.seed)
+        built = cls(cfg, device, dist, signals, sweep_dir)
         # not under torchrun: a rank leaving here while another waits in a collective hangs
         at_once = signals is not None and dist.world == 1
         with signals.at_once() if signals is not None and at_once else contextlib.nullcontext():
-            path = plan.run_dir.path
-            components = build(cfg, device, path, with_loggers=dist.is_main, sweep_dir=sweep_dir)
-        trainer = ModularTaskTrainer(cfg, components, plan.run_dir, device, signals, dist)
-        return cls(cfg, trainer, device, dist, signals, sweep_dir)
+            built.again(plan, with_loggers=dist.is_main)
+        return built
 
-    def again(self, plan: Plan) -> None:
-        """A new trainer from scratch (the saved state did not fit the model)."""
+    def again(self, plan: Plan, with_loggers: bool = True) -> None:
+        """A trainer from scratch: the first one, or a new one when the saved state did not
+        fit the model."""
         from sweeptrainer.training.builder import build
         from sweeptrainer.training.state import seed_everything
         from sweeptrainer.training.trainer import ModularTaskTrainer
 
         seed_everything(self.cfg.seed)
-        components = build(self.cfg, self.device, plan.run_dir.path, sweep_dir=self.sweep_dir)
+        components = build(
+            self.cfg, self.device, plan.run_dir.path, with_loggers=with_loggers,
+            sweep_dir=self.sweep_dir,
+        )  # fmt: skip
         self.trainer = ModularTaskTrainer(
             self.cfg, components, plan.run_dir, self.device, self.signals, self.dist
         )

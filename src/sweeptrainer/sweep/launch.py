@@ -15,7 +15,8 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 from hydra.core.config_loader import ConfigLoader
@@ -73,15 +74,7 @@ class PlannedConfigs(ConfigLoader):
         raise NotImplementedError("the planned configs have no config sources")
 
     def list_groups(self, parent_name: str) -> list[str]:
-        folders = [self.composer.sources.user_dir, self.composer.sources.packaged]
-        found = {
-            p.name
-            for f in folders
-            if f is not None and (f / parent_name).is_dir()
-            for p in (f / parent_name).iterdir()
-            if p.is_dir()
-        }
-        return sorted(found)
+        return self._names(parent_name, lambda p: p.is_dir(), lambda p: p.name)
 
     def get_group_options(
         self,
@@ -90,14 +83,15 @@ class PlannedConfigs(ConfigLoader):
         config_name: str | None = None,
         overrides: list[str] | None = None,
     ) -> list[str]:
-        folders = [self.composer.sources.user_dir, self.composer.sources.packaged]
-        found = {
-            p.stem
-            for f in folders
-            if f is not None and (f / group_name).is_dir()
-            for p in (f / group_name).glob("*.yaml")
-        }
-        return sorted(found)
+        return self._names(group_name, lambda p: p.suffix == ".yaml", lambda p: p.stem)
+
+    def _names(
+        self, folder: str, wanted: Callable[[Path], bool], name: Callable[[Path], str]
+    ) -> list[str]:
+        """The names of what ``folder`` holds in the user's folder and the library."""
+        sources = self.composer.sources
+        roots = [r / folder for r in (sources.user_dir, sources.packaged) if r is not None]
+        return sorted({name(p) for r in roots if r.is_dir() for p in r.iterdir() if wanted(p)})
 
     def compute_defaults_list(
         self, config_name: str | None, overrides: list[str], run_mode: RunMode
