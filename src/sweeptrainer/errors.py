@@ -43,6 +43,20 @@ class UnsafeStateError(ConfigError):
     """A state file holds pickled objects beyond tensors and plain containers: never loaded."""
 
 
+class Pruned(Exception):
+    """A search's pruner stopped the run at an evaluation: it saved its state and ends
+    ``pruned``, a final state (neither failed nor retried). ``reason`` is the line kept in
+    its ``status.yaml``: ``pruned at iteration 4: dev accuracy 0.21``."""
+
+    def __init__(self, iteration: int, metric: str, value: float) -> None:
+        self.iteration, self.metric, self.value = iteration, metric, value
+        self.reason = f"pruned at iteration {iteration}: dev {metric} {value:.4g}"
+        super().__init__(self.reason)
+
+    def __reduce__(self) -> tuple:
+        return (Pruned, (self.iteration, self.metric, self.value))
+
+
 class Interrupted(BaseException):
     """A stop signal arrived; the run saved its state and stops (exit code 128 + signal).
 

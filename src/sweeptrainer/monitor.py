@@ -171,6 +171,9 @@ def status_table(experiment_dir: str | Path) -> str:
         counts[r.state] = counts.get(r.state, 0) + 1
     text.append(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     text += [f"damaged: {r.name}: {r.problem}" for r in rows if r.problem]
+    from sweeptrainer.study import study_lines
+
+    text += study_lines(Path(experiment_dir))  # a search's progress: trials done of N, best
     return "\n".join(text)
 
 

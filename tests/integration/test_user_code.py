@@ -156,7 +156,7 @@ def test_sweep_syntax_gaps_are_clear_errors_and_verbs_complete(trainer, tmp_path
     assert cfg.code == 2 and "does not combine with -m" in cfg.err
     assert "trainer validate -m" in cfg.err
     interval = trainer("-m", "learning_rate=interval(0.0001,0.1)")
-    assert interval.code == 2 and "needs a search sweeper: add hydra/sweeper=optuna" in interval.err
+    assert interval.code == 2 and "needs a search sweeper: add hydra/sweeper=search" in interval.err
     plan = trainer("validate", "-m", "learning_rate=interval(0.0001,0.1)")
     assert plan.code == 2 and "needs a search sweeper" in plan.err
     completion = trainer("--shell-completion")

@@ -9,7 +9,8 @@ for every module in it)::
     parts     callbacks, components, data
     training  training
     records   what reads and writes run folders and projects apart from training
-              (snapshot, fingerprint, monitor, maintenance, postprocess, inference, create ...)
+              (snapshot, fingerprint, monitor, maintenance, postprocess, inference, create,
+              study ...)
     run       run                        one run: plan, lifecycle, outcome, job
     sweep     sweep and the Hydra plugin  a command: args, plan, launch, outcomes
     top       the verbs (cli, commands), the Python API and the package itself
@@ -51,6 +52,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "monitor",
             "postprocess",
             "snapshot",
+            "study",
             "templates",
         ),
     ),

@@ -75,8 +75,9 @@ def _train(sources: ConfigSources, hargs: HydraArgs, typed: str) -> int:
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.sweep import outcome
     from sweeptrainer.sweep.args import error
-    from sweeptrainer.sweep.launch import launch
+    from sweeptrainer.sweep.launch import launch, task_overrides
     from sweeptrainer.sweep.plan import plan_command, record_sweep
+    from sweeptrainer.sweep.search import trial_runs
     from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 
     check = Validator()
@@ -107,13 +108,13 @@ def _train(sources: ConfigSources, hargs: HydraArgs, typed: str) -> int:
         return 130
     finally:
         _end_distributed()
-    multirun = hargs.multirun
+    multirun, runs, search = hargs.multirun, plan.runs, plan.search
+    if search and plan.base is not None:  # the trials of its study, whichever launcher ran them
+        runs = trial_runs(plan.base, task_overrides(hargs.overrides), plan.composer)
     outcomes = outcome.sweep_outcomes(
-        multirun, plan.runs, plan.composer, job.outcomes, started, token
+        multirun, runs, plan.composer, job.outcomes, started, token, search
     )
     code = max(outcome.summarize(outcomes, multirun, time.perf_counter() - clock), launched)
-    if plan.sweep_dir is not None:
-        outcome.print_best_trial(plan.sweep_dir)
     stopped = signals.look()  # this process's, or one of the sweep's other processes'
     if stopped is not None:
         return 128 + stopped

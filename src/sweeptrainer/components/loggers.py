@@ -368,7 +368,8 @@ RUN_DIR_TAG = "sweeptrainer.run_dir"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: nests a run under another in the UI
 PARAMS_BATCH = 100  # MLflow takes at most 100 params and 1000 metrics per log_batch call
 METRICS_BATCH = 1000
-RUN_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+RUN_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED",
+              "pruned": "KILLED"}  # pruned: stopped by a search, for good  # fmt: skip
 
 
 class MLflowLogger:

@@ -181,13 +181,24 @@ def copy_config_tree(source: Path, target: Path) -> list[Path]:
 def base_config(sources: ConfigSources, overrides: Sequence[str]) -> DictConfig:
     """The config a ``-m`` command composes before expanding its sweep: every override
     but the sweeps (``key=a,b``). Hydra's ``hydra.sweep.dir`` comes from it."""
+    parsed = parse_overrides(overrides)
+    return compose(sources, [str(o.input_line) for o in parsed if not o.is_sweep_override()])
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[Any]:
+    """Hydra's parsed overrides; a ConfigError naming the one that cannot be parsed, with
+    the first line of the parser's message."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except Exception as err:
-        raise ConfigError(composition_message(err)) from None
-    return compose(sources, [str(o.input_line) for o in parsed if not o.is_sweep_override()])
+    parser = OverridesParser.create()
+    parsed = []
+    for line in overrides:
+        try:
+            parsed += parser.parse_overrides([line])
+        except Exception as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"{line}: cannot be parsed ({first})") from None
+    return parsed
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
@@ -200,7 +211,7 @@ def task_config(cfg: DictConfig) -> DictConfig:
 
 def basic_sweeper(hydra_node: Any) -> bool:
     """Whether a config's ``hydra`` node sweeps with Hydra's basic sweeper (a grid: every run
-    known before launch), not a search that picks its runs as it goes (Optuna)."""
+    known before launch), not a search that picks its runs as it goes."""
     return "BasicSweeper" in str(OmegaConf.select(hydra_node, "sweeper._target_"))
 
 
@@ -258,12 +269,14 @@ def _sweep_values(
             if not search:
                 raise ConfigError(
                     f"{override.input_line}: interval(...) is a range to search, which needs a "
-                    "search sweeper: add hydra/sweeper=optuna (pip install "
-                    "'sweeptrainer[optuna]'; +experiment=optuna_search is an example). The "
+                    "search sweeper: add hydra/sweeper=search (pip install "
+                    "'sweeptrainer[search]'; +experiment=optuna_search is an example). The "
                     f"basic sweeper takes values: {key}=0.1,0.01 or range(...)"
                 )
         elif override.is_sweep_override():
             options.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+            if not options[-1]:
+                raise ConfigError(f"{override.input_line}: the sweep is empty (no value to try)")
         else:  # rendered as Hydra's basic sweeper renders it for the job, so names match
             options.append([f"{key}={override.get_value_element_as_str()}"])
     return options

@@ -24,7 +24,7 @@ from sweeptrainer.io.atomic import (
 )
 
 TRAINING_DIR = "training"
-STATES = ("running", "interrupted", "finished", "failed")
+STATES = ("running", "interrupted", "finished", "failed", "pruned")
 
 
 def training_dir(results_dir: str | Path, experiment_id: str) -> Path:
@@ -331,7 +331,7 @@ def _status_problem(data: object) -> str:
         return f"state: expected one of {', '.join(STATES)}, got {data.get('state')!r}"
     if not isinstance(data.get("config_hash"), str):
         return f"config_hash: expected a text, got {data.get('config_hash')!r}"
-    for key, least in (("attempt", 1), ("iterations", 1), ("pid", 2)):
+    for key, least in (("attempt", 1), ("iterations", 1), ("pid", 2), ("pruned_at", 1)):
         value = data.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < least

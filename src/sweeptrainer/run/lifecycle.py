@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.config.schema import DEFAULTS, validate
-from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted, StorageError
+from sweeptrainer.errors import ConfigError, DamagedRunError, Interrupted, Pruned, StorageError
 from sweeptrainer.io import sweep_record
 from sweeptrainer.io.lease import Heartbeat
 from sweeptrainer.io.lock import RunLock
@@ -35,11 +35,13 @@ from sweeptrainer.logs import attach_file, detach
 from sweeptrainer.run.outcome import BY_ANOTHER, RunOutcome
 from sweeptrainer.run.planner import Plan, plan_run
 from sweeptrainer.snapshot import Provenance
+from sweeptrainer.study import is_search
 from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 
 if TYPE_CHECKING:  # imported with torch, when a run is built
     import torch
 
+    from sweeptrainer.run.trial import Trial
     from sweeptrainer.training.distributed import Distributed
     from sweeptrainer.training.trainer import ModularTaskTrainer
 
@@ -93,6 +95,7 @@ def train_run(
     choices: Mapping[str, Any] | None = None,
     check: Callable[[DictConfig], None] = validate,
     record: SweepRecord | None = None,
+    trial: Trial | None = None,
 ) -> RunOutcome:
     """Train the run ``cfg`` describes: skip, start, resume, retry or continue it.
 
@@ -102,7 +105,9 @@ def train_run(
     composed from (Hydra's ``runtime.choices``), for the snapshot; ``check``: what
     validates the config (the command's :class:`~sweeptrainer.config.schema.Validator`,
     which knows the group options it checked before); ``record``: the sweep's
-    ``runs.yaml`` when the caller has read it (else it is read for the run's place).
+    ``runs.yaml`` when the caller has read it (else it is read for the run's place);
+    ``trial``: the search trial the run is (see :mod:`sweeptrainer.run.trial`): told each
+    evaluation, it may prune the run.
 
     Raises ConfigError for problems in the input (before anything is written); a
     failure during training returns a ``failed`` outcome after recording it.
@@ -110,11 +115,15 @@ def train_run(
     check(cfg)  # check: nothing is written for bad input
     check_results_dir(cfg.results_dir, cfg.experiment_id)
     plan = plan_run(cfg, overrides)  # plan, from the run folder alone
-    place = run_place(sweep_dir, plan.run_dir.name, job_num, record)
+    place = (
+        trial.place
+        if trial is not None
+        else run_place(sweep_dir, plan.run_dir.name, job_num, record)
+    )
     if plan.action == "skip":
         return _skipped(plan, place)
     try:  # build everything before touching the run folder: input errors change nothing
-        built = Built.build(cfg, plan, signals, job_num, sweep_dir)
+        built = Built.build(cfg, plan, signals, job_num, sweep_dir, trial)
     except Interrupted as stop:  # nothing of the run is saved yet: it starts anew next time
         name, path = plan.run_dir.name, plan.run_dir.path
         log.warning(f"{place}stopped {name} before it started training ({stop})")
@@ -143,6 +152,7 @@ class Built:
     dist: Distributed
     signals: StopSignals | None
     sweep_dir: Path | None
+    trial: Trial | None = None
     trainer: ModularTaskTrainer = field(init=False)
 
     @classmethod
@@ -153,6 +163,7 @@ class Built:
         signals: StopSignals | None,
         job_num: int | None,
         sweep_dir: Path | None,
+        trial: Trial | None = None,
     ) -> Built:
         from sweeptrainer.training.builder import resolve_device
         from sweeptrainer.training.distributed import Distributed
@@ -161,7 +172,7 @@ class Built:
         dist = Distributed.from_env()
         device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
         configure_determinism(cfg.reproducible, cfg.compile)
-        built = cls(cfg, device, dist, signals, sweep_dir)
+        built = cls(cfg, device, dist, signals, sweep_dir, trial)
         # not under torchrun: a rank leaving here while another waits in a collective hangs
         at_once = signals is not None and dist.world == 1
         with signals.at_once() if signals is not None and at_once else contextlib.nullcontext():
@@ -183,6 +194,8 @@ class Built:
         self.trainer = ModularTaskTrainer(
             self.cfg, components, plan.run_dir, self.device, self.signals, self.dist
         )
+        if self.trial is not None:
+            self.trainer.trial = self.trial.report
 
 
 @contextlib.contextmanager
@@ -264,6 +277,8 @@ def _train_follower(plan: Plan, trainer: ModularTaskTrainer) -> RunOutcome:
         results = trainer.test()
     except Interrupted as stop:
         return RunOutcome(name, path, "interrupted", stop.exit_code, str(stop))
+    except Pruned as pruned:
+        return RunOutcome(name, path, "pruned", 0, pruned.reason)
     return RunOutcome(name, path, "finished", results=results)
 
 
@@ -278,6 +293,8 @@ def _skipped(plan: Plan, place: str = "") -> RunOutcome:
         status = run_dir.read_status() or {}
         if status.get("state") == "failed":
             return RunOutcome(run_dir.name, run_dir.path, "failed", 1, status.get("error"))
+        if status.get("state") == "pruned":  # final: counted as pruned, not as finished
+            return RunOutcome(run_dir.name, run_dir.path, "pruned", 0, status.get("reason"))
         results = run_dir.read_results() or {}
     except DamagedRunError as err:
         log.warning(f"{place}damaged {run_dir.name}: {err}")
@@ -353,6 +370,12 @@ def _train(
         run_dir.write_status("interrupted", plan.config_hash, **status)
         _run_end(trainer, "interrupted", str(stop))
         return RunOutcome(run_dir.name, run_dir.path, "interrupted", stop.exit_code, str(stop))
+    except Pruned as pruned:  # a search's pruner: states/last.pt saved, the run ends here
+        log.info(f"{place}{pruned.reason}: {run_dir.name} stops (states/last.pt saved)")
+        run_dir.write_status("pruned", plan.config_hash, reason=pruned.reason,
+                             pruned_at=pruned.iteration, **status)  # fmt: skip
+        _run_end(trainer, "pruned", pruned.reason)
+        return RunOutcome(run_dir.name, run_dir.path, "pruned", 0, pruned.reason)
     except StorageError as err:  # the machine's fault, not the run's
         return _storage_fault(plan, trainer, err, status)
     except ConfigError as err:  # found at start-up by a component (e.g. a callback's check)
@@ -414,8 +437,9 @@ def _storage_fault(
 
 
 def plan_source_it(plan: Plan) -> int | None:
+    """The iterations the run continued from had trained (a pruned one: where it stopped)."""
     status = plan.source.read_status() if plan.source else None
-    return (status or {}).get("iterations")
+    return (status or {}).get("pruned_at", (status or {}).get("iterations"))
 
 
 def set_threads(num_threads: int | None, parallel_jobs: int | None) -> None:
@@ -524,26 +548,33 @@ class RunJob:
         if stop.received is not None:
             _end_search(searching, stop.received)
             return None  # stopping: leave the remaining runs of the sweep for the next one
+        trial = None
         try:
             job_num = OmegaConf.select(hydra_cfg, "job.num")
             choices = dict(hydra_cfg.runtime.choices)  # group -> option, for the snapshot
             if sweep_dir is not None and sweep_dir not in self._records:  # once per sweep
                 self._records[sweep_dir] = sweep_record.read(sweep_dir)
             record = self._records.get(sweep_dir) if sweep_dir is not None else None
+            if multirun and is_search(hydra_cfg.sweeper):  # a trial of sweeptrainer's search
+                from sweeptrainer.run.trial import Trial
+
+                trial = Trial.of_job(hydra_cfg, str(cfg.dataset.get("tracking_metric", "loss")))
             outcome = train_run(
                 cfg, overrides, stop, job_num, sweep_dir, self.provenance, choices, self.check,
-                record,
+                record, trial,
             )  # fmt: skip
-            self.outcomes.append(outcome)
         except ConfigError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exc()
             print(f"trainer: error: {err}", file=sys.stderr)
-            self.outcomes.append(RunOutcome(" ".join(overrides), None, "invalid", 2, str(err)))
-            return None
-        if outcome.state == "interrupted" and stop.received is not None:
-            _end_search(searching, stop.received)
-        # the objective of a search sweeper (Optuna): the best dev tracking metric
+            outcome = RunOutcome(" ".join(overrides), None, "invalid", 2, str(err))
+        self.outcomes.append(outcome)
+        # the objective of a search sweeper: the best dev tracking metric
         results = outcome.results or {}
         value = (results.get("dev") or {}).get(results.get("tracking_metric"))
-        return None if value is None else float(value)
+        value = None if value is None else float(value)
+        if trial is not None:
+            trial.tell(outcome, value)
+        if outcome.state == "interrupted" and stop.received is not None:
+            _end_search(searching, stop.received)
+        return value

@@ -1,5 +1,5 @@
 """What happened to a run: its outcome (trained, skipped, failed, interrupted, invalid,
-damaged) as the command that ran it saw it, or as its folder tells it afterwards (any
+damaged, pruned) as the command that ran it saw it, or as its folder tells it afterwards (any
 launcher: the jobs of a parallel launcher report nothing to the command)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class RunOutcome:
 
     name: str
     path: Path | None
-    state: str  # finished | skipped | failed | interrupted | invalid | damaged | running
+    state: str  # finished | skipped | failed | interrupted | invalid | damaged | running | pruned
     exit_code: int = 0
     error: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +69,8 @@ def _folder_outcome(run_dir: RunDir, since: str, command: str | None = None) -> 
             return RunOutcome(run_dir.name, run_dir.path, "skipped", 0, note)
         fresh = updated >= since
         return RunOutcome(run_dir.name, run_dir.path, "finished" if fresh else "skipped")
+    if state == "pruned":  # by a search's pruner: final, as finished is
+        return RunOutcome(run_dir.name, run_dir.path, "pruned", 0, status.get("reason"))
     if state == "failed":
         code = 2 if str(status.get("error", "")).startswith("ConfigError") else 1
         return RunOutcome(run_dir.name, run_dir.path, "failed", code, status.get("error"))

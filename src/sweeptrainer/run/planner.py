@@ -62,8 +62,9 @@ def locate_run(cfg: DictConfig, overrides: Sequence[str]) -> RunDir:
 
 
 def find_continuation(plan: Plan) -> RunDir | None:
-    """The finished run with the same config but fewer iterations (the most), if any (the
-    plan's ``base_hash`` is computed only when there is a finished run to compare)."""
+    """The finished (or pruned) run with the same config but fewer iterations (the most
+    trained), if any (the plan's ``base_hash`` is computed only when there is a finished
+    run to compare). A pruned run's iterations are where its pruner stopped it."""
     cfg = plan.cfg
     best: tuple[int, RunDir] | None = None
     parent = training_dir(cfg.results_dir, cfg.experiment_id)
@@ -72,8 +73,10 @@ def find_continuation(plan: Plan) -> RunDir | None:
         try:
             status = other.read_status() or {}
             iterations = status.get("iterations")
+            if status.get("state") == "pruned":
+                iterations = status.get("pruned_at")
             if (
-                status.get("state") == "finished"
+                status.get("state") in ("finished", "pruned")
                 and status.get("base_hash") == plan.base_hash
                 and isinstance(iterations, int)
                 and iterations < cfg.iterations
@@ -112,7 +115,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
             "experiment_id, or remove that folder to train it again."
         )
     state, plan.attempt = status.get("state"), int(status.get("attempt", 1))
-    changed = _changed_since(cfg, status) if state in ("finished", "interrupted") else []
+    changed = _changed_since(cfg, status) if state in ("finished", "interrupted", "pruned") else []
     if changed and cfg.get("rerun_on_change", "warn") == "rerun":
         plan.action, plan.attempt = "rerun", 1
         plan.reason = f"changed since it trained: {', '.join(changed)}"
@@ -124,6 +127,9 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
         problem = run_dir.finished_problem()
         if problem:
             plan.reason, plan.damaged = problem, True
+    elif state == "pruned":  # a search stopped it: final (a longer run continues from it)
+        plan.action = "skip"
+        plan.reason = str(status.get("reason") or "pruned") + since
     elif state == "failed" and plan.attempt > cfg.max_retries:
         plan.action = "skip"
         plan.reason = f"failed {plan.attempt} times, max_retries is {cfg.max_retries}"

@@ -1,6 +1,6 @@
 """Launching a planned command: one route, through Hydra's sweeper and launcher plugins.
 
-A sweep (``-m``) goes to the sweeper its config names (Hydra's basic sweeper, Optuna ...)
+A sweep (``-m``) goes to the sweeper its config names (Hydra's basic sweeper, the search)
 with the launcher its config names (joblib, SLURM, Ray ...); where that is Hydra's basic
 launcher, sweeptrainer's in-process launcher runs the jobs instead, from the planned
 configs. A single run goes to the in-process launcher directly (Hydra has no sweeper for
@@ -26,6 +26,7 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeptrainer.config.compose import compose
+from sweeptrainer.study import is_search
 from sweeptrainer.sweep.plan import CommandPlan
 
 
@@ -64,6 +65,8 @@ class PlannedConfigs(ConfigLoader):
             cfg.hydra.mode = master_config.hydra.mode
             if self.sweep_dir is not None:
                 cfg.hydra.sweep.dir = self.sweep_dir
+            if is_search(master_config.hydra.sweeper):  # the study the search resolved
+                cfg.hydra.sweeper = master_config.hydra.sweeper
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)  # ${now:} as the sweep's
         return cfg
 
@@ -150,14 +153,15 @@ IN_PROCESS = "hydra_plugins.sweeptrainer_plugins.in_process.InProcessLauncher"
 
 
 def register_plugins() -> None:
-    """Make sweeptrainer's launchers known to Hydra: it looks for plugins in the
+    """Make sweeptrainer's launchers and search sweeper known to Hydra: it looks for plugins in the
     ``hydra_plugins`` namespace, and does not find one that an editable install maps
     there."""
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.sweeptrainer_plugins import in_process, launchers
+    from hydra_plugins.sweeptrainer_plugins import in_process, launchers, search
 
     Plugins.instance().register(in_process.InProcessLauncher)
+    Plugins.instance().register(search.SearchSweeper)
     if launchers.SubmititSlurmLauncher is not None:
         Plugins.instance().register(launchers.SlurmLauncher)
 

@@ -2,7 +2,7 @@
 
 A launcher's jobs may run in other processes or on other nodes and report nothing to the
 command: a basic sweep's outcomes are read from the run folders (what this process saw
-itself wins); a search sweeper's (Optuna's) are the ones its jobs returned here.
+itself wins); a search's from the runs of its study's trials.
 """
 
 from __future__ import annotations
@@ -15,23 +15,6 @@ from sweeptrainer.config.compose import RunComposer, basic_sweeper
 from sweeptrainer.run.outcome import BY_ANOTHER, RunOutcome, folder_outcome
 
 
-def print_best_trial(sweep_dir: Path) -> None:
-    """A search sweeper's best trial (Optuna's ``optimization_results.yaml``), as the last
-    line: the values it found and the objective it reached."""
-    from sweeptrainer.io.atomic import read_yaml
-
-    found = sweep_dir / "optimization_results.yaml"
-    if found.is_symlink() or not found.is_file():
-        return
-    try:
-        best = read_yaml(found)
-        assert isinstance(best, dict), "not a mapping"
-        params = " ".join(f"{k}={v}" for k, v in dict(best["best_params"]).items())
-        print(f"best trial: {params} (objective {float(best['best_value']):.4g}; {found})")
-    except Exception as err:  # the study's own file: a problem there is not the sweep's
-        print(f"best trial: unreadable {found} ({type(err).__name__})")
-
-
 def sweep_outcomes(
     multirun: bool,
     configs: list[tuple[list[str], DictConfig]],
@@ -39,13 +22,15 @@ def sweep_outcomes(
     outcomes: list[RunOutcome],
     started: str,
     command: str | None = None,
+    search: bool = False,
 ) -> list[RunOutcome]:
-    """A basic sweep's outcomes, from the run folders: jobs of a parallel launcher report
-    nothing to this process (a search sweeper such as Optuna picks its runs as it goes:
-    its outcomes are ours). What this process saw itself wins."""
+    """A sweep's outcomes, from the run folders of its runs (``configs``: a basic sweep's
+    planned runs, or the trials of a search's study): jobs of a parallel launcher report
+    nothing to this process. What this process saw itself wins. Another search sweeper (a
+    user's) picks its runs as it goes: its outcomes are the ones its jobs returned here."""
     if not (multirun and configs):
         return outcomes
-    if not all(basic_sweeper(c.hydra) for c in composer.compositions()):
+    if not search and not all(basic_sweeper(c.hydra) for c in composer.compositions()):
         return outcomes
     seen = {o.name: o for o in outcomes}
     found = [folder_outcome(cfg, overrides, started, command) for overrides, cfg in configs]
@@ -70,8 +55,8 @@ def summarize(outcomes: list[RunOutcome], multirun: bool, seconds: float | None 
     from sweeptrainer.monitor import duration
 
     if multirun and outcomes:
-        states = ("finished", "skipped", "failed", "interrupted", "invalid", "damaged",
-                  "not started", "running")  # fmt: skip
+        states = ("finished", "skipped", "failed", "pruned", "interrupted", "invalid",
+                  "damaged", "not started", "running")  # fmt: skip
         counts = {s: sum(o.state == s for o in outcomes) for s in states}
         others = sum(o.state == "skipped" and o.error == BY_ANOTHER for o in outcomes)
         extra = ", ".join(f"{counts[s]} {s}" for s in states[3:] if counts[s])

@@ -20,10 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeptrainer.config.compose import ConfigSources, RunComposer, base_config, sweep_overrides
 from sweeptrainer.errors import ConfigError
+from sweeptrainer.study import is_search
 from sweeptrainer.sweep.args import HydraArgs
 
-EXTRAS = {"joblib": "joblib", "submitit": "submitit", "ray": "ray", "optuna": "optuna",
-          "hydra_plugins.sweeptrainer_plugins.launchers": "submitit"}  # fmt: skip
+EXTRAS = {"joblib": "joblib", "submitit": "submitit", "ray": "ray", "optuna": "search",
+          "hydra_plugins.sweeptrainer_plugins.launchers": "submitit",
+          "hydra_plugins.sweeptrainer_plugins.search": "search"}  # fmt: skip
+# what a plugin of ours builds on (its module is always there, importable without it)
+NEEDS = {"hydra_plugins.sweeptrainer_plugins.search": "optuna"}
 
 
 @dataclass
@@ -39,6 +43,11 @@ class CommandPlan:
     base: DictConfig | None = None
     sweep_dir: Path | None = None
     hydra_overrides: list[str] = field(default_factory=list)
+
+    @property
+    def search(self) -> bool:
+        """Whether the command is a search (``hydra/sweeper=search``)."""
+        return self.base is not None and is_search(self.base.hydra.sweeper)
 
     def place(self) -> None:
         """Move a sweep's frozen config sources (``ConfigSources.freeze``) from their temp
@@ -85,6 +94,10 @@ def plan_command(
     check_plugins(composer)
     parsed = OverridesParser.create().parse_overrides(list(hargs.overrides))
     hydra = [str(o.input_line) for o in parsed if o.is_hydra_override()]
+    if base is not None and is_search(base.hydra.sweeper):  # its keys and space, now
+        from sweeptrainer.sweep.search import settings_of
+
+        settings_of(base, [str(o.input_line) for o in parsed if not o.is_hydra_override()])
     return CommandPlan(hargs, sources, composer, planned, base, hydra_overrides=hydra)
 
 
@@ -120,7 +133,9 @@ def check_plugins(composer: RunComposer) -> None:
             module = target.rpartition(".")[0]
             try:
                 found = not module or importlib.util.find_spec(module) is not None
-                if found and module.startswith("hydra_plugins.sweeptrainer_plugins"):  # ours:
+                if found and module in NEEDS:
+                    found = importlib.util.find_spec(NEEDS[module]) is not None
+                elif found and module.startswith("hydra_plugins.sweeptrainer_plugins"):  # ours:
                     # always there, a class only with the launcher it builds on installed
                     found = hasattr(importlib.import_module(module), target.rpartition(".")[2])
             except ImportError:

@@ -15,7 +15,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import torch
@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from sweeptrainer.callbacks.dispatcher import CallbackDispatcher
-from sweeptrainer.errors import Interrupted, TrainingError
+from sweeptrainer.errors import Interrupted, Pruned, TrainingError
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.io.state_saver import StateSaver
 from sweeptrainer.training.batch_source import Batch, BatchSource, epoch_order
@@ -61,7 +61,13 @@ class ModularTaskTrainer:
     ``components`` (metrics and tracking metric too). They may set ``should_stop = True``
     to end training after the current evaluation, and put entries into ``summary``,
     which is written into ``results.yaml``.
+
+    ``trial``: set when the run is a trial of a search (``hydra/sweeper=search``); called
+    at every evaluation with the iteration and the dev tracking metric, it reports them to
+    the study and says whether the search's pruner stops the run here.
     """
+
+    trial: Callable[[int, float], bool] | None = None
 
     def __init__(
         self,
@@ -365,15 +371,29 @@ class ModularTaskTrainer:
             self.schedule.step(row)
         self._log_row(row, improved)
         self.callbacks("cb_on_iteration_end", trainer=self, iteration=it, metrics=row)
-        if not self.dist.is_main:  # one writer per run folder
-            return
-        # the files of the final evaluation are fsynced; the ones before need only be atomic
-        final = self.budget.done(it) or self.should_stop
-        self.run_dir.write_metrics(state.rows, durable=final)
-        save_last = self.budget.is_save_point(it) or self.should_stop
-        if improved or save_last:
-            names = ("best",) * improved + ("last",) * save_last
-            self._saver.save(names, self.state_dict(), durable=final)  # one copy for both
+        pruned = self._pruned(it, float(value))
+        if self.dist.is_main:  # one writer per run folder
+            # the files of the final evaluation are fsynced; the ones before need be atomic
+            final = self.budget.done(it) or self.should_stop or pruned
+            self.run_dir.write_metrics(state.rows, durable=final)
+            save_last = self.budget.is_save_point(it) or self.should_stop or pruned
+            if improved or save_last:
+                names = ("best",) * improved + ("last",) * save_last
+                self._saver.save(names, self.state_dict(), durable=final)  # one copy for both
+        if pruned:
+            if self.dist.is_main:
+                self._saver.close()  # last.pt lands before the run reads as pruned
+            raise Pruned(it, tracking.name, float(value))
+
+    def _pruned(self, iteration: int, value: float) -> bool:
+        """Whether the search's pruner stops the run at this evaluation (asked on the main
+        process, which owns the trial; every process of a distributed run follows it)."""
+        if self.trial is None:
+            return False
+        pruned = self.trial(iteration, value) if self.dist.is_main else False
+        if self.budget.done(iteration):  # reported, but the run is complete: not pruned
+            return False
+        return self.dist.any(pruned) if self.dist.world > 1 else pruned
 
     def _log_row(self, row: dict[str, float], improved: bool) -> None:
         # regression targets standardised for training: the losses are in those units, the
