@@ -288,7 +288,7 @@ def test_a_stopped_optuna_search_ends_at_once_and_resumes(tmp_path):
     """Issue 21, item 4: a stop ends the search (no trial after it, none recorded as failed
     with "Return value must be float-castable"); the same command resumes the interrupted
     trial and finishes the search, printing its best trial."""
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna")
     args = ("-m", "+experiment=optuna_search", *BASE, "iterations=3",
             "hydra.sweeper.n_trials=3", *PAUSE)  # fmt: skip
     proc = start(tmp_path, *args)
@@ -302,5 +302,53 @@ def test_a_stopped_optuna_search_ends_at_once_and_resumes(tmp_path):
 
     code, out = run(tmp_path, *args)
     assert code == 0, out
-    assert "resume (interrupted)" in out and "best trial: learning_rate=" in out
+    assert "resume (interrupted)" in out and "best trial 1/3" not in out.split("resume")[0]
+    assert "best trial " in out and "overrides: " in out
     assert sorted(status(r)["state"] for r in training.iterdir()) == ["finished"] * 3
+
+
+def test_a_search_killed_mid_trial_resumes_it_bit_identically_and_ends_at_n_trials(tmp_path):
+    """Issue 31: SIGKILL the search command during its second trial, run it again: the
+    study ends with exactly n_trials trials, the finished trial is not trained again, the
+    killed one resumes from last.pt, and every run equals the uninterrupted search's."""
+    pytest.importorskip("optuna")
+    slow = ("+callbacks.slow._target_=tests.helpers.Slow", "+callbacks.slow.seconds=0.01")
+    args = ("-m", "hydra/sweeper=search", "hydra.sweeper.sampler=random",
+            "hydra.sweeper.n_trials=3", "learning_rate=tag(log,interval(1e-3,1e-1))", *BASE,
+            *slow)  # fmt: skip
+    code, out = run(tmp_path, *args, "experiment_id=ref")
+    assert code == 0, out
+
+    proc = start(tmp_path, *args, "experiment_id=cut")
+    training = tmp_path / "results/cut/training"
+
+    def second_trial_saved() -> bool:
+        runs = [r for r in training.glob("*/") if (r / "states/last.pt").is_file()]
+        return len(runs) == 2 and any(status(r)["state"] == "running" for r in runs)
+
+    wait_for(second_trial_saved)
+    proc.kill()
+    proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    code, again = run(tmp_path, *args, "experiment_id=cut")
+    assert code == 0, again
+    assert again.count("(new)") == 1 and again.count("resume (killed)") == 1, again
+
+    def trials(experiment: str) -> list:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        (folder,) = (tmp_path / "results" / experiment / "search").iterdir()
+        storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+        study = optuna.load_study(study_name=folder.name, storage=storage)
+        return sorted(study.get_trials(), key=lambda t: t.number)
+
+    cut, ref = trials("cut"), trials("ref")
+    assert [t.number for t in cut] == [0, 1, 2]
+    assert [t.state.name for t in cut] == ["COMPLETE"] * 3
+    assert [t.params for t in cut] == [t.params for t in ref]
+    assert [t.value for t in cut] == [t.value for t in ref]
+    names = sorted(p.name for p in training.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "results/ref/training").iterdir())
+    for name in names:
+        assert_same_run(tmp_path / "results/ref/training" / name, training / name)
