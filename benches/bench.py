@@ -28,6 +28,9 @@ Rows (targets from the performance issue):
                 DataLoader loop (both sides in one process, bench_files.py)
   cache         a 4-run sweep on 400 audio files, preprocessing cached vs the
                 same steps as transform (whole processes, bench_cache.py)
+  search        a 16-run grid on Digits (hydra/sweeper=search, sampler=grid) with    <= 0.5x
+                pruner=halving vs the same grid trained to the end: wall time, the
+                evaluations trained, the best dev accuracy and its configuration (same)
 """
 
 from __future__ import annotations
@@ -75,10 +78,11 @@ class Row:
     ours: list[Measurement] = field(default_factory=list)
     theirs: list[Measurement] = field(default_factory=list)  # empty: an absolute target
     limit: float | None = None  # on the ratio (paired rows) or on our median
+    verdict: bool | None = None  # a row met or not by a check other than a number
 
     @property
-    def ours_median(self) -> float:
-        return statistics.median(m.value for m in self.ours)
+    def ours_median(self) -> float | None:
+        return statistics.median(m.value for m in self.ours) if self.ours else None
 
     @property
     def theirs_median(self) -> float | None:
@@ -103,9 +107,12 @@ class Row:
 
     @property
     def met(self) -> bool | None:
+        if self.verdict is not None:
+            return self.verdict
         if self.limit is None:
             return None
-        return (self.ratio if self.theirs else self.ours_median) <= self.limit
+        value = self.ratio if self.theirs else self.ours_median
+        return value is not None and value <= self.limit
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[Measurement, str]:
@@ -355,6 +362,39 @@ def cache(tmp: Path, repeats: int) -> list[Row]:
     return [row, built]
 
 
+# 8 learning rates (too small, good, diverging) x 2 seeds, 40 epochs: a first grid a user
+# might sweep (the named pruners decide from a tenth of the run on: epoch 4)
+GRID16 = ["learning_rate=1e-5,1e-4,0.003,0.01,0.1,1,5,20", "seed=1,2", "iterations=40"]
+
+
+def search(tmp: Path, repeats: int) -> list[Row]:
+    """Both sides are sweeptrainer: the 'hand-written' column is the grid trained to the
+    end (pruner=none), ours the same grid with pruner=halving (successive halving)."""
+    wall = Row("16-run grid (Digits), pruner=halving vs none", "s", "<= 0.5x", limit=0.5)
+    evals = Row("  evaluations trained", "evals", "")
+    best = Row("  best dev accuracy", "", "")
+    found: dict[str, set[str]] = {"halving": set(), "none": set()}
+    for _ in range(repeats):
+        for pruner, side in (("halving", "ours"), ("none", "theirs")):
+            work = fresh(tmp / "search")
+            args = ["-m", "hydra/sweeper=search", "hydra.sweeper.sampler=grid",
+                    f"hydra.sweeper.pruner={pruner}", *GRID16, *QUIET]  # fmt: skip
+            measured = run([*TRAINER, *args], work)[0]
+            training = work / "results/default/training"
+            rows = sum(len((r / "metrics.csv").read_text().splitlines()) - 1
+                       for r in training.iterdir())  # fmt: skip
+            (study,) = (work / "results/default/search").iterdir()
+            top = yaml.safe_load((study / "best.yaml").read_text())["best"]
+            found[pruner].add(" ".join(f"{k}={v}" for k, v in top["params"].items()))
+            getattr(wall, side).append(measured)
+            getattr(evals, side).append(Measurement(0, 0, rows))
+            getattr(best, side).append(Measurement(0, 0, top["value"]))
+    same = Row(f"  best configuration: {' / '.join(sorted(found['halving']))} "
+               f"(trained to the end: {' / '.join(sorted(found['none']))})", "", "same",
+               verdict=found["halving"] == found["none"])  # fmt: skip
+    return [wall, evals, best, same]
+
+
 ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "startup": startup,
     "single": single,
@@ -368,6 +408,7 @@ ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "postprocess": postprocess,
     "files": files,
     "cache": cache,
+    "search": search,
 }
 
 

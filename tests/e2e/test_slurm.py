@@ -284,3 +284,31 @@ def test_a_killed_job_does_not_end_the_command_before_the_others(slurm_cluster, 
     again = trainer(slurm_cluster, tmp_path, *sweep)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resume (killed) from states/last.pt" in log(first)
+
+
+def test_a_search_on_slurm_keeps_one_study_for_all_its_jobs(slurm_cluster, tmp_path):
+    """Issue 31: the search sweeper launches its trials as SLURM jobs (two at a time); each
+    job opens the study's journal by path, reports every evaluation and tells its trial how
+    it ended: one study, n_trials trials, distinct numbers."""
+    optuna = pytest.importorskip("optuna")
+    search = ("-m", "hydra/sweeper=search", "hydra.sweeper.sampler=random",
+              "hydra.sweeper.n_trials=4", "learning_rate=tag(log,interval(1e-3,1e-1))",
+              "hydra.launcher.array_parallelism=2", *TINY, *SLURM,
+              "experiment_id=search")  # fmt: skip
+    done = trainer(slurm_cluster, tmp_path, *search)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sweep: 4 runs: 4 trained" in done.stdout, done.stdout
+    (folder,) = (tmp_path / "results/search/search").iterdir()
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "journal.log"))
+    )
+    trials = optuna.load_study(study_name=folder.name, storage=storage).get_trials()
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2, 3]
+               for t in trials)  # fmt: skip
+    runs = {t.user_attrs["run"] for t in trials}
+    assert runs == {p.name for p in (tmp_path / "results/search/training").iterdir()}
+    # the trials ran as SLURM jobs: two arrays of two
+    (submitit,) = (tmp_path / "results/search/sweeps").glob("*/.submitit")
+    jobs = sorted(p.name for p in submitit.iterdir() if re.fullmatch(r"\d+_\d+", p.name))
+    assert len(jobs) == 4 and len({j.split("_")[0] for j in jobs}) == 2, jobs

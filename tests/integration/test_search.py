@@ -159,3 +159,12 @@ def test_joblib_jobs_share_one_study(trainer, tmp_path):
                max(t.intermediate_values.values()) == t.value for t in trials)  # fmt: skip
     assert len(run_dirs(tmp_path)) == 4
     assert "sweep: 4 runs: 4 trained" in result.out
+
+
+def test_validate_shows_the_study_a_search_would_open_or_what_is_wrong(trainer, tmp_path):
+    good = trainer("validate", *SEARCH, "hydra.sweeper.sampler=grid", "learning_rate=0.1,0.01")
+    assert good.code == 0 and "(search)" in good.out and "2 trials, sampler grid" in good.out
+    assert "2 run(s), 0 invalid" in good.out
+    bad = trainer("validate", *SEARCH, "learning_rate=0.1,0.01")  # tpe: n_trials needed
+    assert bad.code == 2 and "INVALID: hydra.sweeper.n_trials" in bad.out
+    assert not (tmp_path / "results").exists()

@@ -61,9 +61,36 @@ def run(args: Sequence[str]) -> int:
                 bad += 1
                 problem = " ".join(str(err).split())  # one line per run in the table
                 rows.append((" ".join(overrides) or "(defaults)", f"INVALID: {problem}"))
+        runs_seen = len(rows)
+        if hargs.multirun:
+            search, problem = _search(sources, hargs.overrides)
+            bad += bool(problem)
+            rows += [("(search)", problem or search)] if search or problem else []
     width = max(len(name) for name, _ in rows)
     print(f"{'run':{width}}  plan")
     for name, what in rows:
         print(f"{name:{width}}  {what}")
-    print(f"{len(rows)} run(s), {bad} invalid")
+    print(f"{runs_seen} run(s), {bad} invalid")
     return 2 if bad else 0
+
+
+def _search(sources: object, overrides: Sequence[str]) -> tuple[str, str]:
+    """A search's study as the command would open it (``hydra/sweeper=search``), or what is
+    wrong with its settings; ("", "") for another sweeper."""
+    from sweeptrainer.config.compose import base_config
+    from sweeptrainer.errors import ConfigError
+    from sweeptrainer.study import is_search
+    from sweeptrainer.sweep.launch import task_overrides
+    from sweeptrainer.sweep.search import settings_of
+
+    try:
+        base = base_config(sources, overrides)  # type: ignore[arg-type]
+        if not is_search(base.hydra.sweeper):
+            return "", ""
+        s = settings_of(base, task_overrides(overrides))
+    except ConfigError as err:
+        return "", "INVALID: " + " ".join(str(err).split())
+    return (
+        f"study {s.study_name}: {s.n_trials} trials, sampler {s.sampler}, pruner {s.pruner}, "
+        f"{s.direction} dev {s.metric}; journal {s.storage}"
+    ), ""

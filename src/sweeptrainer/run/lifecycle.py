@@ -558,7 +558,8 @@ class RunJob:
             if multirun and is_search(hydra_cfg.sweeper):  # a trial of sweeptrainer's search
                 from sweeptrainer.run.trial import Trial
 
-                trial = Trial.of_job(hydra_cfg, str(cfg.dataset.get("tracking_metric", "loss")))
+                metric = str(cfg.dataset.get("tracking_metric", "loss"))
+                trial = Trial.of_job(hydra_cfg, metric, int(cfg.iterations))
             outcome = train_run(
                 cfg, overrides, stop, job_num, sweep_dir, self.provenance, choices, self.check,
                 record, trial,

@@ -42,14 +42,15 @@ class Trial:
     metric: str
 
     @classmethod
-    def of_job(cls, hydra_cfg: DictConfig, metric: str) -> Trial:
-        """The trial a search's job is (its job number), in the study its sweeper opened."""
+    def of_job(cls, hydra_cfg: DictConfig, metric: str, iterations: int) -> Trial:
+        """The trial a search's job is (its job number), in the study its sweeper opened;
+        ``iterations``: the run's, which a named pruner's first decision depends on."""
         node = hydra_cfg.sweeper
         pruner = node.get("pruner", "none")
         if OmegaConf.is_config(pruner):
             pruner = OmegaConf.to_container(pruner)
         storage = journal(Path(str(node.storage)))
-        study = open_study(storage, str(node.study_name), pruner=pruner)
+        study = open_study(storage, str(node.study_name), pruner=pruner, iterations=iterations)
         number = int(hydra_cfg.job.num)
         study_id = storage.get_study_id_from_name(study.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
