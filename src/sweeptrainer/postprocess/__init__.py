@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ class Summary:
     best: dict[str, Any] | None
     bests: list[dict[str, Any]]  # one per tracking metric, when runs of several are mixed
     files: list[Path]
+    pruned: int = 0  # runs a search pruned: final, not aggregated
+    notes: list[str] = field(default_factory=list)  # what was not read (a study journal)
 
 
 def postprocess(
@@ -30,14 +33,17 @@ def postprocess(
     """Collect, aggregate, write tables, plots and ``report.html``; return a summary."""
     from sweeptrainer.postprocess.aggregate import aggregate
     from sweeptrainer.postprocess.collect import collect
+    from sweeptrainer.postprocess.search import read_searches
     from sweeptrainer.postprocess.write import write_all
 
     experiment = collect(experiment_dir)
     aggregated = aggregate(experiment, aggregate_by)
-    files = write_all(experiment, aggregated, plots)
-    finished = int((experiment.runs["status"] == "finished").sum())
+    searches = read_searches(experiment)
+    files = write_all(experiment, aggregated, plots, searches)
+    states = experiment.runs["status"]
+    finished, pruned = int((states == "finished").sum()), int((states == "pruned").sum())
     return Summary(experiment.out_dir, len(experiment.runs), finished, aggregated.best,
-                   aggregated.bests, files)  # fmt: skip
+                   aggregated.bests, files, pruned, searches.notes)  # fmt: skip
 
 
 def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plots: bool) -> int:
@@ -45,9 +51,16 @@ def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plo
     summary = postprocess(
         experiment_dir, tuple(k.strip() for k in aggregate_by if k.strip()), plots
     )
-    print(f"postprocessed {summary.runs} runs ({summary.finished} finished) -> {summary.folder}")
-    if summary.runs > summary.finished:
-        print(f"  {summary.runs - summary.finished} run(s) not finished: see status in runs.csv")
+    for note in summary.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    pruned = f", {summary.pruned} pruned" if summary.pruned else ""
+    print(f"postprocessed {summary.runs} runs ({summary.finished} finished{pruned}) -> "
+          f"{summary.folder}")  # fmt: skip
+    if summary.pruned:
+        print(f"  {summary.pruned} run(s) pruned by a search: left out of the aggregates")
+    if summary.runs > summary.finished + summary.pruned:
+        unfinished = summary.runs - summary.finished - summary.pruned
+        print(f"  {unfinished} run(s) not finished: see status in runs.csv")
     if summary.best is None and len(summary.bests) > 1:
         print("  runs tracked by different metrics (datasets, tasks) are ranked apart:")
     for found in summary.bests:

@@ -92,6 +92,10 @@ def _run_row(
     row["error"] = status.get("error")
     row["tracking_metric"] = results.get("tracking_metric")
     row["tracking_direction"] = results.get("tracking_direction")
+    if row["status"] == "pruned":  # final, without results.yaml: see _fill_pruned
+        row["pruned_at"], row["reason"] = status.get("pruned_at"), status.get("reason")
+        tracking = config.get("dataset.tracking_metric")
+        row["tracking_metric"] = tracking if isinstance(tracking, str) else None
     return row, config
 
 
@@ -112,6 +116,34 @@ def _read_run(
         if problem:
             raise DamagedRunError(problem)
     return results, row, config, metrics
+
+
+def _fill_pruned(row: dict[str, Any], metrics: Any, directions: dict[str, bool]) -> None:
+    """A pruned run's best iteration and dev metrics there, from its metrics.csv (it has no
+    results.yaml): shown beside the others, never aggregated (its score stops where the
+    search stopped it)."""
+    tracking = row.get("tracking_metric")
+    column = f"dev_{tracking}"
+    if metrics is None or not isinstance(tracking, str) or column not in metrics.columns:
+        return
+    scores = pd.to_numeric(metrics[column], errors="coerce").dropna()
+    if scores.empty:
+        return
+    higher = directions.get(tracking, _higher_is_better(tracking, None))
+    best = metrics.loc[scores.idxmax() if higher else scores.idxmin()]
+    row["best_iteration"] = int(best["iteration"])
+    row |= {c: best[c] for c in metrics.columns if c.startswith("dev_")}
+
+
+def _directions(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """Tracking metric -> higher is better, as results.yaml says (by the metric's name for
+    a metric only pruned runs, without results, have)."""
+    directions: dict[str, bool] = {}
+    for row in rows:
+        tracking, direction = row.get("tracking_metric"), row.get("tracking_direction")
+        if isinstance(tracking, str) and (tracking not in directions or direction):
+            directions[tracking] = _higher_is_better(tracking, direction)
+    return directions
 
 
 def _stratified_rows(run: RunDir, results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,6 +203,7 @@ def collect(experiment_dir: str | Path) -> Experiment:
         raise ConfigError(f"EXPERIMENT_DIR: {str(experiment_dir)!r} has no runs yet")
     root = Path(experiment_dir)
     rows, configs, curves, groups = [], [], [], []
+    pruned: dict[str, Any] = {}  # run -> metrics, of the pruned runs
     for run in runs:
         try:
             results, row, config, metrics = _read_run(run, root)
@@ -178,22 +211,28 @@ def collect(experiment_dir: str | Path) -> Experiment:
             results, config, metrics = {}, {}, None
             row = {"run": run.name, "status": "damaged", "error": str(err)}
         rows.append(row)
+        if row["status"] == "pruned":
+            pruned[run.name] = metrics
         configs.append(config)
         groups += _stratified_rows(run, results)
         if metrics is not None and len(metrics):
             curves.append(metrics.assign(run=run.name))
+    directions = _directions(rows)
+    for row in rows:
+        if row["run"] in pruned:
+            _fill_pruned(row, pruned[row["run"]], directions)
     config_frame = pd.DataFrame(configs)
     varying = _varying(config_frame)
     table = pd.DataFrame(rows)
     front = ["run", "status", *varying]
     table = pd.concat([table, config_frame[varying]], axis=1)
-    table = table[front + [c for c in table.columns if c not in front]]
+    # results first, whatever the first run had (a pruned one: its dev metrics come last)
+    rest = sorted(
+        (c for c in table.columns if c not in front),
+        key=lambda c: c != "best_iteration" and not c.startswith(("dev_", "test_")),
+    )
+    table = table[front + rest]
     run_tracking = dict(zip(table["run"], table["tracking_metric"], strict=True))
-    directions = {
-        str(t): _higher_is_better(t, d)
-        for t, d in zip(table["tracking_metric"], table["tracking_direction"], strict=True)
-        if isinstance(t, str)
-    }
     trackings = table["tracking_metric"].dropna().unique().tolist()
     table = table.drop(columns=["tracking_metric", "tracking_direction"])
     tracking = trackings[0] if trackings else None

@@ -78,6 +78,7 @@ class _Curves:
     best_x: float  # the best run's best iteration (nan: none)
     unit: str
     keys: str  # the keys the configuration labels give the values of
+    pruned: np.ndarray  # per run: pruned by a search (dotted, left out of the mean)
 
     def panel(self, ax: Any, m: int, colours: list[Any]) -> None:
         """Runs, mean ± std bands, best-iteration dots and the best run's line for metric
@@ -89,13 +90,17 @@ class _Curves:
 
         x, values = self.x, self.cube[:, :, m]
         lines = [np.column_stack([x, row])[~np.isnan(row)] for row in values]
-        alone = np.bincount(self.config_of)[self.config_of] == 1  # its own mean: drawn solid
+        kept = self.config_of[~self.pruned]  # a pruned run's partial curve is not averaged
+        counts = np.bincount(kept, minlength=len(colours))[self.config_of]
+        alone = (counts == 1) & ~self.pruned  # its own mean: drawn solid
         line_colours = [to_rgba(colours[c], 0.9 if single else 0.35)
                         for c, single in zip(self.config_of, alone, strict=True)]  # fmt: skip
-        ax.add_collection(LineCollection(lines, colors=line_colours, linewidths=1.2))
+        styles = [":" if p else "-" for p in self.pruned]  # dotted: dashed is the best run
+        ax.add_collection(LineCollection(lines, colors=line_colours, linewidths=1.2,
+                                         linestyles=styles))  # fmt: skip
         means, bands, band_colours = [], [], []
         for c, colour in enumerate(colours):
-            group = values[self.config_of == c]
+            group = values[(self.config_of == c) & ~self.pruned]
             if len(group) < 2:
                 continue
             with warnings.catch_warnings():  # iterations only one run reached (early stop)
@@ -135,6 +140,9 @@ class _Curves:
             handles.append(line([], [], linestyle="", label=more))
         handles.append(line([], [], marker="o", color="grey", markeredgecolor="black",
                             linestyle="", label=f"best {self.unit} of a run"))  # fmt: skip
+        if self.pruned.any():
+            handles.append(line([], [], color="grey", linestyle=":",
+                                label="pruned run (not in the mean)"))  # fmt: skip
         if not np.isnan(self.best_x):
             handles.append(line([], [], color="black", linestyle="--", alpha=0.6,
                                 label=f"best run: {self.unit} {self.best_x:g}"))  # fmt: skip
@@ -188,9 +196,10 @@ def _prepare(experiment: Experiment, agg: Aggregated, best_run: str | None) -> _
     best = runs.set_index("run")["best_iteration"].reindex(run_names)
     best_its = pd.to_numeric(best, errors="coerce").to_numpy(dtype=float)
     best_x = best_its[list(run_names).index(best_run)] if best_run in run_names else np.nan
+    pruned = (runs.set_index("run")["status"].reindex(run_names) == "pruned").to_numpy()
     return _Curves(cube[:, :, changing], x, [metrics[i] for i in changing], configs,
                    config_of, best_its, float(best_x), unit(experiment),
-                   ", ".join(agg.group_keys))  # fmt: skip
+                   ", ".join(agg.group_keys), pruned)  # fmt: skip
 
 
 def learning_curve_figures(
@@ -211,7 +220,8 @@ def learning_curve_figures(
                    + ": a thin line per run, a colour per configuration; thick line and band: "
                    f"mean ± std over a configuration's runs; dots: each run's best {data.unit}"
                    + (f"; dashed line: the best run's ({best_run})" if best_run else "")
-                   + ".")  # fmt: skip
+                   + ("; dotted: runs a search pruned, left out of the means"
+                      if data.pruned.any() else "") + ".")  # fmt: skip
         path = out / file_name(f"curves_{names[0]}", *names[1:])
         figures.append(Figure(path, functools.partial(data.make, group=group), None, caption,
                               "curves"))  # fmt: skip

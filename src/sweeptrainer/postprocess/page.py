@@ -39,9 +39,11 @@ td.text { text-align: left; overflow-wrap: break-word; }
 td.long { overflow-wrap: anywhere; min-width: 7em; }
 td.name { overflow-wrap: anywhere; min-width: 10em; }
 td .err { display: block; color: #842029; font-size: 11px; }
+td .why { display: block; color: #41464b; font-size: 11px; }
 td a.log { display: block; font-size: 11px; }
 tr.best { background: #d9f2d9; font-weight: 600; }
 tr.failed { background: #f8d7da; } tr.unfinished { background: #fff3cd; }
+tr.pruned { background: #e2e3e5; color: #41464b; }
 tfoot td { background: #fafafa; font-style: italic; }
 figure { margin: 0.6em 0 1.8em; max-width: 100%; }
 .panels figure { flex: 0 1 auto; }

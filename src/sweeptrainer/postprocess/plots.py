@@ -25,7 +25,7 @@ from sweeptrainer.postprocess.aggregate import Aggregated
 from sweeptrainer.postprocess.collect import Experiment
 
 # the report's sections, in page order (a figure names the one it belongs to)
-SECTIONS = ("configurations", "curves", "classes")
+SECTIONS = ("configurations", "curves", "search", "classes")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from sweeptrainer.postprocess.collect import Experiment, inside
 from sweeptrainer.postprocess.curves import unit
 from sweeptrainer.postprocess.page import SCRIPT, STYLE
 from sweeptrainer.postprocess.plots import Figure
+from sweeptrainer.postprocess.search import Searches, search_section
 from sweeptrainer.postprocess.tables import esc, fmt
 
 SECTION_TITLES = {
@@ -96,6 +97,16 @@ def _bands(experiment: Experiment, agg: Aggregated) -> str:
     return (f"Mean ± std: over the {n} {what} of each configuration; in the aggregated "
             "table at each run's best iteration, in the learning curves as the band around "
             "each configuration's mean line.")  # fmt: skip
+
+
+def _pruned(experiment: Experiment) -> str:
+    """That pruned runs are not aggregated: their scores stop where the search cut them."""
+    pruned = int((experiment.runs["status"] == "pruned").sum())
+    if not pruned:
+        return ""
+    return (f" {pruned} run(s) pruned by a search are left out of the aggregates and the "
+            "means (their results, from metrics.csv up to where they were pruned, are in the "
+            "runs table; their learning curves dotted).")  # fmt: skip
 
 
 def _best_line(agg: Aggregated, best: dict) -> str:
@@ -197,6 +208,7 @@ def render(
     figures: list[Figure],
     stratified: pd.DataFrame | None = None,
     classes: ClassReport | None = None,
+    searches: Searches | None = None,
 ) -> str:
     """The whole page; ``figures`` are drawn already (their PNGs are embedded)."""
     run_links = links(experiment)
@@ -212,6 +224,10 @@ def render(
                 f'<h2 id="{anchor}">{title}</h2>',
                 f'<div class="panels">{figures_html}</div>',
             ]
+    search = search_section(searches or Searches(), _figure, run_links)
+    if search:
+        nav.append(("search", "Search"))
+        sections += search
     if classes is not None:
         nav.append(("classes-title", "Per class"))
         class_figures = [f for f in figures if f.section == "classes"]
@@ -229,7 +245,7 @@ def render(
         f"<title>{name}: sweeptrainer report</title><style>{STYLE}</style></head><body><main>",
         f"<h1>Experiment {name}</h1>",
         _facts(experiment),
-        f'<p class="note">{esc(_bands(experiment, agg))}</p>',
+        f'<p class="note">{esc(_bands(experiment, agg) + _pruned(experiment))}</p>',
         *(_best_line(agg, found) for found in agg.bests),
         "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>",
         '<h2 id="aggregated-title">Aggregated</h2>',

@@ -155,12 +155,13 @@ def aggregated_rows(table_frame: pd.DataFrame, keys: list[str]) -> tuple[list[st
     return headers, rows
 
 
-def status_cell(status: str, error: object) -> str:
-    """The run's status, with its error below it (a column of its own would be empty for
-    every finished run and widen the table)."""
-    message = fmt(error)
+def status_cell(status: str, error: object, reason: object = None) -> str:
+    """The run's status, with its error (or why a search pruned it) below it (a column of
+    its own would be empty for every finished run and widen the table)."""
+    message, why = fmt(error), fmt(reason)
     detail = f'<span class="err">{breakable(message)}</span>' if message else ""
-    css = "text long" if message else "text"
+    detail += f'<span class="why">{breakable(why)}</span>' if why else ""
+    css = "text long" if detail else "text"
     return f'<td class="{css}" data-sort="{esc(status)}">{esc(status)}{detail}</td>'
 
 
@@ -168,22 +169,25 @@ def runs_rows(
     runs: pd.DataFrame, keys: list[str], links: dict[str, tuple[str | None, str | None]]
 ) -> tuple[list[str], list[Row]]:
     """Headers and rows of the runs table: the swept keys first, the run linked to its
-    folder and ``train.log``, then status (and error) and results (empty columns left out:
-    the table has to fit the window)."""
-    rest = [c for c in runs.columns if c not in (*keys, "run", "status", "error")]
+    folder and ``train.log``, then status (and error, or why a search pruned it) and
+    results (empty columns left out: the table has to fit the window). A pruned run's
+    results are from its metrics.csv, up to where it was pruned."""
+    rest = [c for c in runs.columns if c not in (*keys, "run", "status", "error", "reason")]
     rest = [c for c in rest if not empty(runs[c])]
+    titles = {"pruned_at": "the iteration where the search pruned the run"}
     headers = [header(k, title="a swept key") for k in keys]
     headers += [header("run", title="the run folder, and its train.log")]
-    headers += [header("status", title="and the error of a failed run")]
-    headers += [header(c) for c in rest]
+    headers += [header("status", title="and the error of a failed run, or why one was pruned")]
+    headers += [header(c, title=titles.get(c, "")) for c in rest]
     rows = []
     for row in runs.to_dict("records"):
         name = str(row["run"])
         folder, log = links.get(name, (None, None))
         status = str(row["status"])
-        css = "" if status == "finished" else "failed" if status == "failed" else "unfinished"
+        css = {"finished": "", "failed": "failed", "pruned": "pruned"}.get(status, "unfinished")
         cells = [cell(row[k]) for k in keys]
         cells.append(run_cell(name, folder, log))
-        cells += [status_cell(status, row.get("error"))] + [cell(row[c]) for c in rest]
+        cells.append(status_cell(status, row.get("error"), row.get("reason")))
+        cells += [cell(row[c]) for c in rest]
         rows.append((css, cells))
     return headers, rows

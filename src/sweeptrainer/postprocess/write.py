@@ -14,6 +14,7 @@ from sweeptrainer.postprocess.collect import Experiment
 from sweeptrainer.postprocess.curves import learning_curve_figures
 from sweeptrainer.postprocess.hparams import hparam_figures, parallel_figures
 from sweeptrainer.postprocess.report import render
+from sweeptrainer.postprocess.search import Searches, search_figures
 
 
 def _best_run(experiment: Experiment, tracking: str | None = None) -> str | None:
@@ -69,8 +70,14 @@ def _tables(name: str, frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) -> list[Path]:
+def write_all(
+    experiment: Experiment,
+    agg: Aggregated,
+    with_plots: bool = True,
+    searches: Searches | None = None,
+) -> list[Path]:
     """Tables, figures (unless ``with_plots`` is false) and ``report.html``; their paths."""
+    searches = searches or Searches()
     out = experiment.out_dir
     out.mkdir(parents=True, exist_ok=True)
     best_run = _best_run(experiment)
@@ -82,6 +89,7 @@ def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) 
         figures += parallel_figures(experiment, agg, out)
         figures += plotting.test_metric_figures(experiment, agg, out)
         figures += confusion_figures(classes, out)
+        figures += search_figures(searches, experiment, out)
     _unique_paths(figures)
     files: list[Path] = []
 
@@ -101,5 +109,5 @@ def write_all(experiment: Experiment, agg: Aggregated, with_plots: bool = True) 
             stale.unlink()
     images = plotting.draw(figures, meanwhile=tables)
     report = out / "report.html"
-    atomic_write_text(report, render(experiment, agg, figures, stratified, classes))
+    atomic_write_text(report, render(experiment, agg, figures, stratified, classes, searches))
     return [*files, *images, report]
