@@ -33,7 +33,7 @@ install-ray:  ## a third venv with hydra-ray-launcher + ray (~400 MB) for the Ra
 	$(PYTHON) -m venv $(RAY_VENV)
 	$(RAY_VENV)/bin/pip install -q --upgrade pip
 	$(RAY_VENV)/bin/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(RAY_VENV)/bin/pip install -q -e '.[ray]' 'pytest>=8'
+	$(RAY_VENV)/bin/pip install -q -e '.[ray,search]' 'pytest>=8'
 
 test:  ## the test suite without the slow end-to-end tests (a few minutes)
 	$(BIN)/pytest -m "not slow"

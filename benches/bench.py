@@ -385,14 +385,28 @@ def search(tmp: Path, repeats: int) -> list[Row]:
                        for r in training.iterdir())  # fmt: skip
             (study,) = (work / "results/default/search").iterdir()
             top = yaml.safe_load((study / "best.yaml").read_text())["best"]
-            found[pruner].add(" ".join(f"{k}={v}" for k, v in top["params"].items()))
+            found[pruner] |= _best_configs(training, top["value"])  # ties: every one
             getattr(wall, side).append(measured)
             getattr(evals, side).append(Measurement(0, 0, rows))
             getattr(best, side).append(Measurement(0, 0, top["value"]))
     same = Row(f"  best configuration: {' / '.join(sorted(found['halving']))} "
                f"(trained to the end: {' / '.join(sorted(found['none']))})", "", "same",
-               verdict=found["halving"] == found["none"])  # fmt: skip
+               verdict=bool(found["halving"]) and found["halving"] <= found["none"])  # fmt: skip
     return [wall, evals, best, same]
+
+
+def _best_configs(training: Path, best: float) -> set[str]:
+    """The swept values of every finished run that reached the best dev accuracy (runs
+    can tie: a tie is one best configuration as much as the other)."""
+    configs = set()
+    for run_dir in training.iterdir():
+        if not (run_dir / "results.yaml").is_file():
+            continue  # pruned
+        results = yaml.safe_load((run_dir / "results.yaml").read_text())
+        if results["dev"]["accuracy"] == best:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+            configs.add(f"learning_rate={cfg['learning_rate']} seed={cfg['seed']}")
+    return configs
 
 
 ROWS: dict[str, Callable[[Path, int], list[Row]]] = {

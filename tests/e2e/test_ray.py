@@ -223,3 +223,31 @@ def test_cancel_of_a_run_on_ray_interrupts_it_and_ray_does_not_run_it_again(tmp_
     assert "resume (interrupted) from states/last.pt" in out
     assert "sweep: 1 runs: 1 trained" in out
     assert status(run_dir)["state"] == "finished"
+
+
+def test_a_search_on_ray_keeps_one_study_for_all_its_tasks(tmp_path):
+    """Issue 31: the search sweeper's trials as Ray tasks (two at a time): every task opens
+    the study's journal by path and tells its trial; one study, n_trials distinct trials."""
+    optuna = pytest.importorskip("optuna")
+    temp = ray_temp_dir()
+    try:
+        code, out = run(tmp_path, "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=4",
+                        "hydra.sweeper.sampler=random", "hydra.sweeper.n_jobs=2",
+                        "learning_rate=tag(log,interval(1e-3,1e-1))", "dataset=Wine",
+                        "iterations=3", "progress_bar=false", *PROBE, "hydra/launcher=ray",
+                        f"+hydra.launcher.ray.init._temp_dir={temp}")  # fmt: skip
+    finally:
+        subprocess.run(["rm", "-rf", str(temp)], check=False)
+    assert code == 0, out
+    assert "sweep: 4 runs: 4 trained" in out, out
+    (folder,) = (tmp_path / "results/default/search").iterdir()
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "journal.log"))
+    )
+    trials = optuna.load_study(study_name=folder.name, storage=storage).get_trials()
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2, 3]
+               for t in trials)  # fmt: skip
+    runs = sorted((tmp_path / "results/default/training").iterdir())
+    assert {t.user_attrs["run"] for t in trials} == {r.name for r in runs}
+    assert all(len(probes(r)) == 1 for r in runs)  # each trained once, in a Ray worker
