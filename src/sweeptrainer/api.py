@@ -87,7 +87,8 @@ class RunResult:
     """What :func:`train` did to one run.
 
     ``status``: ``finished`` (trained now), ``skipped`` (finished before, or being trained
-    by another process), and with ``check=False`` also ``failed`` or ``interrupted``.
+    by another process), ``pruned`` (stopped by a search's pruner before: ``error`` holds
+    the reason), and with ``check=False`` also ``failed`` or ``interrupted``.
     ``results``: the run's ``results.yaml`` (``test``, ``dev``, ``best_iteration``, ...),
     empty when the run did not finish.
     """

@@ -70,7 +70,7 @@ class Trial:
         import optuna
 
         if not math.isfinite(value):
-            return True  # a NaN or infinite metric: nothing to compare, nothing to gain
+            return False  # nothing to report (a pruner cannot rank it); the run goes on
         trial = optuna.Trial(self.study, self.trial_id)
         if iteration not in self._reported():
             trial.report(value, iteration)
