@@ -339,3 +339,16 @@ class StopWhileBuilt:
 
     def cb_on_train_begin(self):
         return None
+
+
+def study_trials(experiment: Path) -> list:
+    """The trials of an experiment's one search study, by number, read as a user would:
+    ``optuna.load_study`` on its journal file (a plain Optuna journal)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    (folder,) = (Path(experiment) / "search").iterdir()
+    storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+    study = optuna.load_study(study_name=folder.name, storage=storage)
+    return sorted(study.get_trials(), key=lambda t: t.number)

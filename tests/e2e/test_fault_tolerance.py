@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.helpers import study_trials
 
 pytestmark = pytest.mark.slow
 
@@ -312,10 +313,9 @@ def test_a_search_killed_mid_trial_resumes_it_bit_identically_and_ends_at_n_tria
     study ends with exactly n_trials trials, the finished trial is not trained again, the
     killed one resumes from last.pt, and every run equals the uninterrupted search's."""
     pytest.importorskip("optuna")
-    slow = ("+callbacks.slow._target_=tests.helpers.Slow", "+callbacks.slow.seconds=0.01")
     args = ("-m", "hydra/sweeper=search", "hydra.sweeper.sampler=random",
             "hydra.sweeper.n_trials=3", "learning_rate=tag(log,interval(1e-3,1e-1))", *BASE,
-            *slow)  # fmt: skip
+            *SLOW)  # fmt: skip
     code, out = run(tmp_path, *args, "experiment_id=ref")
     assert code == 0, out
 
@@ -333,17 +333,7 @@ def test_a_search_killed_mid_trial_resumes_it_bit_identically_and_ends_at_n_tria
     assert code == 0, again
     assert again.count("(new)") == 1 and again.count("resume (killed)") == 1, again
 
-    def trials(experiment: str) -> list:
-        import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        (folder,) = (tmp_path / "results" / experiment / "search").iterdir()
-        storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
-        study = optuna.load_study(study_name=folder.name, storage=storage)
-        return sorted(study.get_trials(), key=lambda t: t.number)
-
-    cut, ref = trials("cut"), trials("ref")
+    cut, ref = study_trials(tmp_path / "results/cut"), study_trials(tmp_path / "results/ref")
     assert [t.number for t in cut] == [0, 1, 2]
     assert [t.state.name for t in cut] == ["COMPLETE"] * 3
     assert [t.params for t in cut] == [t.params for t in ref]

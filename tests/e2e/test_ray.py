@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.helpers import study_trials
 
 pytestmark = [
     pytest.mark.slow,
@@ -228,7 +229,7 @@ def test_cancel_of_a_run_on_ray_interrupts_it_and_ray_does_not_run_it_again(tmp_
 def test_a_search_on_ray_keeps_one_study_for_all_its_tasks(tmp_path):
     """Issue 31: the search sweeper's trials as Ray tasks (two at a time): every task opens
     the study's journal by path and tells its trial; one study, n_trials distinct trials."""
-    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("optuna")
     temp = ray_temp_dir()
     try:
         code, out = run(tmp_path, "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=4",
@@ -240,11 +241,7 @@ def test_a_search_on_ray_keeps_one_study_for_all_its_tasks(tmp_path):
         subprocess.run(["rm", "-rf", str(temp)], check=False)
     assert code == 0, out
     assert "sweep: 4 runs: 4 trained" in out, out
-    (folder,) = (tmp_path / "results/default/search").iterdir()
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(folder / "journal.log"))
-    )
-    trials = optuna.load_study(study_name=folder.name, storage=storage).get_trials()
+    trials = study_trials(tmp_path / "results/default")
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2, 3]
                for t in trials)  # fmt: skip

@@ -18,6 +18,7 @@ import yaml
 
 from tests.clusters.slurm import PARTITION, SlurmCluster, start
 from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.helpers import study_trials
 
 pytestmark = pytest.mark.slow
 
@@ -290,7 +291,7 @@ def test_a_search_on_slurm_keeps_one_study_for_all_its_jobs(slurm_cluster, tmp_p
     """Issue 31: the search sweeper launches its trials as SLURM jobs (two at a time); each
     job opens the study's journal by path, reports every evaluation and tells its trial how
     it ended: one study, n_trials trials, distinct numbers."""
-    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("optuna")
     search = ("-m", "hydra/sweeper=search", "hydra.sweeper.sampler=random",
               "hydra.sweeper.n_trials=4", "learning_rate=tag(log,interval(1e-3,1e-1))",
               "hydra.launcher.array_parallelism=2", *TINY, *SLURM,
@@ -298,11 +299,7 @@ def test_a_search_on_slurm_keeps_one_study_for_all_its_jobs(slurm_cluster, tmp_p
     done = trainer(slurm_cluster, tmp_path, *search)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sweep: 4 runs: 4 trained" in done.stdout, done.stdout
-    (folder,) = (tmp_path / "results/search/search").iterdir()
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(folder / "journal.log"))
-    )
-    trials = optuna.load_study(study_name=folder.name, storage=storage).get_trials()
+    trials = study_trials(tmp_path / "results/search")
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2, 3]
                for t in trials)  # fmt: skip
