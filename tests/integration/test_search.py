@@ -4,6 +4,8 @@ command again. Driven through the CLI on Digits, as a user would."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pandas as pd
 import pytest
 import yaml
@@ -168,3 +170,32 @@ def test_validate_shows_the_study_a_search_would_open_or_what_is_wrong(trainer, 
     bad = trainer("validate", *SEARCH, "learning_rate=0.1,0.01")  # tpe: n_trials needed
     assert bad.code == 2 and "INVALID: hydra.sweeper.n_trials" in bad.out
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "sampler, pruner",
+    [("random", "hyperband"), ("nsga2", "median"), ("gp", "halving"), ("cmaes", "none")],
+)
+def test_every_named_sampler_and_pruner_runs_a_search(trainer, tmp_path, sampler, pruner):
+    result = trainer(*SEARCH, f"hydra.sweeper.sampler={sampler}", f"hydra.sweeper.pruner={pruner}",
+                     "hydra.sweeper.n_trials=2", "learning_rate=tag(log,interval(1e-3,1e-1))",
+                     "dataset=Wine", "iterations=2", "progress_bar=false")  # fmt: skip
+    if sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        assert result.code == 2 and "pip install cmaes" in result.err
+        return
+    assert result.code == 0, result.err
+    (folder,) = studies(tmp_path)
+    assert [t.state.name for t in load(folder).get_trials()] == ["COMPLETE"] * 2
+
+
+def test_step_training_reports_at_its_evaluations_and_is_pruned_there(trainer, tmp_path):
+    result = trainer(*SEARCH, "hydra.sweeper.sampler=grid", "learning_rate=0.003,0.01",
+                     "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.99}",
+                     "training_type=step", "iterations=40", "eval_frequency=10",
+                     "progress_bar=false")  # fmt: skip
+    assert result.code == 0, result.err
+    (folder,) = studies(tmp_path)
+    trials = load(folder).get_trials()
+    assert [t.state.name for t in trials] == ["PRUNED"] * 2
+    assert all(list(t.intermediate_values) == [10] for t in trials)  # the step's iteration
+    assert {s["pruned_at"] for s in states(tmp_path).values()} == {10}
