@@ -341,6 +341,25 @@ class StopWhileBuilt:
         return None
 
 
+class CountEvaluated:
+    """Writes how many dev and test batches this process evaluated, per rank, into
+    ``<folder>/evaluated.<rank>`` once the test split is scored: one run across processes splits
+    its evaluation."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.batches = Path(folder), 0
+
+    def cb_on_dev_step_end(self):
+        self.batches += 1
+
+    def cb_on_test_step_end(self):
+        self.batches += 1
+
+    def cb_on_test_end(self):  # every process tests (only rank 0 ends the run)
+        rank = os.environ.get("RANK", "0")
+        (self.folder / f"evaluated.{rank}").write_text(str(self.batches))
+
+
 def study_trials(experiment: Path) -> list:
     """The trials of an experiment's one search study, by number, read as a user would:
     ``optuna.load_study`` on its journal file (a plain Optuna journal)."""

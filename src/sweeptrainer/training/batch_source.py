@@ -166,7 +166,7 @@ class BatchSource:
         if self._tensors is not None:
             x_all, y_all = self._tensors
             on_device = order.to(x_all.device)
-            for i in range(start, self.num_batches):
+            for i in range(start, -(-len(order) // self.batch_size)):  # order may be a part
                 index = on_device[i * self.batch_size : (i + 1) * self.batch_size]
                 index = shard(index) if shard is not None else index
                 # copies, as x_all[index] makes, in about half the time (a model may change

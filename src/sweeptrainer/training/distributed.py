@@ -3,8 +3,10 @@ the trainer needs. Outside torchrun everything here is a no-op for a world of on
 
 Each training batch of ``batch_size`` samples is split between the processes (rank r
 takes every world-th sample, starting at r) and DistributedDataParallel averages the
-gradients; every process evaluates the whole dev and test sets, so metrics are those of
-the whole split, and only rank 0 writes the run folder.
+gradients; each process evaluates a contiguous part of the dev and test sets, and the
+outputs, targets and losses are gathered to every process in sample order, so every
+process scores the whole split (and takes the same decisions from it); only rank 0 writes
+the run folder.
 """
 
 from __future__ import annotations
@@ -54,6 +56,23 @@ class Distributed:
         if self.world == 1:
             return flag
         return bool(self.sum(torch.tensor(float(flag))) > 0)
+
+    def part(self, n: int) -> tuple[int, int]:
+        """This process's contiguous part ``[lo, hi)`` of ``n`` samples to evaluate: the
+        parts in rank order are the split in order."""
+        per = -(-n // self.world)
+        return min(n, self.rank * per), min(n, (self.rank + 1) * per)
+
+    def gather(self, value: object) -> list[object]:
+        """Every process's ``value`` (CPU tensors, arrays, None), in rank order, on every
+        process."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        values: list[object] = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
 
     def barrier(self) -> None:
         if self.world > 1:

@@ -18,6 +18,7 @@ from torch import nn
 from sweeptrainer.components.metrics import Metric
 from sweeptrainer.training.batch import BatchLayout
 from sweeptrainer.training.batch_source import BatchSource
+from sweeptrainer.training.distributed import Distributed
 
 
 @dataclass
@@ -80,16 +81,23 @@ def evaluate(
     metrics: list[Metric],
     layout: BatchLayout | None = None,
     on_step: Callable[[str, int, torch.Tensor | None], None] | None = None,
+    dist: Distributed | None = None,
 ) -> SplitResult:
     """Run ``model`` over ``source`` in order; ``on_step(phase, batch_idx, loss)`` fires the
-    step hooks (phase ``begin`` with loss None, then ``end``); None when nobody listens."""
+    step hooks (phase ``begin`` with loss None, then ``end``); None when nobody listens.
+
+    ``dist``: one run across processes: each evaluates its part of the split, and every
+    process gets the whole split's outputs, in sample order, to score."""
     model.eval()
     layout = layout or BatchLayout()
     outputs, targets, losses, ids = [], [], [], []
+    order = None
+    if dist is not None and dist.world > 1:
+        order = torch.arange(*dist.part(source.n))
     with _per_sample(criterion) as per_sample:
         # per-sample losses of the whole split at once, unless a hook wants each batch's
         per_batch = on_step is not None or not per_sample
-        for batch_idx, batch in enumerate(source.batches()):
+        for batch_idx, batch in enumerate(source.batches(order)):
             if on_step is not None:
                 on_step("begin", batch_idx, None)
             inputs, y, index = layout.split(batch)
@@ -102,14 +110,42 @@ def evaluate(
                 losses.append(_sample_losses(criterion, out, y, per_sample))
             if on_step is not None:
                 on_step("end", batch_idx, losses[-1].mean())
-        all_outputs, all_targets = torch.cat(outputs), torch.cat(targets)
-        if not per_batch:
+        all_outputs, all_targets = _cat(outputs), _cat(targets)
+        if not per_batch and all_outputs is not None and all_targets is not None:
             losses = [_sample_losses(criterion, all_outputs, all_targets, per_sample)]
+    if order is not None and dist is not None:  # the parts of every process, in order
+        parts = dist.gather(_to_cpu((all_outputs, all_targets, _cat(losses), _ids(ids))))
+        all_outputs, all_targets, all_loss, index = _joined(parts)  # type: ignore[arg-type]
+        losses, ids = [all_loss], [index] if index is not None else []
+    assert all_outputs is not None and all_targets is not None, "an empty split"
     all_losses = torch.cat(losses).float().cpu().numpy()
     truth, prediction, scores = decode(dataset, all_outputs, all_targets)
     values = {m.name: m(truth, prediction, scores) for m in metrics}
     loss = float(all_losses.mean())
     return SplitResult(loss, values, truth, prediction, scores, all_losses, _ids(ids))
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor | None:
+    return torch.cat(parts) if parts else None
+
+
+def _to_cpu(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.cpu() if isinstance(v, torch.Tensor) else v for v in values)
+
+
+def _joined(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The processes' (outputs, targets, losses, ids), each joined in rank order; a process
+    with no samples (a split smaller than the world) sent Nones."""
+    joined: list[Any] = []
+    for column in zip(*parts, strict=True):
+        present = [c for c in column if c is not None]
+        if not present:
+            joined.append(None)
+        elif isinstance(present[0], torch.Tensor):
+            joined.append(torch.cat(present))
+        else:
+            joined.append(np.concatenate(present))
+    return tuple(joined)
 
 
 def _sample_losses(

@@ -335,6 +335,7 @@ class ModularTaskTrainer:
                 c.metrics,
                 c.layout,
                 on_step if wanted else None,
+                self.dist,
             )
 
     def _evaluate(self) -> None:
