@@ -35,6 +35,7 @@ class RunProgress:
     host: str | None
     pid: int | None
     problem: str | None = None  # why a damaged run is damaged
+    world: int = 1  # the processes that train it (one run across ranks: rank 0's row)
     note: str | None = None  # after the state: the node that trains it, or a killed run's
     # node and when it was last heard
 
@@ -88,8 +89,9 @@ def _progress(run: RunDir) -> RunProgress:
             scores = metrics[column].astype(float)
             value = float(scores.max() if higher_is_better(str(metric)) else scores.min())
     total = status.get("iterations", config.get("iterations"))
+    world = status.get("world", 1)
     return RunProgress(run.name, state, iteration, total, metric, value, elapsed, host, pid,
-                       note=note)  # fmt: skip
+                       note=note, world=world if isinstance(world, int) else 1)  # fmt: skip
 
 
 def _liveness(
@@ -153,6 +155,7 @@ def status_table(experiment_dir: str | Path) -> str:
     for r in rows:
         metric = f"{r.metric} {r.value:.4f}" if r.value is not None else "-"
         where = f"{r.host}:{r.pid}" if r.pid else "-"
+        where += f", {r.world} processes" if r.world > 1 else ""  # one run across ranks
         done = (
             f"{r.iteration}/{r.total}"
             if r.total

@@ -15,6 +15,7 @@ from tests.conftest import SUBPROCESS_TIMEOUT
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 SWEEP = ("-m", "seed=1,2,3,4", "dataset=Wine", "iterations=4", "progress_bar=false")
 JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 
@@ -112,3 +113,75 @@ def test_torchrun_two_processes_match_one_and_only_rank_0_writes(tmp_path):
     assert len(list((b / "tensorboard").iterdir())) == 1
     assert (b / "train.log").read_text().count(" on cpu (new)") == 1
     assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())
+
+
+def _node(cwd: Path, rank: int, port: int, *args: str) -> subprocess.Popen:
+    """One node rank of a two-node torchrun on loopback (a node per process group)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+         f"--node_rank={rank}", "--master_addr=127.0.0.1", f"--master_port={port}", "-m",
+         "sweeptrainer", *args],
+        cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+def _kill_node(agent: int) -> None:
+    """SIGKILL a node: its torchrun agent and its workers (torchrun starts each worker in a
+    session of its own, so killing the agent's process group leaves the worker training)."""
+    import os
+    import signal
+
+    children = subprocess.run(["pgrep", "-P", str(agent)], capture_output=True, text=True)
+    for pid in [int(p) for p in children.stdout.split()] + [agent]:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # each worker leads its own session
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_two_torchrun_nodes_train_one_run_and_a_killed_node_stops_the_other(tmp_path):
+    """Issue 32: two node ranks on loopback train one run equal to one process; SIGKILL of
+    node rank 1 ends node rank 0 within the collective timeout with a clear message, the
+    run `interrupted`; both nodes again resume it to the same result."""
+    import socket
+    import time
+
+    import pandas as pd
+
+    run = ("dataset=Wine", "model.dropout=0.0", "training_type=step", "iterations=120",
+           "eval_frequency=20", "progress_bar=false", "distributed_timeout_s=20")  # fmt: skip
+    one = trainer(tmp_path, *run, "experiment_id=one")
+    assert one.returncode == 0, one.stderr
+    slow = ("+callbacks.slow._target_=tests.helpers.Slow", "+callbacks.slow.seconds=0.05")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nodes = [_node(tmp_path, r, port, *run, *slow, "experiment_id=two") for r in (0, 1)]
+    training = tmp_path / "results/two/training"
+    deadline = time.monotonic() + 300
+    while not list(training.glob("*/states/last.pt")):
+        assert time.monotonic() < deadline and all(n.poll() is None for n in nodes), [
+            n.communicate()[0] for n in nodes if n.poll() is not None
+        ]
+        time.sleep(0.1)
+    _kill_node(nodes[1].pid)
+    killed = time.monotonic()
+    out, _ = nodes[0].communicate(timeout=SUBPROCESS_TIMEOUT)
+    nodes[1].communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert time.monotonic() - killed < 20 + 30, "node rank 0 waited past the timeout"
+    assert nodes[0].returncode != 0
+    assert "another process of this run died or stopped answering" in out, out
+    (run_dir,) = training.iterdir()
+    assert yaml.safe_load((run_dir / "status.yaml").read_text())["state"] == "interrupted"
+
+    port += 1
+    again = [_node(tmp_path, r, port, *run, *slow, "experiment_id=two") for r in (0, 1)]
+    outs = [n.communicate(timeout=SUBPROCESS_TIMEOUT)[0] for n in again]
+    assert [n.returncode for n in again] == [0, 0], outs
+    assert "resume (interrupted)" in (run_dir / "train.log").read_text()
+    (a,) = (tmp_path / "results/one/training").iterdir()
+    ma, mb = (pd.read_csv(r / "metrics.csv").drop(columns="elapsed_s") for r in (a, run_dir))
+    pd.testing.assert_frame_equal(ma, mb, rtol=1e-5)

@@ -309,3 +309,51 @@ def test_a_search_on_slurm_keeps_one_study_for_all_its_jobs(slurm_cluster, tmp_p
     (submitit,) = (tmp_path / "results/search/sweeps").glob("*/.submitit")
     jobs = sorted(p.name for p in submitit.iterdir() if re.fullmatch(r"\d+_\d+", p.name))
     assert len(jobs) == 4 and len({j.split("_")[0] for j in jobs}) == 2, jobs
+
+
+# one run across the two tasks of a job: dropout off, so one process trains the same weights
+ACROSS = ("dataset=Wine", "model.dropout=0.0", "progress_bar=false")
+
+
+def test_a_job_of_two_tasks_trains_one_run_across_them(slurm_cluster, tmp_path):
+    """Issue 32: hydra.launcher.tasks_per_node=2 (CPU, gloo) trains one run with world 2:
+    one run folder, written by rank 0, equal to one process's run; status shows it once."""
+    one = trainer(slurm_cluster, tmp_path, *ACROSS, "iterations=3", "experiment_id=one")
+    assert one.returncode == 0, one.stdout + one.stderr
+    sweep = ("-m", *ACROSS, "iterations=3", "seed=1", *SLURM, "hydra.launcher.tasks_per_node=2",
+             "experiment_id=two")  # fmt: skip
+    two = trainer(slurm_cluster, tmp_path, *sweep)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "sweep: 1 runs: 1 trained" in two.stdout, two.stdout
+    (a,), (b,) = ((tmp_path / "results" / e / "training").iterdir() for e in ("one", "two"))
+    import pandas as pd
+
+    ma, mb = (pd.read_csv(r / "metrics.csv").drop(columns="elapsed_s") for r in (a, b))
+    pd.testing.assert_frame_equal(ma, mb, rtol=1e-5)
+    assert status(b)["world"] == 2 and log(b).count(" on cpu (new)") == 1
+    shown = subprocess.run([sys.executable, "-m", "sweeptrainer", "status", "results/two"],
+                           cwd=tmp_path, capture_output=True, text=True).stdout  # fmt: skip
+    assert shown.count(b.name) == 1 and "2 processes" in shown, shown
+    again = trainer(slurm_cluster, tmp_path, *sweep)
+    assert again.returncode == 0 and "sweep: 1 runs: 0 trained, 1 skipped" in again.stdout
+
+
+def test_scancel_of_a_two_task_run_leaves_it_interrupted_and_it_resumes(slurm_cluster, tmp_path):
+    sweep = ("-m", "seed=1", "dataset=Wine", "model.dropout=0.0", "iterations=100",
+             "eval_frequency=10", *STEPS, *SLURM, "hydra.launcher.tasks_per_node=2")  # fmt: skip
+    proc = start_trainer(slurm_cluster, tmp_path, *sweep)
+    try:
+        run = first_run_training(tmp_path)
+        signalled = time.time()
+        cancel = slurm_cluster.run("scancel", job_of(run))
+        assert cancel.returncode == 0, cancel.stderr
+        out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status(run)["state"] == "interrupted", (status(run), out, log(run))
+    assert (run / "states/last.pt").stat().st_mtime >= signalled - 1
+    again = trainer(slurm_cluster, tmp_path, *sweep)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resume (interrupted) from states/last.pt" in log(run)
+    assert status(run)["state"] == "finished" and status(run)["world"] == 2

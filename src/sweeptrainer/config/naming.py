@@ -38,6 +38,7 @@ OPERATIONAL_KEYS = frozenset(
         "device",
         "max_retries",
         "heartbeat_s",
+        "distributed_timeout_s",
         "rerun_on_change",
         "postprocess",
         "num_workers",

@@ -96,6 +96,11 @@ MAIN_KEYS: tuple[Key, ...] = (
         lambda v: _positive_number(v) and v <= 86400,
         "a positive number of seconds (at most 86400)",
     ),
+    Key(
+        "distributed_timeout_s",  # one run across processes: how long a collective waits
+        lambda v: _positive_number(v) and v <= 86400,
+        "a positive number of seconds (at most 86400)",
+    ),
     Key("accumulation_steps", _positive_int, "a positive integer"),
     Key(
         "gradient_clip_norm",
@@ -133,7 +138,7 @@ POSITIONAL_ARGS = {"optimizer": 1, "scheduler": 1}  # model parameters / the opt
 
 
 # main keys added after projects had their own config.yaml: missing means this value
-DEFAULTS: dict[str, Any] = {"heartbeat_s": 30}
+DEFAULTS: dict[str, Any] = {"heartbeat_s": 30, "distributed_timeout_s": 600}
 
 
 def _check_main_keys(resolved: Mapping[DictKeyType, Any], problems: list[str]) -> None:

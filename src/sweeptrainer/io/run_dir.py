@@ -331,7 +331,8 @@ def _status_problem(data: object) -> str:
         return f"state: expected one of {', '.join(STATES)}, got {data.get('state')!r}"
     if not isinstance(data.get("config_hash"), str):
         return f"config_hash: expected a text, got {data.get('config_hash')!r}"
-    for key, least in (("attempt", 1), ("iterations", 1), ("pid", 2), ("pruned_at", 1)):
+    for key, least in (("attempt", 1), ("iterations", 1), ("pid", 2), ("pruned_at", 1),
+                       ("world", 1)):  # fmt: skip
         value = data.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < least

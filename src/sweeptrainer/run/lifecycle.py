@@ -169,7 +169,9 @@ class Built:
         from sweeptrainer.training.distributed import Distributed
         from sweeptrainer.training.step import configure_determinism
 
-        dist = Distributed.from_env()
+        dist = Distributed.from_env(
+            cfg.get("distributed_timeout_s", DEFAULTS["distributed_timeout_s"])
+        )
         device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
         configure_determinism(cfg.reproducible, cfg.compile)
         built = cls(cfg, device, dist, signals, sweep_dir, trial)
@@ -279,7 +281,32 @@ def _train_follower(plan: Plan, trainer: ModularTaskTrainer) -> RunOutcome:
         return RunOutcome(name, path, "interrupted", stop.exit_code, str(stop))
     except Pruned as pruned:
         return RunOutcome(name, path, "pruned", 0, pruned.reason)
+    except Exception as err:
+        if not _lost_peer(err):
+            raise
+        return RunOutcome(name, path, "interrupted", 1, _lost(trainer, err))
     return RunOutcome(name, path, "finished", results=results)
+
+
+def _lost_peer(err: BaseException) -> bool:
+    from sweeptrainer.training.distributed import lost_peer  # with torch
+
+    return lost_peer(err)
+
+
+def _lost(trainer: ModularTaskTrainer, err: BaseException) -> str:
+    """Another process of a distributed run died or hangs: this one says so, leaves the
+    process group (no barrier: nobody would answer) and stops; the run resumes from its
+    last saved state when the command is run again (on every node)."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    message = (
+        f"rank {trainer.dist.rank} of {trainer.dist.world}: another process of this run "
+        f"died or stopped answering ({type(err).__name__}: {first}); the run stops, and "
+        "the same command again (on every node) resumes it from states/last.pt"
+    )
+    log.error(f"error: {message}")
+    trainer.dist.abandon()
+    return message
 
 
 def _skipped(plan: Plan, place: str = "") -> RunOutcome:
@@ -344,6 +371,8 @@ def _train(
         # the command that trained it: another command of the sweep (on another node,
         # say) tells "trained by another process" from its own runs
         "command": snapshot.provenance.token,
+        # one run across processes (torchrun, a SLURM step's tasks): how many; rank 0 writes
+        "world": trainer.dist.world if trainer.dist.world > 1 else None,
     }
     try:
         run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
@@ -385,6 +414,11 @@ def _train(
     except (Exception, SystemExit, KeyboardInterrupt) as err:
         if _a_stop(err, trainer):
             raise
+        if trainer.dist.world > 1 and _lost_peer(err):
+            message = _lost(trainer, err)
+            run_dir.write_status("interrupted", plan.config_hash, error=message, **status)
+            _run_end(trainer, "interrupted", message)
+            return RunOutcome(run_dir.name, run_dir.path, "interrupted", 1, message)
         message = _failure(err)
         log.debug(traceback.format_exc())  # train.log only
         log.error(f"run failed: {message} (details: {run_dir.log})")

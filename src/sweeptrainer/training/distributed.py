@@ -1,5 +1,6 @@
-"""One run across processes (``torchrun``): who this process is, and the few collectives
-the trainer needs. Outside torchrun everything here is a no-op for a world of one.
+"""One run across processes (``torchrun``, or the tasks of a SLURM job step): who this
+process is, and the few collectives the trainer needs. Outside them everything here is a
+no-op for a world of one.
 
 Each training batch of ``batch_size`` samples is split between the processes (rank r
 takes every world-th sample, starting at r) and DistributedDataParallel averages the
@@ -11,7 +12,10 @@ the run folder.
 
 from __future__ import annotations
 
+import datetime
 import os
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -24,15 +28,23 @@ class Distributed:
     local_rank: int = 0
 
     @classmethod
-    def from_env(cls) -> Distributed:
-        """The torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK); starts the process group."""
+    def from_env(cls, timeout_s: float | None = None) -> Distributed:
+        """Who this process is in its run, from torchrun's environment (WORLD_SIZE, RANK,
+        LOCAL_RANK) or, in a SLURM job step of several tasks, from SLURM's (see
+        :func:`slurm_environment`); starts the process group, whose collectives give up
+        after ``timeout_s`` (a process of the run died or hangs)."""
+        slurm = slurm_environment(os.environ)
+        if slurm is not None:
+            os.environ.update(slurm)  # env:// initialisation reads them
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
             return cls()
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            timeout = datetime.timedelta(seconds=timeout_s) if timeout_s else None
+            dist.init_process_group(backend, timeout=timeout)
         return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
@@ -80,9 +92,80 @@ class Distributed:
 
             dist.barrier()
 
+    def abandon(self) -> None:
+        """Leave a process group that lost a process: no barrier (nobody would answer)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
     def close(self) -> None:
         if self.world > 1:
             import torch.distributed as dist
 
             dist.barrier()  # without it one rank sometimes aborts at exit (engines.md)
             dist.destroy_process_group()
+
+
+def slurm_environment(env: Mapping[str, str]) -> dict[str, str] | None:
+    """torchrun's variables for a task of a SLURM job step of several tasks (``srun`` with
+    ``--ntasks``; hydra/launcher=slurm with ``tasks_per_node`` or ``nodes`` above 1): the
+    task's rank, the step's tasks, its local rank, the step's first node as the master and a
+    port from the job id (``MASTER_PORT`` when set). None outside such a step, or under
+    torchrun (which sets them itself). A single task (``trainer`` in a batch script, an
+    ``salloc`` shell) is not a step of several tasks, whatever the allocation holds."""
+    tasks = int(env.get("SLURM_STEP_NUM_TASKS") or 1)
+    if "WORLD_SIZE" in env or tasks < 2 or "SLURM_PROCID" not in env:
+        return None
+    nodes = int(env.get("SLURM_STEP_NUM_NODES") or 1)
+    nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or ""
+    master = "127.0.0.1" if nodes == 1 else first_host(nodelist)
+    port = env.get("MASTER_PORT") or str(20000 + int(env.get("SLURM_JOB_ID") or 0) % 40000)
+    return {
+        "MASTER_ADDR": master,
+        "MASTER_PORT": port,
+        "RANK": env["SLURM_PROCID"],
+        "WORLD_SIZE": str(tasks),
+        "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
+        "LOCAL_WORLD_SIZE": str(max(1, tasks // nodes)),
+    }
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list (``node[03-05,07],gpu1`` -> ``node03``): from
+    ``scontrol show hostnames`` where it runs, else read from the list's first entry."""
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+            timeout=30, check=True,
+        ).stdout.split()  # fmt: skip
+        if shown:
+            return shown[0]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    first, depth = "", 0
+    for char in nodelist:
+        if char == "," and depth == 0:
+            break
+        depth += (char == "[") - (char == "]")
+        first += char
+    if "[" not in first:
+        return first
+    prefix, _, ranges = first.partition("[")
+    return prefix + ranges.split(",")[0].split("-")[0].rstrip("]")
+
+
+# what gloo and NCCL say when a process of the group is gone or does not answer
+_LOST = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout",
+         "socket", "nccl", "gloo")  # fmt: skip
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether ``err`` comes from a collective whose other processes died or hang (the
+    run's fault is elsewhere: it resumes from its last state once they are back)."""
+    import torch.distributed as dist
+
+    if isinstance(err, dist.DistError):
+        return True
+    return isinstance(err, RuntimeError) and any(w in str(err).lower() for w in _LOST)
