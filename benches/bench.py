@@ -28,6 +28,8 @@ Rows (targets from the performance issue):
                 DataLoader loop (both sides in one process, bench_files.py)
   cache         a 4-run sweep on 400 audio files, preprocessing cached vs the
                 same steps as transform (whole processes, bench_cache.py)
+  eval          the dev evaluation of a 20 000-sample split split over 2 processes    <= 0.7x
+                (torchrun, gloo, CPU) vs 1 process (bench_eval.py), one thread each
   search        a 16-run grid on Digits (hydra/sweeper=search, sampler=grid) with    <= 0.5x
                 pruner=halving vs the same grid trained to the end: wall time, the
                 evaluations trained, the best dev accuracy and its configuration (same)
@@ -362,6 +364,20 @@ def cache(tmp: Path, repeats: int) -> list[Row]:
     return [row, built]
 
 
+def split_eval(tmp: Path, repeats: int) -> list[Row]:
+    """Both sides are sweeptrainer's ``evaluate``: split over 2 processes vs 1."""
+    row = Row("dev evaluation (20 000 samples), 2 processes vs 1", "s", "<= 0.7x", limit=0.7)
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    for _ in range(repeats):
+        for processes, side in ((2, row.ours), (1, row.theirs)):
+            launch = [sys.executable, "-m", "torch.distributed.run",
+                      f"--nproc_per_node={processes}", str(HERE / "bench_eval.py")]  # fmt: skip
+            _, out = run(launch, tmp, env)
+            line = next(x for x in out.splitlines() if x.startswith("{"))
+            side.append(Measurement(0, 0, json.loads(line)["eval_s"]))
+    return [row]
+
+
 # 8 learning rates (too small, good, diverging) x 2 seeds, 40 epochs: a first grid a user
 # might sweep (the named pruners decide from a tenth of the run on: epoch 4)
 GRID16 = ["learning_rate=1e-5,1e-4,0.003,0.01,0.1,1,5,20", "seed=1,2", "iterations=40"]
@@ -422,6 +438,7 @@ ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "postprocess": postprocess,
     "files": files,
     "cache": cache,
+    "eval": split_eval,
     "search": search,
 }
 
