@@ -144,6 +144,11 @@ def first_host(nodelist: str) -> str:
             return shown[0]
     except (OSError, subprocess.SubprocessError):
         pass
+    return first_listed(nodelist)
+
+
+def first_listed(nodelist: str) -> str:
+    """The first host a SLURM node list names, read from the text alone."""
     first, depth = "", 0
     for char in nodelist:
         if char == "," and depth == 0:
