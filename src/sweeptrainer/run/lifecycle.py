@@ -173,6 +173,10 @@ class Built:
             cfg.get("distributed_timeout_s", DEFAULTS["distributed_timeout_s"])
         )
         device = resolve_device(cfg.device, job_num, dist.local_rank if dist.world > 1 else None)
+        if dist.world > 1 and device.type == "cuda":  # NCCL's object collectives use it
+            import torch
+
+            torch.cuda.set_device(device)
         configure_determinism(cfg.reproducible, cfg.compile)
         built = cls(cfg, device, dist, signals, sweep_dir, trial)
         # not under torchrun: a rank leaving here while another waits in a collective hangs
