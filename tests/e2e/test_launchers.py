@@ -132,8 +132,15 @@ def _kill_node(agent: int) -> None:
     import os
     import signal
 
-    children = subprocess.run(["pgrep", "-P", str(agent)], capture_output=True, text=True)
-    for pid in [int(p) for p in children.stdout.split()] + [agent]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # pid (comm) state ppid ...: the comm may hold spaces, the rest follows ")"
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == agent:
+            children.append(int(stat.parent.name))
+    for pid in [*children, agent]:
         try:
             os.killpg(pid, signal.SIGKILL)  # each worker leads its own session
         except ProcessLookupError:
