@@ -38,7 +38,22 @@ def test_a_different_config_never_reuses_a_folder(trainer, tmp_path):
     result = trainer("iterations=1", "progress_bar=false")
     assert result.code == 2
     assert "holds a run of a different config" in result.err
+    assert "use another experiment_id (experiment_id=NAME)" in result.err
+    assert "rm-failed" not in result.err  # it finished: nothing to remove
     assert snapshot(tmp_path / "results") == before
+
+
+def test_a_failed_run_of_another_config_names_rm_failed(trainer, tmp_path):
+    """The run failed, the user fixed the config: the message names the way out."""
+    bug = ("+callbacks.bug._target_=tests.helpers.FailingCallback", "+callbacks.bug.at=1",
+           "iterations=2", "progress_bar=false")  # fmt: skip
+    assert trainer(*bug).code == 1
+    (tmp_path / "conf").mkdir()
+    packaged = (packaged_conf_dir() / "config.yaml").read_text()
+    (tmp_path / "conf" / "config.yaml").write_text(packaged + "model:\n  dropout: 0.3\n")
+    result = trainer(*bug)
+    assert result.code == 2
+    assert "`trainer rm-failed results/default` removes it (it failed)" in result.err
 
 
 @pytest.fixture

@@ -100,8 +100,10 @@ def test_fixed_length_masking_crop_and_mixup():
 
 def test_collate_explains_different_shapes_and_pad_fixes_them():
     samples = [(torch.ones(1, 3), torch.tensor(0)), (torch.ones(1, 5), torch.tensor(1))]
-    with pytest.raises(ValueError, match=r"differ in shape \(\(1, 3\), \(1, 5\)\).*Pad"):
+    with pytest.raises(ValueError, match=r"differ in shape \(\(1, 3\), \(1, 5\)\).*Pad") as err:
         stack(samples)
+    # the keys it names are the real ones (dataset.collate is not a key)
+    assert "dataset.batch.collate: {" in str(err.value) and "dataset.image_mode" in str(err.value)
     x, y = Pad()(samples)
     assert x.shape == (2, 1, 5) and x[0, 0].tolist() == [1, 1, 1, 0, 0] and y.tolist() == [0, 1]
 

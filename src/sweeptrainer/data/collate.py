@@ -29,8 +29,10 @@ def stack(samples: Sequence[Any]) -> Any:
         raise ValueError(
             f"the samples of a batch differ in shape ({', '.join(map(str, shapes[:4]))}"
             f"{' ...' if len(shapes) > 4 else ''}); give them one shape with a transform "
-            "(e.g. sweeptrainer.data.transforms.FixedLength or Resize) or pad them per batch "
-            "with dataset.collate: {_target_: sweeptrainer.data.collate.Pad}"
+            "(e.g. sweeptrainer.data.transforms.FixedLength or Resize), or pad them per batch "
+            "with dataset.batch.collate: {_target_: sweeptrainer.data.collate.Pad}; images "
+            "with different channel counts (grey, RGB, RGBA, palette) take one mode with "
+            "dataset.image_mode: RGB"
         ) from None
 
 

@@ -109,10 +109,17 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
             plan.action, plan.source = "continue", source
         return _unless_linked(plan)
     if status.get("config_hash") != plan.config_hash:
+        failed = status.get("state") == "failed"
+        way = (
+            f"`trainer rm-failed {run_dir.path.parent.parent}` removes it (it failed), or "
+            if failed
+            else ""
+        )
         raise ConfigError(
             f"run folder {run_dir.path} holds a run of a different config "
-            f"(hash {status.get('config_hash')} there, {plan.config_hash} now). Use another "
-            "experiment_id, or remove that folder to train it again."
+            f"(hash {status.get('config_hash')} there, {plan.config_hash} now): {way}use "
+            "another experiment_id (experiment_id=NAME), or remove that folder to train it "
+            "again"
         )
     state, plan.attempt = status.get("state"), int(status.get("attempt", 1))
     changed = _changed_since(cfg, status) if state in ("finished", "interrupted", "pruned") else []
