@@ -259,6 +259,25 @@ class WineSamples:
         self.dev, self.test = _Shaped(base.dev, kind), _Shaped(base.test, kind)
 
 
+class WineTensors:
+    """Wine as a user's dataset class whose splits are in-memory ``TensorDataset``s of
+    ``tensors`` fields: ``3`` gives ``(x, y, ids)`` (ids 1000 + i), ``1`` gives ``(x,)``."""
+
+    def __init__(self, tensors: int = 3) -> None:
+        import torch
+        from torch.utils.data import TensorDataset
+
+        from sweeptrainer.components.datasets import Wine
+
+        base = Wine()
+        for name in ("task", "input_shape", "output_dim", "class_names"):
+            setattr(self, name, getattr(base, name))
+        for split in ("train", "dev", "test"):
+            x, y = getattr(base, split).tensors
+            fields = (x, y, torch.arange(1000, 1000 + len(x)))[:tensors]
+            setattr(self, split, TensorDataset(*fields))
+
+
 class _Shaped:
     def __init__(self, tensors, kind: str, noise: float = 0.0) -> None:
         self.x, self.y = tensors.tensors

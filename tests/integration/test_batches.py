@@ -29,6 +29,15 @@ batch:
 metrics: [accuracy, f1]
 tracking_metric: accuracy
 """,
+    "dataset/WineTriplets.yaml": """\
+id: WineTriplets
+_target_: tests.helpers.WineTensors
+tensors: 3             # TensorDataset(x, y, ids): in memory
+batch:
+  index: 2
+metrics: [accuracy]
+tracking_metric: accuracy
+""",
     "model/MaskedMLP.yaml": "id: MaskedMLP\n_target_: tests.helpers.MaskedMLP\nhidden: 16\n",
 }
 DICT = ("dataset=WineDicts", "model=MaskedMLP", "batch_size=16", "progress_bar=false")
@@ -79,3 +88,19 @@ def test_a_batch_the_model_cannot_take_fails_before_the_run_folder(trainer, tmp_
     assert snapshot(tmp_path / "results") == before
     bad_key = trainer(*DICT, "+dataset.batch.colate=x", "iterations=1")
     assert bad_key.code == 2 and "dataset.batch.colate: unknown key" in bad_key.err
+
+
+def test_in_memory_splits_of_three_tensors_train_and_keep_their_ids(trainer, tmp_path):
+    """docs/data.md: TensorDataset(x, y, ids) with batch: {index: 2} trains as is (the
+    in-memory fast path serves any number of tensors); one tensor is an input error."""
+    result = trainer("dataset=WineTriplets", "iterations=2", "progress_bar=false")
+    assert result.code == 0, result.err
+    (run,) = run_dirs(tmp_path)
+    outputs = pd.read_csv(run / "outputs/test.csv")
+    assert outputs["index"].min() >= 1000 and outputs["index"].is_unique
+    one = trainer("dataset=WineTriplets", "dataset.tensors=1", "~dataset.batch.index",
+                  "iterations=2", "progress_bar=false", "experiment_id=one")  # fmt: skip
+    assert one.code == 2 and "dataset.batch.target: the batches have 1 fields" in one.err
+    assert not (tmp_path / "results/one/training").exists() or not list(
+        (tmp_path / "results/one/training").iterdir()
+    )

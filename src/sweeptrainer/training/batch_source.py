@@ -164,14 +164,17 @@ class BatchSource:
         if order is None:
             order = torch.arange(self.n)
         if self._tensors is not None:
-            x_all, y_all = self._tensors
-            on_device = order.to(x_all.device)
+            tensors = self._tensors  # (x, y), or any number: dataset.batch says which is what
+            on_device = order.to(tensors[0].device)
             for i in range(start, -(-len(order) // self.batch_size)):  # order may be a part
                 index = on_device[i * self.batch_size : (i + 1) * self.batch_size]
                 index = shard(index) if shard is not None else index
                 # copies, as x_all[index] makes, in about half the time (a model may change
                 # its input in place: a view would change the data)
-                yield x_all.index_select(0, index), y_all.index_select(0, index)
+                if len(tensors) == 2:  # the common case, without a generator per batch
+                    yield tensors[0].index_select(0, index), tensors[1].index_select(0, index)
+                else:
+                    yield tuple(t.index_select(0, index) for t in tensors)
             return
         assert self._loader is not None
         self._sampler.order, self._sampler.start = order.tolist(), start
