@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import yaml
 
 from sweeptrainer.config.compose import packaged_conf_dir
 from tests.conftest import run_dirs, snapshot
@@ -174,3 +175,29 @@ def test_a_joblib_sweep_ships_the_planned_configs_to_its_workers(trainer, tmp_pa
     assert result.code == 0, result.err
     assert "sweep: 2 runs: 2 trained" in result.out
     assert len(run_dirs(tmp_path)) == 2
+
+
+def test_plus_and_plain_overrides_name_one_run_and_a_run_named_before_is_found(trainer, tmp_path):
+    """Issue 33: ++key=v and key=v of one config are one run (the second command skips it);
+    a folder named as before (a + override sorted first) is still found and skipped."""
+    from sweeptrainer.config.naming import run_name
+
+    first = trainer("++model.dropout=0.3", "gradient_clip_norm=1.0", "iterations=1",
+                    "progress_bar=false")  # fmt: skip
+    assert first.code == 0, first.err
+    again = trainer("model.dropout=0.3", "gradient_clip_norm=1.0", "iterations=1",
+                    "progress_bar=false")  # fmt: skip
+    assert again.code == 0 and "skip " in again.out and " train " not in again.out
+    (run,) = (tmp_path / "results/default/training").iterdir()
+    # the same run, named as runs were before: its folder is found, not trained again
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(yaml.safe_load((run / "config.yaml").read_text()))
+    overrides = ["++model.dropout=0.3", "gradient_clip_norm=1.0", "iterations=1",
+                 "progress_bar=false"]  # fmt: skip
+    legacy = run.parent / run_name(cfg, overrides, legacy=True)
+    assert legacy.name != run.name
+    run.rename(legacy)
+    old = trainer(*overrides)
+    assert old.code == 0 and "skip " in old.out and " train " not in old.out
+    assert [p.name for p in run.parent.iterdir()] == [legacy.name]

@@ -56,3 +56,16 @@ def test_the_hash_text_is_omegaconfs_so_old_runs_keep_their_hash():
     )
     text = OmegaConf.to_yaml(OmegaConf.create(identity(cfg)), sort_keys=True)
     assert config_hash(cfg) == hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_plus_and_plain_overrides_of_one_config_give_one_name_and_old_names_stay():
+    from sweeptrainer.config.naming import _extra_overrides
+
+    plus = ["++model.dropout=0.3", "gradient_clip_norm=1.0"]
+    plain = ["model.dropout=0.3", "gradient_clip_norm=1.0"]
+    assert _extra_overrides(plus) == _extra_overrides(plain)
+    # names without +/~ are what they always were (the text order), e.g. a group and a key
+    # of it: criterion.gamma before criterion
+    both = ["criterion=Focal", "criterion.gamma=2"]
+    assert _extra_overrides(both) == _extra_overrides(both, legacy=True)
+    assert _extra_overrides(both) == ["criterion.gamma-2", "criterion-Focal"]

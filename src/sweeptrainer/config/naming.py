@@ -75,11 +75,17 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _extra_overrides(overrides: Sequence[str]) -> list[str]:
-    """Overrides of keys not already in the base name, as readable name parts."""
+def _extra_overrides(overrides: Sequence[str], legacy: bool = False) -> list[str]:
+    """Overrides of keys not already in the base name, as readable name parts, ordered
+    by their text without ``+``, ``++``, ``~``: ``+k=v`` and ``k=v`` of one config give
+    one name.
+    ``legacy``: in the order of the override texts, as names were made before (a ``+``
+    sorted first), to find the folders of runs named so."""
     covered = {f.removesuffix(".id") for f in NAME_FIELDS}
     parts = []
-    for override in sorted(set(overrides)):
+    # by the text without +, ++ or ~: overrides without them sort as they always did
+    order = None if legacy else (lambda o: o.lstrip("+~"))
+    for override in sorted(set(overrides), key=order):
         key = _override_key(override)
         top = key.split(".")[0].split("/")[0]
         if key.startswith("hydra") or key in covered or top in OPERATIONAL_KEYS:
@@ -124,11 +130,12 @@ def config_hash(cfg: DictConfig, ignore: Sequence[str] = ()) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
-    """The readable, unique-per-config folder name of a run."""
+def run_name(cfg: DictConfig, overrides: Sequence[str] = (), legacy: bool = False) -> str:
+    """The readable, unique-per-config folder name of a run (``legacy``: as it was named
+    before ``+k=v`` and ``k=v`` gave one name; see :func:`_extra_overrides`)."""
     fields = [f for f in NAME_FIELDS if f != "augmentation.id" or not _no_augmentation(cfg)]
     base = [_sanitize(_format(OmegaConf.select(cfg, f))) for f in fields]
-    name = "_".join(base + _extra_overrides(overrides))
+    name = "_".join(base + _extra_overrides(overrides, legacy))
     if len(name) > MAX_NAME:
         name = f"{name[: MAX_NAME - 13]}_{config_hash(cfg)}"
     return name

@@ -58,7 +58,15 @@ class Plan:
 
 
 def locate_run(cfg: DictConfig, overrides: Sequence[str]) -> RunDir:
-    return RunDir(training_dir(cfg.results_dir, cfg.experiment_id) / run_name(cfg, overrides))
+    """The run's folder: by its name, or by the name runs had before ``+k=v`` and ``k=v``
+    were named alike, when a folder of that name exists (and none of the new name)."""
+    parent = training_dir(cfg.results_dir, cfg.experiment_id)
+    name = run_name(cfg, overrides)
+    if any(o.startswith("+") for o in overrides) and not (parent / name).exists():
+        legacy = run_name(cfg, overrides, legacy=True)
+        if legacy != name and (parent / legacy).is_dir():
+            return RunDir(parent / legacy)
+    return RunDir(parent / name)
 
 
 def find_continuation(plan: Plan) -> RunDir | None:
