@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 
 VISION_VENV ?= .venv-vision
 RAY_VENV ?= .venv-ray
+# setuptools' note that an editable install maps sweeptrainer.conf to conf/ (by design: the
+# config library lives at the top); every other warning of the build still shows
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: help install install-vision install-ray test test-slow test-all lint format docs bench bench-launchers bench-slurm bench-ray clean
 
@@ -18,13 +21,13 @@ install:  ## create .venv with CPU torch 2.13.0 and sweeptrainer (editable) + de
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install -q -e '.[dev]'
+	$(QUIET_EDITABLE) $(BIN)/pip install -q -e '.[dev]'
 
 install-vision:  ## a second venv with torchvision and timm (torch 2.14.1, ~5.5 GB) for the vision tests
 	$(PYTHON) -m venv $(VISION_VENV)
 	$(VISION_VENV)/bin/pip install -q --upgrade pip
 	$(VISION_VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1 timm
-	$(VISION_VENV)/bin/pip install -q -e .
+	$(QUIET_EDITABLE) $(VISION_VENV)/bin/pip install -q -e .
 
 # Ray apart: hydra-ray-launcher needs cloudpickle<3, hence joblib<1.6, while .venv has joblib 1.6
 # and cloudpickle 3. Only what tests/e2e/test_ray.py needs: [dev] would resolve with these pins
@@ -33,7 +36,7 @@ install-ray:  ## a third venv with hydra-ray-launcher + ray (~400 MB) for the Ra
 	$(PYTHON) -m venv $(RAY_VENV)
 	$(RAY_VENV)/bin/pip install -q --upgrade pip
 	$(RAY_VENV)/bin/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(RAY_VENV)/bin/pip install -q -e '.[ray,search]' 'pytest>=8'
+	$(QUIET_EDITABLE) $(RAY_VENV)/bin/pip install -q -e '.[ray,search]' 'pytest>=8'
 
 test:  ## the test suite without the slow end-to-end tests (a few minutes)
 	$(BIN)/pytest -m "not slow"
