@@ -149,7 +149,7 @@ def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str]]:
     """INPUT for a run on files: (root, file names relative to it), from a folder (every
     file a loader knows, hidden folders such as the cache left out) or a table."""
     from sweeptrainer.data import index as tables
-    from sweeptrainer.data.loaders import KNOWN
+    from sweeptrainer.data.loaders import known
 
     source = Path(spec)
     if source.is_dir():
@@ -157,7 +157,7 @@ def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str]]:
             str(p.relative_to(source))
             for p in source.rglob("*")
             if p.is_file()
-            and p.suffix.lower() in KNOWN
+            and p.suffix.lower() in known()
             and not any(part.startswith(".") for part in p.relative_to(source).parts)
         )
         if not names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -217,3 +218,27 @@ def test_an_unreadable_audio_file_is_named(trainer, tmp_path, check_files):
     assert not (tmp_path / "results").exists()
     cache = tmp_path / "clips/.sweeptrainer-cache"
     assert not cache.exists() or not _caches(tmp_path / "clips")  # nothing that looks complete
+
+
+def test_auto_reads_every_format_libsndfile_lists_aiff_and_mp3_too(trainer, tmp_path):
+    """Issue 33: loader: auto takes what the installed libsndfile reads (AIFF, and MP3 where
+    it is listed), not only WAV, FLAC and OGG."""
+    import soundfile
+
+    root = tmp_path / "clips"
+    write_tone_wavs(root, n_per_class=4)
+    formats = [".aiff"] + ([".mp3"] if "MP3" in soundfile.available_formats() else [])
+    for split in ("train", "dev", "test"):
+        table = pd.read_csv(root / f"{split}.csv")
+        for i, name in enumerate(table.file):
+            suffix = formats[i % len(formats)]
+            data, rate = soundfile.read(root / name)
+            soundfile.write(root / Path(name).with_suffix(suffix), data, rate)
+            (root / name).unlink()
+            table.loc[i, "file"] = str(Path(name).with_suffix(suffix))
+        table.to_csv(root / f"{split}.csv", index=False)
+    result = trainer(*AUDIO, "iterations=1")
+    assert result.code == 0, result.err
+    (run,) = run_dirs(tmp_path)
+    files = pd.read_csv(run / "outputs/test.csv").file
+    assert len(files) >= 2 and {Path(f).suffix for f in files} == set(formats)

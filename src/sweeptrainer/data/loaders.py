@@ -11,6 +11,7 @@ Audio comes as ``(channels, samples)`` float32 in [-1, 1]; images as
 
 from __future__ import annotations
 
+import functools
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,13 @@ import torch
 
 from sweeptrainer.errors import ConfigError
 
-AUDIO = (".wav", ".flac", ".ogg")
-IMAGE = (".png", ".jpg", ".jpeg")
+# the extensions of the formats ``loader: auto`` reads, where the installed libsndfile
+# (soundfile.available_formats()) and Pillow read them: see :func:`known`
+AUDIO_FORMATS = {"WAV": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"),
+                 "MP3": (".mp3",), "AIFF": (".aiff", ".aif"), "CAF": (".caf",),
+                 "AU": (".au", ".snd"), "W64": (".w64",), "RF64": (".rf64",)}  # fmt: skip
+IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",),
+                 "BMP": (".bmp",), "TIFF": (".tif", ".tiff")}  # fmt: skip
 ARRAY = (".npy",)
 TENSOR = (".pt",)
 
@@ -36,7 +42,7 @@ def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 class Audio:
-    """WAV, FLAC or OGG through soundfile; resampled to ``sample_rate`` Hz when given,
+    """An audio file through soundfile (libsndfile: WAV, FLAC, OGG, MP3, AIFF ...); resampled to ``sample_rate`` Hz when given,
     averaged to one channel with ``mono: true``."""
 
     def __init__(self, sample_rate: int | None = None, mono: bool = False) -> None:
@@ -71,7 +77,7 @@ class Audio:
 
 
 class Image:
-    """PNG or JPEG through Pillow, as float32 in [0, 1]; ``mode`` converts first
+    """An image through Pillow (PNG, JPEG, WebP, BMP, TIFF ...), as float32 in [0, 1]; ``mode`` converts first
     (``L``: one grey channel, ``RGB``: three), null keeps the file's own."""
 
     def __init__(self, mode: str | None = None) -> None:
@@ -132,17 +138,27 @@ class Tensor:
         return "Tensor()"
 
 
-KNOWN = {
-    **dict.fromkeys(AUDIO, "audio"),
-    **dict.fromkeys(IMAGE, "image"),
-    **dict.fromkeys(ARRAY, "array"),
-    **dict.fromkeys(TENSOR, "tensor"),
-}
+@functools.cache
+def known() -> dict[str, str]:
+    """Extension -> loader kind of ``loader: auto``: the audio formats the installed
+    libsndfile reads, the image formats Pillow reads, ``.npy`` and ``.pt``."""
+    import soundfile
+    from PIL import Image as PILImage
+
+    audio = set(soundfile.available_formats())
+    PILImage.init()
+    image = set(PILImage.OPEN)
+    return {
+        **{e: "audio" for f, ext in AUDIO_FORMATS.items() if f in audio for e in ext},
+        **{e: "image" for f, ext in IMAGE_FORMATS.items() if f in image for e in ext},
+        **dict.fromkeys(ARRAY, "array"),
+        **dict.fromkeys(TENSOR, "tensor"),
+    }
 
 
 class Auto:
-    """Picks the loader by extension: audio (wav, flac, ogg), image (png, jpg, jpeg),
-    array (npy), tensor (pt). ``sample_rate`` and ``mono`` go to the audio loader,
+    """Picks the loader by extension (:func:`known`): audio (wav, flac, ogg, mp3, aiff ...
+    as libsndfile reads them), image (png, jpg, webp, bmp, tiff), array (npy), tensor (pt). ``sample_rate`` and ``mono`` go to the audio loader,
     ``mode`` to the image loader."""
 
     def __init__(
@@ -156,13 +172,13 @@ class Auto:
         }
 
     def kind(self, path: str | Path) -> str:
-        suffix = Path(path).suffix.lower()
-        if suffix not in KNOWN:
+        suffix, kinds = Path(path).suffix.lower(), known()
+        if suffix not in kinds:
             raise ValueError(
                 f"no loader for {suffix or 'files without an extension'!r} "
-                f"(auto knows {', '.join(KNOWN)}); set dataset.loader to a _target_ of yours"
+                f"(auto knows {', '.join(kinds)}); set dataset.loader to a _target_ of yours"
             )
-        return KNOWN[suffix]
+        return kinds[suffix]
 
     def __call__(self, path: str | Path) -> torch.Tensor:
         return self.loaders[self.kind(path)](path)
