@@ -42,8 +42,8 @@ def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 class Audio:
-    """An audio file through soundfile (libsndfile: WAV, FLAC, OGG, MP3, AIFF ...); resampled to ``sample_rate`` Hz when given,
-    averaged to one channel with ``mono: true``."""
+    """An audio file through soundfile (libsndfile: WAV, FLAC, OGG, MP3, AIFF ...);
+    resampled to ``sample_rate`` Hz when given, averaged to one channel with ``mono: true``."""
 
     def __init__(self, sample_rate: int | None = None, mono: bool = False) -> None:
         if sample_rate is not None and (not isinstance(sample_rate, int) or sample_rate <= 0):
@@ -77,8 +77,9 @@ class Audio:
 
 
 class Image:
-    """An image through Pillow (PNG, JPEG, WebP, BMP, TIFF ...), as float32 in [0, 1]; ``mode`` converts first
-    (``L``: one grey channel, ``RGB``: three), null keeps the file's own."""
+    """An image through Pillow (PNG, JPEG, WebP, BMP, TIFF ...), as float32 in [0, 1];
+    ``mode`` converts first (``L``: one grey channel, ``RGB``: three), null keeps the file's
+    own."""
 
     def __init__(self, mode: str | None = None) -> None:
         self.mode = mode
@@ -158,8 +159,8 @@ def known() -> dict[str, str]:
 
 class Auto:
     """Picks the loader by extension (:func:`known`): audio (wav, flac, ogg, mp3, aiff ...
-    as libsndfile reads them), image (png, jpg, webp, bmp, tiff), array (npy), tensor (pt). ``sample_rate`` and ``mono`` go to the audio loader,
-    ``mode`` to the image loader."""
+    as libsndfile reads them), image (png, jpg, webp, bmp, tiff), array (npy), tensor
+    (pt). ``sample_rate`` and ``mono`` go to the audio loader, ``mode`` to the image loader."""
 
     def __init__(
         self, sample_rate: int | None = None, mono: bool = False, mode: str | None = None
