@@ -242,3 +242,22 @@ def test_auto_reads_every_format_libsndfile_lists_aiff_and_mp3_too(trainer, tmp_
     (run,) = run_dirs(tmp_path)
     files = pd.read_csv(run / "outputs/test.csv").file
     assert len(files) >= 2 and {Path(f).suffix for f in files} == set(formats)
+
+
+def test_validate_opens_the_tables_and_files_and_writes_nothing(trainer, tmp_path):
+    """Issue 33: trainer validate reads the index tables and the listed files of a file
+    dataset as training would, so a target column or a file that is not there is INVALID,
+    naming the table's columns; the preprocessing cache is not built (nothing written)."""
+    write_tone_wavs(tmp_path / "clips", n_per_class=4)
+    before = snapshot(tmp_path)
+    good = trainer("validate", *AUDIO)
+    assert good.code == 0 and "1 run(s), 0 invalid" in good.out, good.out
+    bad = trainer("validate", *AUDIO, "dataset.target=nope")
+    assert bad.code == 2 and "INVALID: dataset.target" in bad.out and "nope" in bad.out
+    assert "file, label, speaker" in bad.out  # the table's columns
+    (tmp_path / "clips" / pd.read_csv(tmp_path / "clips/dev.csv").file[0]).unlink()
+    gone = trainer("validate", *AUDIO)
+    assert gone.code == 2 and "INVALID" in gone.out and "dev" in gone.out
+    after = snapshot(tmp_path)  # only the file this test removed is gone
+    assert after == {k: v for k, v in before.items() if k in after}
+    assert len(before) - len(after) == 1 and not (tmp_path / "clips/.sweeptrainer-cache").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sweeptrainer.commands import HYDRA_OPTIONS
 
@@ -18,7 +19,8 @@ HELP = f"""\
 usage: trainer validate [-h] [-m] [--config-dir DIR] [--config-name NAME] [OVERRIDES ...]
 
 Compose every run the same command would train (trainer [-m] OVERRIDES), check each
-config (keys, types, ranges, that every _target_ imports and its arguments fit), and print
+config (keys, types, ranges, that every _target_ imports and its arguments fit), read the
+index tables of the packaged file and table datasets (columns, targets, listed files), and print
 a table: run name and plan (new, skip (finished), resume (interrupted|killed),
 retry (attempt N), continue from RUN). Trains nothing, writes nothing.
 Exit code 2 when any config is invalid (its row says why).
@@ -51,10 +53,12 @@ def run(args: Sequence[str]) -> int:
     rows, bad = [], 0
     with ConfigSources.find(hargs.config_dir, hargs.config_name, Path.cwd()) as sources:
         runs = sweep_overrides(sources, hargs.overrides, hargs.multirun)
+        opened: dict[str, ConfigError | None] = {}  # each distinct dataset, opened once
         for overrides, cfg in each_run(RunComposer(sources), runs, Validator()):
             try:
                 if isinstance(cfg, ConfigError):
                     raise cfg
+                open_tables(cfg, opened)
                 plan = plan_run(cfg, overrides)
                 rows.append((plan.run_dir.name, plan.describe()))
             except ConfigError as err:
@@ -72,6 +76,42 @@ def run(args: Sequence[str]) -> int:
         print(f"{name:{width}}  {what}")
     print(f"{runs_seen} run(s), {bad} invalid")
     return 2 if bad else 0
+
+
+TABLE_DATASETS = (
+    "sweeptrainer.components.datasets.Files",
+    "sweeptrainer.data.files.Files",
+    "sweeptrainer.components.datasets.Table",
+)
+
+
+def open_tables(cfg: Any, opened: dict[str, Any]) -> None:
+    """Read the index tables of a run's dataset, as training would (columns, targets, every
+    listed file there and, with ``check_files``, its header), so a missing column or file is
+    INVALID here; ConfigError naming it. The packaged table datasets only (a dataset class
+    of yours is not built: it could do anything), without building a preprocessing cache
+    (``trainer validate`` writes nothing). ``opened``: what each distinct dataset gave."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from sweeptrainer.config.instantiate import instantiate
+    from sweeptrainer.errors import ConfigError
+
+    node = cfg.dataset
+    if str(node.get("_target_")) not in TABLE_DATASETS:
+        return
+    key = OmegaConf.to_yaml(node, resolve=True)
+    if key not in opened:
+        reading = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+        assert isinstance(reading, DictConfig)  # a mapping's copy
+        if "preprocess" in reading:
+            reading.preprocess = []  # the cache is built by training (or trainer preprocess)
+        try:
+            instantiate(reading, "dataset", None)
+            opened[key] = None
+        except ConfigError as err:
+            opened[key] = err
+    if opened[key] is not None:
+        raise opened[key]
 
 
 def _search(sources: object, overrides: Sequence[str]) -> tuple[str, str]:
