@@ -145,24 +145,23 @@ def _file_features(info: dict[str, Any], path: str) -> torch.Tensor:
     return x.reshape(len(x), *info["input_shape"])
 
 
-def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str]]:
-    """INPUT for a run on files: (root, file names relative to it), from a folder (every
-    file a loader knows, hidden folders such as the cache left out) or a table."""
+def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str], list[str]]:
+    """INPUT for a run on files: (root, file names relative to it, the folder's files no
+    loader reads), from a folder (hidden folders such as the cache left out) or a table."""
     from sweeptrainer.data import index as tables
     from sweeptrainer.data.loaders import known
 
     source = Path(spec)
     if source.is_dir():
-        names = sorted(
+        found = sorted(
             str(p.relative_to(source))
             for p in source.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in known()
-            and not any(part.startswith(".") for part in p.relative_to(source).parts)
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
         )
+        names = [n for n in found if Path(n).suffix.lower() in known()]
         if not names:
             raise ConfigError(f"INPUT: no audio, image, .npy or .pt files in folder {spec!r}")
-        return source, names
+        return source, names, [n for n in found if n not in set(names)]
     frame = tables.read_table(source, "INPUT")
     column = info["file_column"]
     if column not in frame.columns:
@@ -170,7 +169,7 @@ def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str]]:
             f"INPUT: {spec!r} has no column {column!r} (the run's file column; "
             f"columns: {', '.join(map(str, frame.columns))})"
         )
-    return source.parent, frame[column].astype(str).tolist()
+    return source.parent, frame[column].astype(str).tolist(), []
 
 
 def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any) -> pd.DataFrame:
@@ -178,7 +177,7 @@ def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any)
     from sweeptrainer.data.collate import build_collate, stack
     from sweeptrainer.data.files import FilePipeline
 
-    root, names = _new_files(info, spec)
+    root, names, skipped = _new_files(info, spec)
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
         raise ConfigError(
@@ -197,6 +196,7 @@ def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any)
         outputs.append(model(collate(samples)[0]))
     frame = _decode(info, torch.cat(outputs).float())
     frame.insert(0, "file", names)
+    frame.attrs["skipped"] = skipped  # the folder's files no loader reads: said, not dropped
     return frame
 
 

@@ -46,7 +46,13 @@ def test_image_folder_with_augmentation_and_workers_then_inference(trainer, tmp_
         (tmp_path / "new" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / "images" / name, tmp_path / "new" / name)
     shutil.rmtree(tmp_path / "images")  # inference needs the run, not the training data
-    assert trainer("inference", str(run), "new", "predictions.csv").code == 0
+    (tmp_path / "new" / "notes.txt").write_text("not an image")  # said, not silently dropped
+    predicted = trainer("inference", str(run), "new", "predictions.csv")
+    assert predicted.code == 0, predicted.err
+    assert f"wrote {len(outputs)} predictions to predictions.csv; skipped 1 file(s): " in (
+        predicted.out
+    )
+    assert "notes.txt (no loader)" in predicted.out
     predicted = pd.read_csv(tmp_path / "predictions.csv").set_index("file").loc[outputs.file]
     assert (predicted.prediction.to_numpy() == outputs.prediction.to_numpy()).all()
     scores = [c for c in outputs.columns if c.startswith("score_")]

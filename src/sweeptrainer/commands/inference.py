@@ -50,5 +50,11 @@ def run(args: Sequence[str]) -> int:
     from sweeptrainer.inference import predict
 
     frame = predict(ns.run_dir, ns.input, ns.output)
-    print(f"wrote {len(frame)} predictions to {ns.output}")
+    skipped = frame.attrs.get("skipped") or []
+    shown = ", ".join(f"{name} (no loader)" for name in skipped[:5])
+    more = f", ... ({len(skipped) - 5} more)" if len(skipped) > 5 else ""
+    print(
+        f"wrote {len(frame)} predictions to {ns.output}"
+        + (f"; skipped {len(skipped)} file(s): {shown}{more}" if skipped else "")
+    )
     return 0
