@@ -41,3 +41,39 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+# torch's companion libraries: each release is built for one torch release
+COMPANIONS = {"torchvision": lambda minor, patch: f"0.{minor + 15}.{patch}",
+              "torchaudio": lambda minor, patch: f"2.{minor}.{patch}"}  # fmt: skip
+
+
+def companion_mismatch(err: BaseException) -> str | None:
+    """What to say when ``err`` came from importing torchvision or torchaudio built for
+    another torch (``operator torchvision::nms does not exist``, an undefined symbol): the
+    two versions and the release that matches this torch. None for any other error."""
+    import importlib.metadata
+    import re
+
+    frames = traceback.extract_tb(err.__traceback__)
+    for name, matching in COMPANIONS.items():
+        inside = any(f"{name}/" in f.filename.replace("\\", "/") for f in frames)
+        if not (inside or f"{name}::" in str(err)) or isinstance(err, ModuleNotFoundError):
+            continue
+        try:
+            installed = importlib.metadata.version(name)
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        release = re.match(r"2\.(\d+)\.(\d+)", torch_version)
+        wanted = matching(int(release[1]), int(release[2])) if release else None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        fix = f"; pip install '{name}=={wanted}'" if wanted else ""
+        if name == "torchaudio" and wanted:  # its releases stopped at some torch releases
+            fix += " if that release exists (the packaged audio transforms need no torchaudio)"
+        return (
+            f"{name} failed to import ({type(err).__name__}: {first}): torch {torch_version} "
+            f"and {name} {installed} do not match{fix} (from the same index as torch: "
+            "docs/data.md)"
+        )
+    return None

@@ -263,8 +263,11 @@ def instantiate(
     except ConfigError:
         raise  # components name their own key (e.g. dataset.train)
     except (Exception, SystemExit) as err:  # a library's sys.exit must not end the command
-        from sweeptrainer.usercode import user_frame
+        from sweeptrainer.usercode import companion_mismatch, user_frame
 
+        mismatch = companion_mismatch(err)
+        if mismatch is not None:
+            raise ConfigError(f"{key}: {mismatch}") from err
         where = user_frame(err.__traceback__)
         raise ConfigError(
             f"{key}: building {node.get('_target_')} failed: {type(err).__name__}: {err}"
