@@ -16,7 +16,7 @@ import inspect
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,20 +101,10 @@ def parse_space(
     """The searched keys and the fixed overrides of a search, from the sweeper's arguments
     (the command's overrides without ``hydra.*``) and its declared ``params`` (a key on the
     command line replaces the declared one in its place), in Hydra's sweep grammar."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from sweeptrainer.config.compose import ordered_overrides
 
-    parser = OverridesParser.create()
-    lines = [f"{k}={v}" for k, v in (declared or {}).items()] + list(overrides)
-    ordered: dict[str, Any] = {}
-    for line in lines:
-        try:
-            parsed = parser.parse_overrides([line])[0]
-        except Exception as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise ConfigError(f"{line}: cannot be parsed as a search space ({first})") from None
-        ordered[parsed.get_key_element()] = parsed
     params, fixed = [], []
-    for key, override in ordered.items():
+    for key, override in ordered_overrides(overrides, declared).items():
         if override.is_sweep_override():
             params.append(_param(key, override))
         else:
@@ -172,7 +162,6 @@ class SearchSettings:
     storage: Path
     n_jobs: int | None
     metric: str = "loss"
-    space: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -219,7 +208,7 @@ class SearchSettings:
             raise ConfigError(f"hydra.sweeper.study_name: {study_name!r} is not a file name")
         path = _journal_path(node.get("storage"), task_cfg, study_name, cwd)
         return cls(params, fixed, sampler, pruner, n_trials, seed, direction, study_name,
-                   path, n_jobs, metric, space)  # fmt: skip
+                   path, n_jobs, metric)  # fmt: skip
 
     def resolved(self) -> dict[str, Any]:
         """The keys a job needs to find its study, written into its ``hydra.sweeper``."""

@@ -75,8 +75,8 @@ def _train(sources: ConfigSources, hargs: HydraArgs, typed: str) -> int:
     from sweeptrainer.snapshot import Provenance
     from sweeptrainer.sweep import outcome
     from sweeptrainer.sweep.args import error
-    from sweeptrainer.sweep.launch import launch, task_overrides
-    from sweeptrainer.sweep.plan import plan_command, record_sweep
+    from sweeptrainer.sweep.launch import launch
+    from sweeptrainer.sweep.plan import plan_command, record_sweep, task_overrides
     from sweeptrainer.sweep.search import trial_runs
     from sweeptrainer.training.signals import STOP_FILE, StopNow, StopSignals
 

@@ -120,7 +120,7 @@ def _search(sources: object, overrides: Sequence[str]) -> tuple[str, str]:
     from sweeptrainer.config.compose import base_config
     from sweeptrainer.errors import ConfigError
     from sweeptrainer.study import is_search
-    from sweeptrainer.sweep.launch import task_overrides
+    from sweeptrainer.sweep.plan import task_overrides
     from sweeptrainer.sweep.search import settings_of
 
     try:

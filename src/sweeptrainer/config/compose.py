@@ -16,7 +16,7 @@ import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,17 @@ def composition_message(err: BaseException, nulled_groups: Sequence[str] = ()) -
     return text
 
 
+def ordered_overrides(
+    overrides: Sequence[str], declared: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Hydra's parsed overrides by key, as a sweeper takes them: the declared
+    ``hydra.sweeper.params`` first, a key given on the command line replacing the declared
+    one in its place, then the other keys as given; a ConfigError names an override that
+    cannot be parsed."""
+    lines = [f"{k}={v}" for k, v in (declared or {}).items()] + list(overrides)
+    return {o.get_key_element(): o for o in parse_overrides(lines)}
+
+
 def _sweep_values(
     overrides: Sequence[str], declared: dict[str, str], search: bool = False
 ) -> list[list[str]]:
@@ -257,14 +268,8 @@ def _sweep_values(
 
     An ``interval(...)`` is a range to search: left out for a search sweeper (``search``),
     an error for the basic sweeper, which enumerates values."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    ordered = {o.get_key_element(): o for o in parser.parse_overrides(
-        [f"{k}={v}" for k, v in declared.items()])}  # fmt: skip
-    ordered.update({o.get_key_element(): o for o in parser.parse_overrides(list(overrides))})
     options = []
-    for key, override in ordered.items():
+    for key, override in ordered_overrides(overrides, declared).items():
         if override.is_interval_sweep():
             if not search:
                 raise ConfigError(

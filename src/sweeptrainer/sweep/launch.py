@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeptrainer.config.compose import compose
 from sweeptrainer.study import is_search
-from sweeptrainer.sweep.plan import CommandPlan
+from sweeptrainer.sweep.plan import CommandPlan, task_overrides
 
 
 class PlannedConfigs(ConfigLoader):
@@ -233,12 +233,3 @@ def _sweep(plan: CommandPlan, task: Any) -> None:
     )
     sweeper.sweep(arguments=task_overrides(plan.hargs.overrides))
     context.callbacks.on_multirun_end(config=base, config_name=name)
-
-
-def task_overrides(overrides: Sequence[str]) -> list[str]:
-    """The overrides Hydra hands the sweeper: all but ``hydra.*`` (the jobs get those from
-    the loader, as Hydra's own loader adds them)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [str(o.input_line) for o in parsed if not o.is_hydra_override()]

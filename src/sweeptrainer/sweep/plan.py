@@ -79,7 +79,6 @@ def plan_command(
     ``check`` validates one config (a :class:`~sweeptrainer.config.schema.Validator`:
     each distinct group option is checked once).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     sources.freeze()  # a copy, at once: every run of the command composes from it
     base = base_config(sources, hargs.overrides) if hargs.multirun else None
@@ -92,13 +91,29 @@ def plan_command(
             raise ConfigError(f"{where}{cfg}") from None
         planned.append((overrides, cfg))
     check_plugins(composer)
-    parsed = OverridesParser.create().parse_overrides(list(hargs.overrides))
-    hydra = [str(o.input_line) for o in parsed if o.is_hydra_override()]
+    task, hydra = split_overrides(hargs.overrides)
     if base is not None and is_search(base.hydra.sweeper):  # its keys and space, now
         from sweeptrainer.sweep.search import settings_of
 
-        settings_of(base, [str(o.input_line) for o in parsed if not o.is_hydra_override()])
+        settings_of(base, task)
     return CommandPlan(hargs, sources, composer, planned, base, hydra_overrides=hydra)
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the task's overrides, the ``hydra.*`` ones), each in the order typed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return (
+        [str(o.input_line) for o in parsed if not o.is_hydra_override()],
+        [str(o.input_line) for o in parsed if o.is_hydra_override()],
+    )
+
+
+def task_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides Hydra hands the sweeper: all but ``hydra.*`` (the jobs get those from
+    the loader, as Hydra's own loader adds them)."""
+    return split_overrides(overrides)[0]
 
 
 def each_run(
