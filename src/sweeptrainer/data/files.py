@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.data import index as tables
 from sweeptrainer.data.cache import CACHE_DIR, CacheInfo, cache_key, open_cache
-from sweeptrainer.data.loaders import Auto
+from sweeptrainer.data.loaders import Auto, Header, Image, channels, covering_mode, known
 from sweeptrainer.data.pipeline import Pipeline, fingerprint
 from sweeptrainer.errors import ConfigError
 
@@ -54,8 +54,10 @@ class FilePipeline:
         preprocess: Sequence[Any] | None = None,
         transform: Sequence[Any] | None = None,
     ) -> None:
+        self.image_mode: str | None = None  # null: auto, resolved by the dataset
         if loader == "auto":
             self.loader: Callable[[Any], Any] = Auto(sample_rate, mono, image_mode)
+            self.image_mode = self.loader.loaders["image"].mode
         elif isinstance(loader, dict) and "_target_" in loader:
             self.loader = instantiate(OmegaConf.create(loader), "dataset.loader")
             if not callable(self.loader):
@@ -64,15 +66,21 @@ class FilePipeline:
             raise ConfigError(f"dataset.loader: expected auto or {{_target_: ...}}, got {loader!r}")
         self.preprocess = Pipeline.build(preprocess, "dataset.preprocess")
         self.transform = Pipeline.build(transform, "dataset.transform")
-        # what the preprocessing cache depends on, besides the files
-        self.cache_config = fingerprint(
-            {
-                "loader": loader,
-                "sample_rate": sample_rate,
-                "mono": mono,
-                "image_mode": image_mode,
-                "preprocess": preprocess or [],
-            }
+        self._given = {"loader": loader, "sample_rate": sample_rate, "mono": mono}
+        self._preprocess_specs = preprocess or []
+
+    def set_image_mode(self, mode: str) -> None:
+        """Convert every image to ``mode`` (a dataset resolves ``image_mode: auto`` once)."""
+        if isinstance(self.loader, Auto):
+            self.loader.loaders["image"] = Image(mode)
+            self.image_mode = mode
+
+    @property
+    def cache_config(self) -> str:
+        """What the preprocessing cache depends on, besides the files."""
+        mode = getattr(self, "image_mode", None)
+        return fingerprint(
+            {**self._given, "image_mode": mode, "preprocess": self._preprocess_specs}
         )
 
     def load(self, path: Path) -> torch.Tensor:
@@ -83,12 +91,16 @@ class FilePipeline:
         return self.transform(self.load(path))
 
     @classmethod
-    def from_config(cls, node: Any) -> FilePipeline:
-        """The pipeline of a ``Files`` dataset config (a run's ``config.yaml`` node)."""
+    def from_config(cls, node: Any, image_mode: str | None = None) -> FilePipeline:
+        """The pipeline of a ``Files`` dataset config (a run's ``config.yaml`` node);
+        ``image_mode``: the mode its training resolved ``image_mode: auto`` to (recorded in
+        the run's states), which an explicit mode of the config overrides."""
         data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else node
         assert isinstance(data, dict)  # a DictConfig's
         keys = ("loader", "sample_rate", "mono", "image_mode", "preprocess", "transform")
         kwargs: dict[str, Any] = {k: data[k] for k in keys if k in data}
+        if kwargs.get("image_mode") in (None, "auto") and image_mode is not None:
+            kwargs["image_mode"] = image_mode
         return cls(**kwargs)
 
 
@@ -108,9 +120,14 @@ class FilesSplit(Dataset):
         dtype = torch.int64 if targets.dtype == np.int64 else torch.float32
         self.targets = torch.tensor(targets, dtype=dtype)  # a copy: pandas' arrays are read-only
         self.augmentation: Callable[[Any], Any] | None = None
+        self.witnesses = source.witnesses(self.names)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def describe(self, i: int) -> str:
+        """Sample ``i``'s file and where it is listed, for messages."""
+        return f"{self.names[i]!r} ({self.where} row {self.rows[i]})"
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         name = self.names[i]
@@ -177,7 +194,11 @@ class Files:
         encoded = tables.encode_targets(parts, target, task)
         self.class_names, self.target_names = encoded.class_names, encoded.names
         self.pipeline = FilePipeline(loader, sample_rate, mono, image_mode, preprocess, transform)
+        self.headers: dict[str, Header] = {}
         self._check_files(parts, check_files)
+        self.image_mode = self._resolve_image_mode(parts["train"])
+        if sample_rate is None:
+            self._check_rates()
         self.cache: Any = None
         self.cache_info: CacheInfo | None = None
         if len(self.pipeline.preprocess):
@@ -253,17 +274,76 @@ class Files:
         if not read_headers or check is None:
             return
 
-        def problem(name: str) -> str | None:
+        def problem(name: str) -> Header | str | None:
             try:
-                check(self.root / name)
+                header: Header | None = check(self.root / name)
             except Exception as err:
                 return f"{type(err).__name__}: {err}"
-            return None
+            return header
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for name, error in zip(listed, pool.map(problem, listed), strict=True):
-                if error is not None:
-                    raise ConfigError(f"dataset: cannot read {self.describe(name)}: {error}")
+            for name, result in zip(listed, pool.map(problem, listed), strict=True):
+                if isinstance(result, str):
+                    raise ConfigError(f"dataset: cannot read {self.describe(name)}: {result}")
+                if isinstance(result, Header):
+                    self.headers[name] = result
+
+    def _resolve_image_mode(self, train: tables.Part) -> str | None:
+        """``image_mode: auto``: the mode that covers the training split's images (palette
+        images count as their colours), logged once; the explicit mode otherwise."""
+        loader = self.pipeline.loader
+        if not isinstance(loader, Auto) or self.pipeline.image_mode is not None:
+            return self.pipeline.image_mode
+        kinds = known()
+        names = train.frame[self.file_column].astype(str)
+        images = [n for n in names if kinds.get(Path(n).suffix.lower()) == "image"]
+        if not images:
+            return None
+        check = loader.loaders["image"].check
+        try:
+            headers = [self.headers.get(n) or check(self.root / n) for n in images]
+        except Exception as err:
+            raise ConfigError(f"dataset: cannot read an image's header: {err}") from None
+        held = sorted({h.mode or "?" for h in headers})
+        mode = covering_mode((h.mode or "RGB", h.transparent) for h in headers)
+        self.pipeline.set_image_mode(mode)
+        log.info(
+            f"images: every image is converted to {mode} (the training images are "
+            f"{', '.join(held)}; set dataset.image_mode to choose)"
+        )
+        return mode
+
+    def _check_rates(self) -> None:
+        """Audio of several sample rates without ``sample_rate`` would be read as one rate
+        by every step after loading: an input error naming two files."""
+        rates: dict[int, str] = {}
+        for name, header in self.headers.items():
+            if header.rate is not None:
+                rates.setdefault(header.rate, name)
+        if len(rates) > 1:
+            (r1, a), (r2, b) = list(rates.items())[:2]
+            raise ConfigError(
+                f"dataset.sample_rate: the audio files have {len(rates)} sample rates "
+                f"({self.describe(a)}: {r1} Hz, {self.describe(b)}: {r2} Hz); set "
+                f"dataset.sample_rate (e.g. {max(rates)}) to resample every file to one rate"
+            )
+
+    def witnesses(self, names: Sequence[str], most: int = 4) -> list[int]:
+        """Positions of up to ``most`` files of ``names`` whose headers promise different
+        shapes (the first of each): the first-batch check makes these samples, so files
+        that cannot share a batch are found before training, not mid-epoch."""
+        first: dict[tuple[int, ...], int] = {}
+        for i, name in enumerate(names):
+            header = self.headers.get(name)
+            if header is None or header.shape is None:
+                continue
+            shape = header.shape
+            if header.mode is not None and self.image_mode is not None:
+                shape = (channels(self.image_mode), *shape[1:])  # after the conversion
+            first.setdefault(shape, i)
+            if len(first) == most:
+                break
+        return list(first.values()) if len(first) > 1 else []
 
     def describe(self, name: str) -> str:
         """A file and where it is listed, for messages: ``'a.wav' ('train.csv' row 3)``."""

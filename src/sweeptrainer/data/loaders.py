@@ -12,6 +12,8 @@ Audio comes as ``(channels, samples)`` float32 in [-1, 1]; images as
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,18 @@ IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",)
                  "BMP": (".bmp",), "TIFF": (".tif", ".tiff")}  # fmt: skip
 ARRAY = (".npy",)
 TENSOR = (".pt",)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says, read without decoding it: the shape its loader gives
+    (None where a header does not tell), and for images the file's mode and transparency,
+    for audio its sample rate."""
+
+    shape: tuple[int, ...] | None
+    mode: str | None = None
+    transparent: bool = False
+    rate: int | None = None
 
 
 def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -65,46 +79,111 @@ class Audio:
             signal = resample(signal, rate, self.sample_rate)
         return torch.from_numpy(signal)
 
-    def check(self, path: str | Path) -> None:
+    def check(self, path: str | Path) -> Header:
         import soundfile
 
         info = soundfile.info(str(path))
         if info.frames <= 0:
             raise ValueError("no audio frames")
+        channels, frames = (1 if self.mono else info.channels), info.frames
+        if self.sample_rate is not None and info.samplerate != self.sample_rate:
+            frames = -(-frames * self.sample_rate // info.samplerate)  # resample_poly's length
+        return Header((channels, frames), rate=info.samplerate)
 
     def __repr__(self) -> str:
         return f"Audio(sample_rate={self.sample_rate}, mono={self.mono})"
 
 
+# Pillow's modes by what they hold: a mode of the training split's images is mapped to the
+# one of L, LA, RGB, RGBA that holds it (see :func:`covering_mode`)
+GREY_MODES = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+SIXTEEN_BIT = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+IMAGE_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+def covering_mode(modes: Iterable[tuple[str, bool]]) -> str:
+    """The one of L, LA, RGB, RGBA that holds every image of ``modes`` (Pillow mode, and
+    whether it has transparency): colour if any is in colour, alpha if any has alpha. A
+    palette image counts as colour (its palette's colours, never its indices)."""
+    colour = alpha = False
+    for mode, transparent in modes:
+        alpha = alpha or transparent or mode in ("LA", "La", "PA", "RGBA", "RGBa")
+        colour = colour or mode not in GREY_MODES | {"LA", "La"}
+    return ("RGB" if colour else "L") + ("A" if alpha else "")
+
+
+def channels(mode: str) -> int:
+    """The channels of an image converted to Pillow mode ``mode``."""
+    from PIL import Image as PILImage
+
+    try:
+        return PILImage.getmodebands(mode)
+    except KeyError:
+        raise ConfigError(
+            f"dataset.image_mode: {mode!r} is not an image mode; expected auto, L, LA, RGB, "
+            "RGBA (or another mode Pillow converts to)"
+        ) from None
+
+
 class Image:
-    """An image through Pillow (PNG, JPEG, WebP, BMP, TIFF ...), as float32 in [0, 1];
-    ``mode`` converts first (``L``: one grey channel, ``RGB``: three), null keeps the file's
-    own."""
+    """An image through Pillow (PNG, JPEG, WebP, BMP, TIFF ...), as float32 in [0, 1].
+
+    ``mode`` converts every image: ``L`` (grey), ``LA``, ``RGB``, ``RGBA`` (or another
+    Pillow mode). ``auto`` (or null) converts each image to the mode that covers it
+    (:func:`covering_mode`); a dataset resolves it once for its training split, so every
+    sample gets one channel count. A palette image becomes its colours, a 16-bit image is
+    scaled by 65535.
+    """
 
     def __init__(self, mode: str | None = None) -> None:
-        self.mode = mode
+        if mode is not None and not isinstance(mode, str):
+            raise ConfigError(
+                f"dataset.image_mode: expected auto, L, LA, RGB or RGBA, got {mode!r}"
+            )
+        self.mode = None if mode in (None, "auto") else mode
+        if self.mode is not None:
+            channels(self.mode)  # a ConfigError for a mode Pillow does not know
 
     def __call__(self, path: str | Path) -> torch.Tensor:
         from PIL import Image as PILImage
 
         with PILImage.open(path) as image:
-            if self.mode is not None and image.mode != self.mode:
-                image = image.convert(self.mode)
-            array = np.asarray(image)
-        scale = 65535.0 if array.dtype == np.uint16 else 255.0 if array.dtype == np.uint8 else 1.0
-        array = array.astype(np.float32) / scale
+            mode = self.mode or covering_mode([(image.mode, image.has_transparency_data)])
+            if image.mode in SIXTEEN_BIT | {"F"}:
+                array = _grey(image, mode)
+            else:
+                if image.mode != mode:
+                    image = image.convert(mode)
+                array = np.asarray(image).astype(np.float32) / 255.0
         # (height, width) or (height, width, channels) -> (channels, height, width)
         chw = array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
         return torch.from_numpy(chw)
 
-    def check(self, path: str | Path) -> None:
+    def check(self, path: str | Path) -> Header:
         from PIL import Image as PILImage
 
         with PILImage.open(path) as image:  # reads the header only
-            image.size  # noqa: B018
+            width, height = image.size
+            mode = self.mode or covering_mode([(image.mode, image.has_transparency_data)])
+            shape = (channels(mode), height, width)
+            return Header(shape, image.mode, image.has_transparency_data)
 
     def __repr__(self) -> str:
-        return f"Image(mode={self.mode!r})"
+        return f"Image(mode={self.mode or 'auto'!r})"
+
+
+def _grey(image: Any, mode: str) -> np.ndarray:
+    """A 16-bit (or 32-bit integer, or float) grey image in ``mode``, scaled to [0, 1]:
+    Pillow's own conversion of these clips to 8 bits instead of scaling."""
+    array = np.asarray(image).astype(np.float32)
+    if image.mode in SIXTEEN_BIT:
+        array /= 65535.0
+    if mode not in IMAGE_MODES:
+        raise ValueError(f"a {image.mode} image cannot be converted to {mode}; use L or RGB")
+    layers = [array] * (3 if mode.startswith("RGB") else 1)
+    if mode.endswith("A"):
+        layers.append(np.ones_like(array))
+    return np.stack(layers, axis=-1) if len(layers) > 1 else array
 
 
 class Array:
@@ -113,8 +192,9 @@ class Array:
     def __call__(self, path: str | Path) -> torch.Tensor:
         return torch.from_numpy(np.load(path, allow_pickle=False))
 
-    def check(self, path: str | Path) -> None:
-        np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header only
+    def check(self, path: str | Path) -> Header:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header only
+        return Header(tuple(array.shape))
 
     def __repr__(self) -> str:
         return "Array()"
@@ -129,11 +209,12 @@ class Tensor:
             raise ValueError(f"holds a {type(value).__name__}, expected one tensor")
         return value
 
-    def check(self, path: str | Path) -> None:
+    def check(self, path: str | Path) -> Header:
         import zipfile
 
         if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
             raise ValueError("not a file written by torch.save")
+        return Header(None)
 
     def __repr__(self) -> str:
         return "Tensor()"
@@ -184,8 +265,9 @@ class Auto:
     def __call__(self, path: str | Path) -> torch.Tensor:
         return self.loaders[self.kind(path)](path)
 
-    def check(self, path: str | Path) -> None:
-        self.loaders[self.kind(path)].check(path)
+    def check(self, path: str | Path) -> Header:
+        header: Header = self.loaders[self.kind(path)].check(path)
+        return header
 
     def __repr__(self) -> str:
         return f"Auto({self.loaders['audio']!r}, {self.loaders['image']!r})"

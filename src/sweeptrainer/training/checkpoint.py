@@ -99,6 +99,7 @@ INFO_KEYS = (
     "target_std",
     "target_names",
     "file_column",
+    "image_mode",  # what image_mode: auto resolved to (a Files dataset of images)
 )
 
 

@@ -1,7 +1,8 @@
 """The first batch, before the run folder exists: does the data fit the model?
 
 Two training samples (augmented, collated and batch-augmented as the trainer's loader
-will) and two dev samples go through the model and the criterion. Data the model cannot
+will) and two dev samples go through the model and the criterion; the samples a dataset
+names as witnesses of different shapes are made too. Data the model cannot
 take, a model whose outputs do not fit the dataset, a target the criterion cannot score:
 each is an input error (exit 2) naming both sides, not a run that fails at its first step.
 """
@@ -32,6 +33,46 @@ def _first_batch(split: Any, c: Components, train: bool) -> Any:
     return fetch.__getitems__([(0, i) for i in range(min(2, len(split)))])
 
 
+def check_shapes(cfg: DictConfig, c: Components, name: str) -> None:
+    """The samples a dataset names as ``witnesses`` (files whose headers promise different
+    shapes: :meth:`sweeptrainer.data.files.Files.witnesses`), each made as the trainer's
+    loader makes it: when the default collation could not stack them, an input error naming
+    two files, their shapes and the keys that give them one shape."""
+    witnesses = getattr(getattr(c.dataset, name, None), "witnesses", None)
+    split = c.splits[name]
+    if not witnesses or c.collate or getattr(split, "collate", None) or cfg.batch_size == 1:
+        return
+    fetch = SeededBatches(split, 0, list)  # each sample as it is, uncollated
+    shapes: dict[tuple[int, ...], int] = {}
+    for i in witnesses:
+        try:
+            (sample,) = fetch.__getitems__([(0, i)])
+        except (SampleError, StepError) as err:
+            raise ConfigError(f"dataset: a {name} sample cannot be made: {err}") from None
+        x = sample[0] if isinstance(sample, tuple | list) else sample
+        if isinstance(x, torch.Tensor):
+            shapes.setdefault(tuple(x.shape), i)
+    if len(shapes) < 2:
+        return
+    (sa, a), (sb, b) = list(shapes.items())[:2]
+    describe = getattr(c.dataset, name).describe
+    channels = (
+        "; their channel counts differ: dataset.mono: true averages audio channels, "
+        "dataset.image_mode: RGB converts images"
+        if len(sa) == len(sb) and sa[0] != sb[0]
+        else ""
+    )
+    raise ConfigError(
+        f"dataset: the {name} samples differ in shape: {describe(a)} gives {sa}, "
+        f"{describe(b)} gives {sb}, and a batch stacks samples of one shape; give them "
+        "one with a step of dataset.preprocess or dataset.transform (images: "
+        "{_target_: sweeptrainer.data.transforms.Resize, size: N}; audio: "
+        "{_target_: sweeptrainer.data.transforms.FixedLength, length: N}), or pad them per "
+        "batch with dataset.batch.collate: {_target_: sweeptrainer.data.collate.Pad}"
+        f"{channels}"
+    )
+
+
 def describe_inputs(inputs: Inputs) -> str:
     """``of shape (2, 1, 8, 8)``, or each field's shape: for error messages."""
 
@@ -50,6 +91,8 @@ def check_first_batch(cfg: DictConfig, c: Components, device: torch.device) -> N
     criterion, before the run folder exists: data that does not fit the model is an input
     error (exit 2), not a run that fails at its first step. It also sizes lazy modules
     before the optimizer sees their parameters. The RNGs are left as they were."""
+    for split in ("train", "dev", "test"):
+        check_shapes(cfg, c, split)
     output_dim, task = c.dataset.output_dim, c.dataset.task
     c.model.eval()
     try:

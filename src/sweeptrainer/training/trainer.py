@@ -103,6 +103,7 @@ class ModularTaskTrainer:
             "num_workers": cfg.num_workers,
             "pin_memory": cfg.pin_memory,
             "persistent_workers": cfg.persistent_workers,
+            "collate": components.collate,  # dataset.batch.collate, for every split
         }
         splits = components.splits  # the dataset's, the training one with its augmentation
         self.sources = {
