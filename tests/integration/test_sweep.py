@@ -41,7 +41,15 @@ def test_a_different_config_never_reuses_a_folder(trainer, tmp_path):
     assert "holds a run of a different config" in result.err
     assert "use another experiment_id (experiment_id=NAME)" in result.err
     assert "rm-failed" not in result.err  # it finished: nothing to remove
+    assert "or rerun_on_change=rerun to train this config anew" in result.err
     assert snapshot(tmp_path / "results") == before
+    # the way out the message names: the new config trains in that folder
+    rerun = trainer("iterations=1", "progress_bar=false", "rerun_on_change=rerun")
+    assert rerun.code == 0, rerun.err
+    assert "its config changed (hash" in rerun.out
+    (run,) = run_dirs(tmp_path)
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["dropout"] == 0.3
+    assert trainer("iterations=1", "progress_bar=false").code == 0  # now the same config
 
 
 def test_a_failed_run_of_another_config_names_rm_failed(trainer, tmp_path):

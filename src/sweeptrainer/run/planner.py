@@ -99,6 +99,27 @@ def find_continuation(plan: Plan) -> RunDir | None:
     return best[1] if best else None
 
 
+def _other_config(plan: Plan, status: dict[str, Any]) -> Plan:
+    """The run's folder holds another config's run (same name, another hash): a rerun
+    when ``rerun_on_change=rerun`` asks for it, else an error naming the ways out."""
+    run_dir = plan.run_dir
+    clash = f"hash {status.get('config_hash')} there, {plan.config_hash} now"
+    if plan.cfg.get("rerun_on_change", "warn") == "rerun":  # asked for: train it anew there
+        plan.action, plan.reason = "rerun", f"its config changed ({clash})"
+        return _unless_linked(plan)
+    failed = status.get("state") == "failed"
+    way = (
+        f"`trainer rm-failed {run_dir.path.parent.parent}` removes it (it failed), or "
+        if failed
+        else ""
+    )
+    raise ConfigError(
+        f"run folder {run_dir.path} holds a run of a different config ({clash}): {way}"
+        "use another experiment_id (experiment_id=NAME), or rerun_on_change=rerun to "
+        "train this config anew in that folder (its results are replaced)"
+    )
+
+
 def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool = False) -> Plan:
     """Decide, from the run folder alone, what running ``cfg`` will do. Writes nothing.
 
@@ -117,18 +138,7 @@ def plan_run(cfg: DictConfig, overrides: Sequence[str] = (), holding_lock: bool 
             plan.action, plan.source = "continue", source
         return _unless_linked(plan)
     if status.get("config_hash") != plan.config_hash:
-        failed = status.get("state") == "failed"
-        way = (
-            f"`trainer rm-failed {run_dir.path.parent.parent}` removes it (it failed), or "
-            if failed
-            else ""
-        )
-        raise ConfigError(
-            f"run folder {run_dir.path} holds a run of a different config "
-            f"(hash {status.get('config_hash')} there, {plan.config_hash} now): {way}use "
-            "another experiment_id (experiment_id=NAME), or remove that folder to train it "
-            "again"
-        )
+        return _other_config(plan, status)
     state, plan.attempt = status.get("state"), int(status.get("attempt", 1))
     changed = _changed_since(cfg, status) if state in ("finished", "interrupted", "pruned") else []
     if changed and cfg.get("rerun_on_change", "warn") == "rerun":
