@@ -32,6 +32,9 @@ CASES = [
     (["device=gpu"], "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     (["dataset.tracking_metric=mae"], "dataset.tracking_metric: expected one of dataset.metrics"),
     (["dataset=Table"], "dataset.train: file 'data/train.csv' does not exist"),
+    # names past a file system's limit (255 bytes): one line, not an OSError traceback
+    ([f"experiment_id={'x' * 300}"], "experiment_id: expected a folder name (no '/', no control"),
+    ([f"results_dir=r/{'x' * 300}"], "results_dir: expected a folder path (each name in it at"),
 ]
 
 

@@ -43,14 +43,28 @@ def _positive_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
 
 
+NAME_BYTES = 200  # a folder name under the usual file systems' 255 bytes, with room to spare
+
+
+def _folder_path(v: Any) -> bool:
+    """A folder path whose every name a file system takes."""
+    return (
+        isinstance(v, str)
+        and bool(v)
+        and all(len(p.encode("utf-8", "surrogateescape")) <= NAME_BYTES for p in v.split("/"))
+    )
+
+
 def _name(v: Any) -> bool:
-    """A folder name: no '/', no control characters (a newline, a tab), not . or .."""
+    """A folder name: no '/', no control characters (a newline, a tab), not . or .., at
+    most NAME_BYTES bytes (file systems refuse longer names)."""
     return (
         isinstance(v, str)
         and bool(v)
         and "/" not in v
         and v not in (".", "..")
         and all(ch.isprintable() for ch in v)
+        and len(v.encode("utf-8", "surrogateescape")) <= NAME_BYTES
     )
 
 
@@ -64,8 +78,8 @@ class Key:
 
 
 MAIN_KEYS: tuple[Key, ...] = (
-    Key("results_dir", lambda v: isinstance(v, str) and bool(v), "a folder path"),
-    Key("experiment_id", _name, "a folder name (no '/', no control characters)"),
+    Key("results_dir", _folder_path, "a folder path (each name in it at most 200 bytes)"),
+    Key("experiment_id", _name, "a folder name (no '/', no control characters, at most 200 bytes)"),
     Key("training_type", lambda v: v in ("epoch", "step"), "'epoch' or 'step'"),
     Key("iterations", _positive_int, "a positive integer"),
     Key("eval_frequency", _positive_int, "a positive integer"),
