@@ -7,6 +7,7 @@ shows them below the header), so a user can open the file and fix it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from sweeptrainer.errors import ConfigError
 
 if TYPE_CHECKING:  # pandas is imported when a table is read (0.7 s)
     import pandas as pd
+
+log = logging.getLogger("sweeptrainer")
 
 SPLITS = ("train", "dev", "test")
 TASKS = ("classification", "regression", "multilabel")
@@ -44,7 +47,25 @@ def read_table(path: str | Path, key: str) -> pd.DataFrame:
         raise ConfigError(f"{key}: cannot read {str(path)!r}: {err}") from None
     if frame.empty:
         raise ConfigError(f"{key}: {str(path)!r} has no rows")
+    _warn_duplicates(frame, str(path), key)
     return frame
+
+
+def _warn_duplicates(frame: pd.DataFrame, name: str, key: str) -> None:
+    """Rows that repeat another row whole: legal (a sample listed twice trains twice), but
+    rarely meant, so said once per table with the count and the first pair."""
+    import pandas as pd
+
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    repeated = pd.Series(hashes).duplicated(keep="first").to_numpy()
+    count = int(repeated.sum())
+    if count:
+        first = int(repeated.nonzero()[0][0])
+        original = int((hashes == hashes[first]).nonzero()[0][0])
+        log.warning(
+            f"warning: {key}: {name!r} has {count} duplicate row(s) (row {first + 1} repeats "
+            f"row {original + 1}); each is used as often as it is listed"
+        )
 
 
 @dataclass
