@@ -73,3 +73,13 @@ class Interrupted(BaseException):
 
     def __reduce__(self) -> tuple:
         return (Interrupted, (self.signum,))  # a launcher's worker sends it back pickled
+
+
+class ParamError(ConfigError):
+    """A step's argument that cannot work (a probability of 2, a negative padding): raised
+    by the step's constructor with the argument's name; the pipeline that builds the step
+    names its config key (``augmentation.steps.0.p: expected ...``)."""
+
+    def __init__(self, param: str, expected: str, got: object) -> None:
+        self.param, self.detail = param, f"expected {expected}, got {got!r}"
+        super().__init__(f"{param}: {self.detail}")

@@ -17,7 +17,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeptrainer.config.instantiate import instantiate
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, ParamError
 
 
 class StepError(RuntimeError):
@@ -61,7 +61,12 @@ class Pipeline:
         steps, labels = [], []
         for i, spec in enumerate(as_specs(specs, key)):
             label = f"{key}[{i}]"
-            step = instantiate(OmegaConf.create(spec), label, None, **runtime)
+            try:
+                step = instantiate(OmegaConf.create(spec), label, None, **runtime)
+            except ParamError as err:  # the argument's own override path
+                raise ConfigError(
+                    f"{key}.{i}.{err.param}: {err.detail} ({spec['_target_']})"
+                ) from None
             if not callable(step):
                 raise ConfigError(
                     f"{label}: {spec['_target_']} built a {type(step).__name__}, which cannot be "

@@ -15,7 +15,33 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ParamError
+
+
+def _positive_int(value: object, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ParamError(param, "a positive integer", value)
+    return value
+
+
+def _count(value: object, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParamError(param, "an integer >= 0", value)
+    return value
+
+
+def _number(value: object, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParamError(param, "a number", value)
+    return float(value)
+
+
+def _probability(value: object, param: str = "p") -> float:
+    p = _number(value, param)
+    if not 0.0 <= p <= 1.0:
+        raise ParamError(param, "a probability in [0, 1]", value)
+    return p
+
 
 # ----------------------------------------------------------------- audio
 
@@ -62,11 +88,14 @@ class MelSpectrogram:
         f_max: float | None = None,
         log: bool = True,
     ) -> None:
-        f_max = f_max if f_max is not None else sample_rate / 2
+        sample_rate = _positive_int(sample_rate, "sample_rate")
+        n_fft, hop_length = _positive_int(n_fft, "n_fft"), _positive_int(hop_length, "hop_length")
+        n_mels = _positive_int(n_mels, "n_mels")
+        f_min = _number(f_min, "f_min")
+        f_max = _number(f_max, "f_max") if f_max is not None else sample_rate / 2
         if not 0 <= f_min < f_max <= sample_rate / 2:
-            raise ConfigError(
-                f"MelSpectrogram: expected 0 <= f_min < f_max <= sample_rate/2, "
-                f"got f_min={f_min}, f_max={f_max}, sample_rate={sample_rate}"
+            raise ParamError(
+                "f_max", f"f_min ({f_min}) < f_max <= sample_rate/2 ({sample_rate / 2})", f_max
             )
         self.n_fft, self.hop_length, self.log = n_fft, hop_length, log
         self.window = torch.hann_window(n_fft)
@@ -112,10 +141,9 @@ class FixedLength:
     keep the ``start`` or the ``center`` of longer inputs."""
 
     def __init__(self, length: int, position: str = "start") -> None:
-        if not isinstance(length, int) or length <= 0:
-            raise ConfigError(f"FixedLength.length: expected a positive integer, got {length!r}")
+        _positive_int(length, "length")
         if position not in ("start", "center"):
-            raise ConfigError(f"FixedLength.position: expected start or center, got {position!r}")
+            raise ParamError("position", "start or center", position)
         self.length, self.position = length, position
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,7 +162,10 @@ class AddNoise:
     [min_snr_db, max_snr_db], with probability ``p``."""
 
     def __init__(self, min_snr_db: float = 10.0, max_snr_db: float = 30.0, p: float = 1.0):
-        self.min_snr_db, self.max_snr_db, self.p = min_snr_db, max_snr_db, p
+        low, high = _number(min_snr_db, "min_snr_db"), _number(max_snr_db, "max_snr_db")
+        if low > high:
+            raise ParamError("min_snr_db", f"at most max_snr_db ({max_snr_db})", min_snr_db)
+        self.min_snr_db, self.max_snr_db, self.p = low, high, _probability(p)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if torch.rand(()) >= self.p:
@@ -152,9 +183,10 @@ class _Masking:
     axis = -1
 
     def __init__(self, max_width: int, count: int = 1, fill: str | float = "mean") -> None:
-        if not isinstance(max_width, int) or max_width < 1:
-            raise ConfigError(f"max_width: expected a positive integer, got {max_width!r}")
-        self.max_width, self.count, self.fill = max_width, count, fill
+        _positive_int(max_width, "max_width")
+        if fill != "mean":
+            _number(fill, "fill")
+        self.max_width, self.count, self.fill = max_width, _count(count, "count"), fill
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.clone()
@@ -187,11 +219,13 @@ class FrequencyMasking(_Masking):
 # ----------------------------------------------------------------- images and features
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    height, width = size
-    return int(height), int(width)
+def _pair(size: object, param: str = "size") -> tuple[int, int]:
+    """An int (a square) or [height, width], each a positive integer."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        return _positive_int(size, param), size
+    if isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2:
+        return _positive_int(size[0], param), _positive_int(size[1], param)
+    raise ParamError(param, "a positive integer or [height, width]", size)
 
 
 class Resize:
@@ -216,10 +250,16 @@ class Normalize:
     """``(x - mean) / std`` per channel (first axis); one value each applies to all."""
 
     def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
+        for param, value in (("mean", mean), ("std", std)):
+            values = (
+                value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+            )
+            for v in values:
+                _number(v, param)
         self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
         self.std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
         if (self.std <= 0).any():
-            raise ConfigError(f"Normalize.std: expected positive values, got {std!r}")
+            raise ParamError("std", "positive values", std)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (x.ndim - 1)
@@ -244,9 +284,22 @@ class RandomCrop:
     """Augmentation: pad the last two axes by ``padding`` (zeros), then crop a random
     window of ``size`` (default: the input's own size, i.e. a random shift)."""
 
-    def __init__(self, size: int | Sequence[int] | None = None, padding: int = 0) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int] | None = None,
+        padding: int = 0,
+        input_shape: Sequence[int] | None = None,
+    ) -> None:
         self.size = None if size is None else _pair(size)
-        self.padding = padding
+        self.padding = _count(padding, "padding")
+        if self.size is not None and input_shape is not None and len(input_shape) >= 2:
+            room = (input_shape[-2] + 2 * padding, input_shape[-1] + 2 * padding)
+            if self.size[0] > room[0] or self.size[1] > room[1]:
+                raise ParamError(
+                    "size",
+                    f"at most the padded input, {list(room)} (input {list(input_shape)})",
+                    size,
+                )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         height, width = self.size or tuple(x.shape[-2:])
@@ -264,7 +317,7 @@ class RandomHorizontalFlip:
     """Augmentation: flip the last axis with probability ``p``."""
 
     def __init__(self, p: float = 0.5) -> None:
-        self.p = p
+        self.p = _probability(p)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x.flip(-1) if torch.rand(()) < self.p else x
@@ -282,8 +335,8 @@ class MixUp:
     first (cross-entropy takes those as targets); ``num_classes`` comes from the dataset."""
 
     def __init__(self, alpha: float = 0.2, num_classes: int | None = None) -> None:
-        if not alpha > 0:
-            raise ConfigError(f"MixUp.alpha: expected a positive number, got {alpha!r}")
+        if not _number(alpha, "alpha") > 0:
+            raise ParamError("alpha", "a positive number", alpha)
         self.alpha, self.num_classes = alpha, num_classes
 
     def __call__(
