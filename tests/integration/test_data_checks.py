@@ -3,6 +3,7 @@ are in test_file_shapes.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,3 +48,40 @@ def test_a_step_argument_out_of_range_is_named_when_built(trainer, tmp_path, ove
     assert message in result.err and result.err.count("\n") == 1, result.err
     assert "batch cannot be made" not in result.err
     assert not (tmp_path / "results").exists()
+
+
+STEP = '''
+class Boom:
+    """Fails on the one image whose top-left pixel is 7/255."""
+
+    def __call__(self, x):
+        if abs(float(x[0, 0, 0]) * 255 - 7) < 0.5:
+            raise ValueError("boom: this image is marked")
+        return x
+'''
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_step_failing_in_a_worker_is_the_same_one_line(trainer, tmp_path, workers):
+    """A step that raises mid-run on one file: the same line with DataLoader workers as
+    without, naming the file and the step (not 'Caught ... in DataLoader worker process 0'
+    and the worker's traceback)."""
+    from PIL import Image
+
+    write_digit_pngs(tmp_path / "images", n=40)
+    (tmp_path / "mysteps.py").write_text(STEP)
+    marked = pd.read_csv(tmp_path / "images/train.csv").file[5]
+    pixels = np.asarray(Image.open(tmp_path / "images" / marked)).copy()
+    pixels[0, 0] = 7
+    Image.fromarray(pixels, "L").save(tmp_path / "images" / marked)
+    result = trainer(
+        *IMAGES,
+        "iterations=1",
+        f"num_workers={workers}",
+        "+dataset.transform=[{_target_: mysteps.Boom}]",
+    )
+    assert result.code == 1, result.out + result.err
+    text = result.out + result.err
+    line = f"run failed: SampleError: {marked!r} (the train file 'train.csv' row 6): "
+    assert line + "dataset.transform[0] (mysteps.Boom) failed: ValueError: boom" in text, text
+    assert "Caught" not in text and "Traceback" not in text

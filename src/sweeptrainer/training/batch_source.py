@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -179,5 +180,31 @@ class BatchSource:
         assert self._loader is not None
         self._sampler.order, self._sampler.start = order.tolist(), start
         self._sampler.shard, self._sampler.token = shard, token
-        for batch in self._loader:
+        batches = iter(self._loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as err:  # a worker's, re-raised by the DataLoader
+                raise worker_error(err) from None
             yield to_device(batch, self.device)
+
+
+def worker_error(err: Exception) -> Exception:
+    """The exception a DataLoader worker raised, with its own message: the DataLoader
+    re-raises it as ``Caught X in DataLoader worker process N.`` followed by the worker's
+    traceback, where the main process (``num_workers: 0``) gives one line. Anything else is
+    returned as it is."""
+    text = str(err)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return err
+    name = re.escape(type(err).__name__)
+    found = list(re.finditer(rf"^(?:[\w.]+\.)?{name}: ", text, re.M))
+    if not found:
+        return err
+    message = text[found[-1].end() :].strip()
+    try:
+        return type(err)(message)
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {message}")
