@@ -130,6 +130,35 @@ def test_two_ctrl_c_stop_at_once_and_the_run_resumes(tmp_path, sweep):
     assert code == 0 and "resume (killed)" in out, out
 
 
+def test_two_ctrl_c_at_a_terminal_with_dataloader_workers_are_as_quiet(tmp_path):
+    """Issue 34 (item 15): a terminal's Ctrl-C reaches the whole process group, DataLoader
+    workers too: said once, no KeyboardInterrupt traceback from a worker, exit 130, and the
+    run resumes."""
+    from tests.files_data import IMAGES, write_digit_pngs
+
+    write_digit_pngs(tmp_path / "images", n=120)
+    args = ("-m", "seed=1,2", *IMAGES, "batch_size=8", "num_workers=2", "iterations=5", *PAUSE,
+            "+callbacks.pause.linger=30")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeptrainer", *args], cwd=tmp_path, env=_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    wait_for((tmp_path / "paused").exists)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the foreground group, workers included
+    wait_for(
+        lambda: (
+            "SIGINT received" in next(tmp_path.glob("results/*/training/*/train.log")).read_text()
+        )
+    )
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert proc.returncode == 130, out
+    assert "stopped at once" in out and out.count("SIGINT received") == 1, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    code, out = run(tmp_path, *args)
+    assert code == 0 and "resume (killed)" in out, out
+
+
 def test_a_second_process_never_trains_a_locked_run(tmp_path):
     first = start(tmp_path, *BASE, *PAUSE)
     wait_for((tmp_path / "paused").exists)

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from sweeptrainer.data.collate import stack
+from sweeptrainer.data.workers import ignore_stop_signals
 from sweeptrainer.training.batch import to_device
 
 Batch = Any  # (inputs, target) tensors, or any nested tuple/list/dict: see training/batch.py
@@ -142,6 +143,7 @@ class BatchSource:
             num_workers=num_workers,
             pin_memory=pin,
             persistent_workers=persistent_workers and num_workers > 0,
+            worker_init_fn=ignore_stop_signals,  # the main process stops them
             # its own generator: creating an iterator must not draw from the global torch
             # RNG (dropout's), or the number of iterators created would change the results
             generator=torch.Generator().manual_seed(seed),

@@ -23,12 +23,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sweeptrainer.data.workers import STOP_SIGNALS  # the ones DataLoader workers ignore
 from sweeptrainer.errors import Interrupted
 from sweeptrainer.io.atomic import atomic_write_text
 
 log = logging.getLogger("sweeptrainer")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 SWEEP_STOPS = (signal.SIGINT, signal.SIGTERM)
 STOP_FILE = "stop"  # in the sweep folder
 LOOK_EVERY_S = 0.5  # how often ``received`` looks at the stop file: a stat, rarely
