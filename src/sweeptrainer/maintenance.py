@@ -83,7 +83,7 @@ def rm_failed(
     if dry_run:
         print(f"{len(failed)} failed run(s) would be removed (--dry-run: nothing removed)")
         return failed
-    if not yes and not _confirm(f"remove {len(failed)} failed run(s)? [y/N] ", ask or input):
+    if not yes and not confirm(f"remove {len(failed)} failed run(s)? [y/N] ", ask or input):
         print("nothing removed")
         return []
     removed = []
@@ -98,7 +98,7 @@ def rm_failed(
     return removed
 
 
-def _confirm(question: str, ask: Callable[[str], str]) -> bool:
+def confirm(question: str, ask: Callable[[str], str]) -> bool:
     try:
         return ask(question).strip().lower() in ("y", "yes")
     except (EOFError, OSError):  # no terminal to answer on (closed or captured stdin)
@@ -132,7 +132,7 @@ def rm_states(
         question = f"remove {len(doomed)} state file(s), {size / 1e6:.1f} MB? [y/N] "
         if best_only:
             question = "runs without last.pt cannot be resumed or continued; " + question
-        if not _confirm(question, ask or input):
+        if not confirm(question, ask or input):
             print("nothing removed")
             return []
     removed = doomed if dry_run else []

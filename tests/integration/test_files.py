@@ -78,7 +78,8 @@ def test_audio_sweep_builds_the_cache_once_and_reports_per_speaker(trainer, tmp_
     result = trainer("-m", "augmentation=None,SpecAugment", *args)
     assert result.code == 0, result.err
     assert result.out.count("preprocessing 27 files once") == 1
-    (cache,) = _caches(tmp_path / "clips")
+    (config,) = _caches(tmp_path / "clips")
+    (cache,) = config.iterdir()  # <cache>/<config>/<version>
     built = snapshot(cache)
     assert {"index.json", "values.bin", "info.yaml"} <= set(built)
 
@@ -108,13 +109,15 @@ def test_trainer_preprocess_builds_ahead_and_a_changed_file_rebuilds(trainer, tm
     assert "preprocessing 12 files once" in first.out
     assert "up to date (12 files)" in trainer("preprocess", *AUDIO).out
     assert "nothing to preprocess" in trainer("preprocess", "dataset=Digits").out
-    # a changed step or a changed file: a new cache
+    # a changed step: a new cache; a changed file: a new version, only that file computed
     changed = trainer("preprocess", *AUDIO, "dataset.preprocess.1.n_mels=8")
     assert "preprocessing 12 files once" in changed.out
     wav = next((tmp_path / "clips/low").glob("*.wav"))
     wav.write_bytes(wav.read_bytes())  # same bytes, newer time: the file list changed
-    assert "preprocessing 12 files once" in trainer("preprocess", *AUDIO).out
-    assert len(_caches(tmp_path / "clips")) == 3
+    again = trainer("preprocess", *AUDIO).out
+    assert "preprocessing 1 file once" in again and "computed 1 of 12 files (11 reused)" in again
+    configs = _caches(tmp_path / "clips")  # <cache>/<config>/<version>
+    assert sorted(len(list(c.iterdir())) for c in configs) == [1, 2]
 
 
 def test_regression_on_several_targets_from_npy_files(trainer, tmp_path):

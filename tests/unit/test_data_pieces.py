@@ -1,9 +1,7 @@
-"""The pieces of the file data side: loaders, transforms, index tables, the cache, models."""
+"""The pieces of the file data side: loaders, transforms, index tables, models (the cache:
+test_cache.py)."""
 
 from __future__ import annotations
-
-import multiprocessing
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,6 @@ from sweeptrainer.components import models
 from sweeptrainer.config.instantiate import check_node, instantiate
 from sweeptrainer.data import index as tables
 from sweeptrainer.data import loaders, transforms
-from sweeptrainer.data.cache import cache_key, open_cache
 from sweeptrainer.data.collate import Pad, stack
 from sweeptrainer.errors import ConfigError
 
@@ -134,54 +131,6 @@ def test_split_column_and_label_errors_name_the_row():
     numbers = pd.DataFrame({"file": list("abcd"), "label": [10, 2, 10, 2]})
     parts = {s: tables.Part(numbers, s) for s in tables.SPLITS}
     assert tables.encode_targets(parts, "label", "classification").class_names == ["2", "10"]
-
-
-# ----------------------------------------------------------------- the cache
-
-
-def _square(name: str) -> np.ndarray:
-    time.sleep(0.05)
-    return np.full((2, int(name)), int(name), np.float32)
-
-
-def _build_in_a_process(folder, key, names, out):
-    _, info = open_cache(folder, key, names, _square)
-    out.put(info.built)
-
-
-def test_cache_is_built_once_by_parallel_jobs_and_read_back(tmp_path):
-    names = ["1", "2", "3"]
-    context = multiprocessing.get_context("fork")
-    out = context.Queue()
-    jobs = [context.Process(target=_build_in_a_process, args=(tmp_path, "k", names, out))
-            for _ in range(3)]  # fmt: skip
-    for job in jobs:
-        job.start()
-    for job in jobs:
-        job.join(30)
-    assert sorted(out.get(timeout=5) for _ in jobs) == [False, False, True]
-    store, info = open_cache(tmp_path, "k", names, _square)
-    assert not info.built and store["3"].tolist() == [[3, 3, 3]] * 2 and len(store) == 3
-
-
-def test_cache_key_follows_the_steps_and_the_files(tmp_path):
-    (tmp_path / "a.wav").write_bytes(b"1")
-    key = cache_key("steps", tmp_path, ["a.wav"])
-    assert cache_key("steps", tmp_path, ["a.wav"]) == key
-    assert cache_key("other steps", tmp_path, ["a.wav"]) != key
-    (tmp_path / "a.wav").write_bytes(b"12")
-    assert cache_key("steps", tmp_path, ["a.wav"]) != key
-
-
-def test_a_failing_file_leaves_no_cache(tmp_path):
-    def compute(name):
-        if name == "bad":
-            raise ValueError("cannot decode")
-        return np.zeros(1)
-
-    with pytest.raises(ConfigError, match=r"dataset.preprocess: 'bad': ValueError: cannot decode"):
-        open_cache(tmp_path, "k", ["ok", "bad"], compute)
-    assert [p.name for p in tmp_path.iterdir()] == [".k.lock"]
 
 
 # ----------------------------------------------------------------- constructors and models

@@ -1,27 +1,42 @@
 """The preprocessing cache: what a dataset's ``preprocess`` steps make of its files,
 computed once and reused by every run of a sweep and every later command.
 
-A cache is a folder ``<cache_dir>/<key>/``. The key is a hash of the step config (with
-the loader's) and of the file list (each file's name, size and modification time), so
-editing a step, adding, removing or changing a file gives a new key, and a new cache is
-built. It holds the values of all files back to back in ``values.bin`` (read through a
-memory map, so DataLoader workers share the pages), ``index.json`` (file -> offset and
-shape) and ``info.yaml`` (what it was built from, for people). It is built under a file
-lock into a temporary folder and renamed into place, so parallel jobs of a sweep build
-it once, and a killed build leaves nothing that looks complete.
+Caches are nested ``<cache_dir>/<config>/<version>/``: ``config`` is a hash of the step
+config (with the loader's), ``version`` a hash of the file list (each file's name and
+stamp: its size and modification time). A version holds the values of all its files back
+to back in ``values.bin`` (read through a memory map, so DataLoader workers share the
+pages), ``index.json`` (per file: name, stamp, offset, shape and CRC-32 of its bytes) and
+``info.yaml`` (what it was built from, for people).
+
+A new version is built per file: an entry of a sibling version (same config) whose stamp
+for that name matches is copied byte for byte (its checksum checked on the way), and only
+the other files are computed, so one changed file recomputes one file. A version is built
+under its config's file lock into a temporary folder and renamed into place, so parallel
+jobs of a sweep build it once, and a killed build leaves nothing that looks complete.
+
+A cache proves itself before use: ``values.bin``'s size is checked against the index when
+it is opened, the index must list exactly the requested files with their stamps, and each
+entry's checksum is checked the first time a process reads it. Any damage is a
+``ConfigError`` that says to delete the cache or run ``trainer preprocess --rebuild``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
+import random
+import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,44 +44,183 @@ import numpy as np
 import torch
 import yaml
 
+from sweeptrainer.data.workers import ignore_stop_signals
 from sweeptrainer.errors import ConfigError
-from sweeptrainer.io.lock import exclusive
 
 log = logging.getLogger("sweeptrainer")
 
 CACHE_DIR = ".sweeptrainer-cache"
 INDEX = "index.json"
-FORMAT = 1
+VALUES = "values.bin"
+INFO = "info.yaml"
+LOCK = ".lock"  # in a config folder, while a version of it is built or removed
+FORMAT = 2  # 2: per-file versions, checksums over name and values
+_HASH = re.compile(r"[0-9a-f]{16}")  # the name of a config or version folder
+
+Stamp = tuple[int, int]  # a file's (size, modification time in ns)
 
 
-def cache_key(config: str, root: Path, names: Sequence[str]) -> str:
-    """A hash of the steps' config and of every file's name, size and mtime."""
-    digest = hashlib.sha256(f"format {FORMAT}\n{config}\n".encode())
-    for name in sorted(names):
-        stat = (root / name).stat()
-        digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a cache depends on: the steps' config, and each file's name and stamp."""
+
+    config: str
+    stamps: Mapping[str, Stamp]
+
+    @property
+    def config_hash(self) -> str:
+        return _digest(f"format {FORMAT}\n{self.config}\n")
+
+    @property
+    def version_hash(self) -> str:
+        return _digest("".join(f"{n}\t{s}\t{m}\n" for n, (s, m) in sorted(self.stamps.items())))
+
+    def folder(self, cache_root: Path) -> Path:
+        """The version folder of this key under ``cache_root``."""
+        return cache_root / self.config_hash / self.version_hash
+
+
+def cache_key(config: str, root: Path, names: Sequence[str]) -> CacheKey:
+    """The key of the files ``names`` under ``root``: their sizes and mtimes, now."""
+    stamps: dict[str, Stamp] = {}
+    for name in names:
+        try:
+            stat = (root / name).stat()
+        except OSError as err:
+            raise ConfigError(f"dataset: cannot read {name!r}: {err.strerror or err}") from None
+        stamps[name] = (stat.st_size, stat.st_mtime_ns)
+    return CacheKey(config, stamps)
+
+
+def checksum(name: str, data: bytes | memoryview) -> int:
+    """CRC-32 of a file's name and its values: an index whose entries trade names (two
+    files' rows swapped) fails it as surely as changed values do."""
+    return zlib.crc32(data, zlib.crc32(name.encode("utf-8", "surrogateescape")))
+
+
+def damaged(folder: Path, what: str) -> ConfigError:
+    """The error for a cache that does not prove itself."""
+    return ConfigError(
+        f"the preprocessing cache {folder} is damaged ({what}); delete it or run "
+        "trainer preprocess --rebuild"
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file's values in ``values.bin``: ``offset`` and size count values, not bytes."""
+
+    name: str
+    stamp: Stamp
+    offset: int
+    shape: tuple[int, ...]
+    crc32: int
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "stamp": list(self.stamp),
+            "offset": self.offset,
+            "shape": list(self.shape),
+            "crc32": self.crc32,
+        }
+
+
+@dataclass
+class Index:
+    """A version's ``index.json``."""
+
+    dtype: np.dtype
+    values: int  # how many values values.bin holds
+    entries: list[Entry]
+
+    @classmethod
+    def read(cls, folder: Path) -> Index:
+        """The index of ``folder``; a ``ConfigError`` (damaged) if it cannot be read."""
+        try:
+            meta = json.loads((folder / INDEX).read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            raise damaged(folder, f"{INDEX} is missing") from None
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise damaged(folder, f"{INDEX} cannot be read: {err}") from None
+        try:
+            if meta["format"] != FORMAT:
+                raise damaged(folder, f"format {meta['format']!r}, not {FORMAT}")
+            entries = [
+                Entry(
+                    str(e["name"]),
+                    (int(e["stamp"][0]), int(e["stamp"][1])),
+                    int(e["offset"]),
+                    tuple(int(n) for n in e["shape"]),
+                    int(e["crc32"]),
+                )
+                for e in meta["entries"]
+            ]
+            index = cls(np.dtype(meta["dtype"]), int(meta["values"]), entries)
+        except ConfigError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise damaged(folder, f"{INDEX} is not an index: {type(err).__name__}: {err}") from None
+        for entry in entries:
+            if entry.offset < 0 or min(entry.shape, default=0) < 0:
+                raise damaged(folder, f"{INDEX}: {entry.name!r} has a negative offset or shape")
+            if entry.offset + entry.size > index.values:
+                raise damaged(folder, f"{INDEX}: {entry.name!r} ends past the last value")
+        return index
+
+    def write(self, folder: Path) -> None:
+        meta = {
+            "format": FORMAT,
+            "dtype": str(self.dtype),
+            "values": self.values,
+            "entries": [e.to_json() for e in self.entries],
+        }
+        (folder / INDEX).write_text(json.dumps(meta), encoding="utf-8")
 
 
 class FeatureStore:
-    """The read side of a built cache: ``store[name]`` is that file's preprocessed tensor."""
+    """The read side of a built cache: ``store[name]`` is that file's preprocessed tensor.
 
-    def __init__(self, folder: Path) -> None:
+    Opening checks ``values.bin``'s size against the index and (given ``stamps``) that the
+    index lists exactly those files with those stamps; an entry's checksum is checked the
+    first time this process reads it.
+    """
+
+    def __init__(self, folder: Path, stamps: Mapping[str, Stamp] | None = None) -> None:
         self.folder = folder
-        meta = json.loads((folder / INDEX).read_text(encoding="utf-8"))
-        self.dtype = np.dtype(meta["dtype"])
-        self.rows = {name: i for i, name in enumerate(meta["files"])}
-        self.offsets: list[int] = meta["offsets"]
-        self.shapes: list[list[int]] = meta["shapes"]
+        index = Index.read(folder)
+        self.dtype = index.dtype
+        self.entries = index.entries
+        self.rows = {entry.name: i for i, entry in enumerate(self.entries)}
+        if len(self.rows) != len(self.entries):
+            raise damaged(folder, f"{INDEX} lists a file twice")
+        if stamps is not None:
+            _check_names(folder, self.entries, stamps)
+        try:
+            size = (folder / VALUES).stat().st_size
+        except OSError as err:
+            raise damaged(folder, f"{VALUES}: {err.strerror or err}") from None
+        expected = index.values * self.dtype.itemsize
+        if size != expected:
+            raise damaged(folder, f"{VALUES} holds {size} bytes, the index says {expected}")
+        self._length = index.values
         self._values: np.ndarray | None = None
+        self._checked: set[int] = set()
 
     def _map(self) -> np.ndarray:
         if self._values is None:
-            if self.offsets[-1] == 0:
+            if self._length == 0:
                 self._values = np.empty(0, self.dtype)
             else:
-                path = self.folder / "values.bin"
-                self._values = np.memmap(path, dtype=self.dtype, mode="r")
+                self._values = np.memmap(self.folder / VALUES, dtype=self.dtype, mode="r")
         return self._values
 
     def __contains__(self, name: str) -> bool:
@@ -77,21 +231,42 @@ class FeatureStore:
 
     def __getitem__(self, name: str) -> torch.Tensor:
         i = self.rows[name]
-        values = self._map()[self.offsets[i] : self.offsets[i + 1]]
-        return torch.from_numpy(np.array(values).reshape(self.shapes[i]))
+        entry = self.entries[i]
+        values = self._map()[entry.offset : entry.offset + entry.size]
+        if i not in self._checked:
+            if checksum(name, values.data) != entry.crc32:
+                raise damaged(self.folder, f"the values of {name!r} do not match their checksum")
+            self._checked.add(i)
+        return torch.from_numpy(np.array(values).reshape(entry.shape))
 
     def __getstate__(self) -> dict[str, Any]:  # workers started by spawn map it themselves
         return {**self.__dict__, "_values": None}
 
 
+def _check_names(folder: Path, entries: Sequence[Entry], stamps: Mapping[str, Stamp]) -> None:
+    """The index lists exactly the requested files, each with its requested stamp."""
+    listed = {entry.name: entry.stamp for entry in entries}
+    for name, stamp in stamps.items():
+        if name not in listed:
+            raise damaged(folder, f"{INDEX} does not list {name!r}")
+        if tuple(listed[name]) != tuple(stamp):
+            raise damaged(folder, f"{INDEX} holds another version of {name!r}")
+    if len(listed) != len(stamps):
+        extra = next(name for name in listed if name not in stamps)
+        raise damaged(folder, f"{INDEX} lists {extra!r}, which was not asked for")
+
+
 @dataclass
 class CacheInfo:
-    """Where a dataset's cache is and whether this process built it."""
+    """Where a dataset's cache is, whether this process built it, and how: ``computed``
+    files were preprocessed, ``reused`` copied from an earlier version of the cache."""
 
     folder: Path
     files: int
     built: bool
     seconds: float
+    computed: int = 0
+    reused: int = 0
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -123,123 +298,363 @@ def _keep(item: Any) -> Any:
 
 def _results(names: Sequence[str], compute: Callable[[str], Any], workers: int):
     dataset = _Compute(names, compute)
-    if workers == 0:
+    if workers == 0 or not names:
         return (dataset[i] for i in range(len(dataset)))
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, num_workers=workers, collate_fn=_keep
+        dataset,
+        batch_size=None,
+        num_workers=min(workers, len(names)),
+        collate_fn=_keep,
+        generator=torch.Generator(),  # its base seed is not drawn from training's generator
+        worker_init_fn=ignore_stop_signals,  # the main process stops them
     )
     return iter(loader)
 
 
+@contextlib.contextmanager
+def _rng_untouched() -> Iterator[None]:
+    """Whatever the steps draw, the random states training uses are as they were."""
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
+def _reusable(
+    siblings: Iterable[Path], stamps: Mapping[str, Stamp]
+) -> tuple[np.dtype | None, dict[Path, list[Entry]]]:
+    """The entries of sibling versions that hold a requested file at its requested stamp:
+    (their dtype, {version: entries}), newest version first, one entry per name."""
+    dtype: np.dtype | None = None
+    taken: set[str] = set()
+    found: dict[Path, list[Entry]] = {}
+    for folder in siblings:
+        try:
+            index = Index.read(folder)
+        except ConfigError:
+            continue  # a damaged version is no source
+        if dtype is not None and index.dtype != dtype:
+            continue  # one dtype per version
+        matched = [
+            entry
+            for entry in index.entries
+            if entry.name not in taken and tuple(stamps.get(entry.name, ())) == entry.stamp
+        ]
+        if matched:
+            dtype = index.dtype
+            taken.update(entry.name for entry in matched)
+            found[folder] = matched
+    return dtype, found
+
+
+def _siblings(version: Path) -> list[Path]:
+    """The other complete versions of the same config, newest first."""
+    found = []
+    for folder in version.parent.iterdir():
+        if folder != version and _HASH.fullmatch(folder.name) and (folder / INDEX).is_file():
+            found.append(((folder / INDEX).stat().st_mtime_ns, folder.name, folder))
+    return [folder for *_, folder in sorted(found, reverse=True)]
+
+
+@dataclass
+class _Writer:
+    """``values.bin`` and the entries of a version being built."""
+
+    out: Any
+    dtype: np.dtype | None = None
+    values: int = 0
+    entries: list[Entry] = field(default_factory=list)
+
+    def add(self, name: str, stamp: Stamp, data: bytes, shape: Sequence[int], crc: int) -> None:
+        assert self.dtype is not None
+        self.out.write(data)
+        self.entries.append(Entry(name, stamp, self.values, tuple(shape), crc))
+        self.values += len(data) // self.dtype.itemsize
+
+
+def _copy_reused(writer: _Writer, found: dict[Path, list[Entry]]) -> set[str]:
+    """Copy the reusable entries whose bytes match their checksum; return their names."""
+    copied: set[str] = set()
+    assert writer.dtype is not None
+    itemsize = writer.dtype.itemsize
+    for folder, entries in found.items():
+        bad = 0
+        try:
+            with open(folder / VALUES, "rb") as source:
+                for entry in sorted(entries, key=lambda e: e.offset):
+                    source.seek(entry.offset * itemsize)
+                    data = source.read(entry.size * itemsize)
+                    size = entry.size * itemsize
+                    if len(data) != size or checksum(entry.name, data) != entry.crc32:
+                        bad += 1
+                        continue
+                    writer.add(entry.name, entry.stamp, data, entry.shape, entry.crc32)
+                    copied.add(entry.name)
+        except OSError as err:
+            log.warning(f"preprocessing cache: cannot read {folder / VALUES} ({err}): recomputed")
+            continue
+        if bad:
+            log.warning(f"preprocessing cache: {bad} damaged entries in {folder}: recomputed")
+    return copied
+
+
 def _build(
     folder: Path,
-    names: Sequence[str],
+    key: CacheKey,
     compute: Callable[[str], Any],
     workers: int,
     progress: bool,
     describe: Callable[[str], str],
-) -> None:
-    """Compute every file into ``folder`` (a new temporary folder)."""
+    siblings: Sequence[Path],
+) -> tuple[int, int]:
+    """Build version ``key`` into ``folder`` (a new temporary folder): copy what
+    ``siblings`` hold of its files, compute the rest. Return (computed, reused)."""
     folder.mkdir(parents=True)
-    offsets, shapes, dtype = [0], [], None
+    names = list(key.stamps)
+    dtype, found = _reusable(siblings, key.stamps)
     bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
+    with open(folder / VALUES, "wb") as out:
+        writer = _Writer(out, dtype)
+        copied = _copy_reused(writer, found) if found else set()
+        todo = [name for name in names if name not in copied]
+        if todo:
+            log.info(
+                f"preprocessing {len(todo)} file{'s' if len(todo) != 1 else ''} once "
+                "(dataset.preprocess) ..."
+            )
+        if todo and progress and sys.stderr.isatty():
+            from tqdm import tqdm
 
-        bar = tqdm(total=len(names), unit="file", desc="preprocessing", leave=False)
-    try:
-        with open(folder / "values.bin", "wb") as out:
-            for i, array, error in _results(names, compute, workers):
-                if error is not None:
-                    raise ConfigError(f"dataset.preprocess: {describe(names[i])}: {error}")
-                assert array is not None
-                if dtype is None:
-                    dtype = array.dtype
-                array = np.ascontiguousarray(array, dtype=dtype)
-                out.write(array.tobytes())
-                offsets.append(offsets[-1] + array.size)
-                shapes.append(list(array.shape))
-                if bar is not None:
-                    bar.update(1)
-            out.flush()
-            os.fsync(out.fileno())
-    finally:
-        if bar is not None:
-            bar.close()
-    meta = {
-        "format": FORMAT,
-        "dtype": str(dtype or np.dtype("float32")),
-        "files": list(names),
-        "offsets": offsets,
-        "shapes": shapes,
-    }
-    (folder / INDEX).write_text(json.dumps(meta), encoding="utf-8")
+            bar = tqdm(total=len(todo), unit="file", desc="preprocessing", leave=False)
+        try:
+            with _rng_untouched():
+                for i, array, error in _results(todo, compute, workers):
+                    if error is not None:
+                        raise ConfigError(f"dataset.preprocess: {describe(todo[i])}: {error}")
+                    assert array is not None
+                    if writer.dtype is None:
+                        writer.dtype = array.dtype
+                    array = np.ascontiguousarray(array, dtype=writer.dtype)
+                    data = array.tobytes()
+                    crc = checksum(todo[i], data)
+                    writer.add(todo[i], key.stamps[todo[i]], data, array.shape, crc)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        out.flush()
+        os.fsync(out.fileno())
+    Index(writer.dtype or np.dtype("float32"), writer.values, writer.entries).write(folder)
+    return len(todo), len(copied)
 
 
 def open_cache(
     cache_root: Path,
-    key: str,
-    names: Sequence[str],
+    key: CacheKey,
     compute: Callable[[str], Any],
     *,
-    config: str = "",
     workers: int = 0,
     progress: bool = False,
     describe: Callable[[str], str] = repr,
+    rebuilt: set[Path] | None = None,
 ) -> tuple[FeatureStore, CacheInfo]:
-    """The cache ``key`` under ``cache_root``, built first if missing.
+    """The cache of ``key`` under ``cache_root``, built first if missing.
 
     ``compute(name)`` gives one file's array; ``workers`` processes compute in parallel.
     ``describe(name)`` says where a failing file is listed (for the error message).
+    ``rebuilt`` (``trainer preprocess --rebuild``): the caches this command rebuilt so far;
+    a cache not in it is built anew, computing every file, and added to it.
     """
-    folder = cache_root / key
-    if (folder / INDEX).is_file():
-        return FeatureStore(folder), CacheInfo(folder, len(names), False, 0.0)
+    folder = key.folder(cache_root)
+    files = len(key.stamps)
+    rebuild = rebuilt is not None and folder not in rebuilt
+    if not rebuild and (folder / INDEX).is_file():
+        return FeatureStore(folder, key.stamps), CacheInfo(folder, files, False, 0.0)
+    created_root = not cache_root.exists()
     try:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        with exclusive(cache_root / f".{key}.lock"):
-            if (folder / INDEX).is_file():  # another job of the sweep built it meanwhile
-                return FeatureStore(folder), CacheInfo(folder, len(names), False, 0.0)
-            seconds = _build_locked(
-                cache_root, key, names, compute, config, workers, progress, describe
-            )
+        with _locked(folder.parent):
+            if not rebuild and (folder / INDEX).is_file():  # another job built it meanwhile
+                return FeatureStore(folder, key.stamps), CacheInfo(folder, files, False, 0.0)
+            info = _build_locked(folder, key, compute, workers, progress, describe, rebuild)
     except OSError as err:
         raise ConfigError(
             f"dataset.cache_dir: cannot write the preprocessing cache in {str(cache_root)!r} "
             f"({err.strerror or err}); set dataset.cache_dir to a folder you can write"
         ) from None
-    log.info(f"preprocessing cache built: {len(names)} files in {seconds:.1f} s -> {folder}")
-    return FeatureStore(folder), CacheInfo(folder, len(names), True, seconds)
+    finally:  # nothing built (a rejected file): no folder holding nothing
+        _remove_if_empty(folder.parent)
+        if created_root or cache_root.name == CACHE_DIR:  # not a folder the user made
+            _remove_if_empty(cache_root)
+    if rebuilt is not None:
+        rebuilt.add(folder)
+    log.info(
+        f"preprocessing cache: computed {info.computed} of {files} files ({info.reused} "
+        f"reused) in {info.seconds:.1f} s -> {folder}"
+    )
+    return FeatureStore(folder, key.stamps), info
 
 
 def _build_locked(
-    cache_root: Path,
-    key: str,
-    names: Sequence[str],
+    folder: Path,
+    key: CacheKey,
     compute: Callable[[str], Any],
-    config: str,
     workers: int,
     progress: bool,
     describe: Callable[[str], str],
-) -> float:
-    """Build cache ``key`` while holding its lock; return the seconds it took."""
+    rebuild: bool,
+) -> CacheInfo:
+    """Build version ``folder`` while holding its config's lock."""
     start = time.perf_counter()
-    for stale in cache_root.glob(f".{key}.*.tmp"):  # from a killed build: we hold the lock
+    parent = folder.parent
+    for stale in parent.glob(".*.tmp"):  # from a killed build: we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
-    log.info(f"preprocessing {len(names)} files once (dataset.preprocess) ...")
-    tmp = cache_root / f".{key}.{os.getpid()}.tmp"
+    if folder.exists():  # rebuilt, or incomplete (someone removed its index)
+        _remove_aside(folder)
+    tmp = parent / f".{folder.name}.{os.getpid()}.tmp"
     try:
-        _build(tmp, names, compute, workers, progress, describe)
+        siblings = [] if rebuild else _siblings(folder)
+        computed, reused = _build(tmp, key, compute, workers, progress, describe, siblings)
         seconds = time.perf_counter() - start
         info = {
-            "files": len(names),
+            "files": len(key.stamps),
+            "computed": computed,
+            "reused": reused,
             "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "seconds": round(seconds, 3),
-            "config": config,
+            "config": key.config,
         }
-        (tmp / "info.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
-        os.replace(tmp, cache_root / key)
+        (tmp / INFO).write_text(yaml.safe_dump(info, sort_keys=False))
+        os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return seconds
+    return CacheInfo(folder, len(key.stamps), True, seconds, computed, reused)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock ``folder/.lock`` (waiting for it); the lock file is removed
+    when released. A process that waited on a lock file removed meanwhile takes the new one
+    (it checks that the file it locked is still the one at that path)."""
+    path = folder / LOCK
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except FileNotFoundError:  # the folder was removed meanwhile (an empty one)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _remove_aside(folder: Path) -> None:
+    """Remove a folder, renamed first so that it never looks complete while half removed."""
+    aside = folder.parent / f".{folder.name}.{os.getpid()}.old.tmp"
+    os.replace(folder, aside)
+    shutil.rmtree(aside)
+
+
+# ----------------------------------------------------------------- pruning
+
+
+@dataclass
+class StoredCache:
+    """A cache found on disk: a version of a config, or a cache of the earlier format
+    (one folder per key, right under the cache folder)."""
+
+    folder: Path
+    grouped: bool  # a version under its config's folder (this format)
+    files: int | None
+    size: int
+    built: str | None
+
+    def describe(self) -> str:
+        files = "?" if self.files is None else self.files
+        built = f", built {self.built}" if self.built else ""
+        old = ", an earlier format" if not self.grouped else ""
+        return f"{self.folder} ({files} files, {_size(self.size)}{built}{old})"
+
+
+def _size(size: int) -> str:
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("KB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def _stored(folder: Path, grouped: bool) -> StoredCache:
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    files = built = None
+    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, TypeError, ValueError):
+        info = yaml.safe_load((folder / INFO).read_text(encoding="utf-8"))
+        files, built = int(info["files"]), str(info.get("built") or "") or None
+    return StoredCache(folder, grouped, files, size, built)
+
+
+def unused_caches(roots: Iterable[Path], used: Iterable[Path]) -> list[StoredCache]:
+    """The caches under the cache folders ``roots`` that are not in ``used`` (version
+    folders). Only folders named as this module names them are looked at."""
+    keep = {Path(p) for p in used}
+    found = []
+    for root in sorted({Path(r) for r in roots}):
+        if not root.is_dir():
+            continue
+        for child in sorted(root.iterdir()):
+            if not _HASH.fullmatch(child.name) or not child.is_dir():
+                continue
+            if (child / INDEX).is_file():  # the earlier format: <root>/<key>/index.json
+                if child not in keep:
+                    found.append(_stored(child, grouped=False))
+                continue
+            for version in sorted(child.iterdir()):
+                if _HASH.fullmatch(version.name) and version.is_dir() and version not in keep:
+                    found.append(_stored(version, grouped=True))
+    return found
+
+
+def remove_cache(cache: StoredCache) -> None:
+    """Remove a cache found by :func:`unused_caches` (a version under its config's lock,
+    so no build copies from it meanwhile), and its config folder when nothing is left."""
+    if not cache.grouped:
+        _remove_aside(cache.folder)
+        with contextlib.suppress(OSError):
+            (cache.folder.parent / f".{cache.folder.name}.lock").unlink()
+        return
+    parent = cache.folder.parent
+    with _locked(parent):
+        if cache.folder.exists():
+            _remove_aside(cache.folder)
+        if not any(not p.name.startswith(".") for p in parent.iterdir()):
+            for stale in parent.glob(".*.tmp"):  # from killed builds: we hold the lock
+                shutil.rmtree(stale, ignore_errors=True)
+    _remove_if_empty(parent)

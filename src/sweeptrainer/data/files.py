@@ -182,7 +182,11 @@ class Files:
         check_files: bool = True,
         num_workers: int = 0,
         progress_bar: bool = False,
+        rebuilt_caches: set[Path] | None = None,
     ) -> None:
+        """``num_workers``, ``progress_bar`` and ``rebuilt_caches`` are runtime values the
+        command gives (the last from ``trainer preprocess --rebuild``: the caches it has
+        rebuilt so far; any other is built anew)."""
         self.root = Path(path).resolve()
         if not self.root.is_dir():
             raise ConfigError(f"dataset.path: folder {path!r} does not exist (cwd: {Path.cwd()})")
@@ -202,7 +206,7 @@ class Files:
         self.cache: Any = None
         self.cache_info: CacheInfo | None = None
         if len(self.pipeline.preprocess):
-            self._open_cache(parts, cache_dir, num_workers, progress_bar)
+            self._open_cache(cache_dir, num_workers, progress_bar, rebuilt_caches)
         values = self._scaled(encoded.values, scale_target)
         for split, part in parts.items():
             setattr(self, split, FilesSplit(self, split, part, values[split]))
@@ -350,19 +354,20 @@ class Files:
         where, row = self._listed.get(name, ("?", 0))
         return f"{name!r} ({where} row {row})"
 
-    def _open_cache(self, parts, cache_dir: str | None, workers: int, progress: bool) -> None:
+    def _open_cache(
+        self, cache_dir: str | None, workers: int, progress: bool, rebuilt: set[Path] | None
+    ) -> None:
         names = list(self._listed)
         folder = Path(cache_dir).resolve() if cache_dir else self.root / CACHE_DIR
         key = cache_key(self.pipeline.cache_config, self.root, names)
         self.cache, self.cache_info = open_cache(
             folder,
             key,
-            names,
             lambda name: self.pipeline.load(self.root / name),
-            config=self.pipeline.cache_config,
             workers=workers,
             progress=progress,
             describe=self.describe,
+            rebuilt=rebuilt,
         )
 
     def load(self, name: str) -> torch.Tensor:
