@@ -2,23 +2,32 @@
 
 INPUT is, for a run on files (the ``Files`` dataset), a folder of new files or a table
 listing them (its file column, paths relative to the table's folder), each made into a
-sample by the run's own loader, preprocessing and transform; for a run on a table, a
-CSV/Parquet file with the dataset's feature columns (preprocessed with the statistics the
-run saved); for any run, ``NAME:SPLIT`` for a split of a dataset option (the run's own
-dataset config when NAME is its id). OUTPUT gets one row per input: the file (for files),
-the prediction (class names for classification) and one score column per class.
+sample by the run's own loader, preprocessing and transform; for a run of a dataset class
+of the user's that defines ``load(path)``, a file or a folder of files, each read by that
+method; for a run on a table, a CSV/Parquet file with the dataset's feature columns
+(preprocessed with the statistics the run saved); for any run, ``NAME:SPLIT`` for a split
+of a dataset option (the run's own dataset config when NAME is its id). OUTPUT gets one row
+per input: the file (for files), the prediction (class names for classification) and one
+score column per class.
+
+Run from the user's project folder, inference builds what a start-up config of that
+project builds (its classes, its functions given with ``_partial_``, its modules through
+links inside it). A run folder is still untrusted input: before anything is built from its
+config, every ``_target_`` of its model and dataset is checked (:func:`check_run_config`),
+and nothing is imported from the results folder it lies in.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.errors import ConfigError
@@ -42,21 +51,127 @@ def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
     return cfg
 
 
+# modules whose classes a run folder's nested steps may name besides sweeptrainer's own
+TRANSFORM_MODULES = ("torchvision.transforms", "torchaudio.transforms")
+
+
 def check_run_config(cfg: DictConfig, path: Path) -> None:
     """Every ``_target_`` of what is built from a run folder's config (its model and its
-    dataset, with what the dataset nests) checked before anything is built from it: a run
-    folder is untrusted input, and may have been edited to run code. The other groups
-    (optimizer, callbacks, loggers, ...) are never built from a run folder."""
-    import torch
+    dataset, with what they nest) checked before anything is built from it: a run folder is
+    untrusted input, and may have been edited to run code. The other groups (optimizer,
+    callbacks, loggers, ...) are never built from a run folder's config.
 
-    from sweeptrainer.config.instantiate import check_untrusted
-
+    A target may be, at the top of the model, a ``torch.nn.Module`` class; for the dataset
+    and every nested node (a loader, a step, a collate function), a class of sweeptrainer's,
+    a torchvision/torchaudio transform or a class of the user's project (the current folder;
+    links inside it followed, none out of it), or a function of the project given with
+    ``_partial_: true`` (bound, then called on samples as training calls it); anywhere, a
+    function or class marked with :func:`sweeptrainer.builds` of the expected kind. Never
+    anything of Python's own library, nor a module under the results folder the run lies
+    in (checked before it is imported: importing runs a module's code)."""
+    untrusted = results_areas(path.parent)
     try:
         for key, kind in (("model", torch.nn.Module), ("dataset", None)):
             if key in cfg:
-                check_untrusted(cfg[key], key, kind)
+                _check_tree(cfg[key], key, kind, untrusted)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def results_areas(run_dir: Path) -> list[Path]:
+    """The folders nothing is imported from for a run folder's config: the results folder
+    the run lies in (``<results_dir>/<experiment>/training/<run>``: every experiment there is
+    a run folder's data, never code), or its experiment folder where the results folder holds
+    the current folder (``results_dir: .``), or the run folder itself outside that layout;
+    for the run folder as given and, where that is a link, for where it leads."""
+    areas = []
+    for run in (Path(os.path.abspath(run_dir)), run_dir.resolve()):
+        if run.parent.name != "training" or len(run.parents) < 3:
+            areas.append(run)
+            continue
+        results = run.parents[2]
+        holds_here = Path.cwd().resolve().is_relative_to(results.resolve())
+        areas.append(run.parents[1] if holds_here else results)
+    return list(dict.fromkeys(areas))
+
+
+def _check_tree(node: Any, key: str, expected: type | None, untrusted: list[Path]) -> None:
+    """``node`` and every node in it: see :func:`check_run_config`. ``dataset.metrics`` are
+    functions by design, never built from a run folder's config, so they are left out."""
+    if isinstance(node, DictConfig) and node.get("_target_") is not None:  # null: nothing built
+        _check_target(node, key, expected, untrusted)
+    children: Any = (
+        node.items() if isinstance(node, DictConfig) else enumerate(node)
+        if isinstance(node, ListConfig) else ()
+    )  # fmt: skip
+    for name, child in children:
+        if key == "dataset" and name == "metrics":
+            continue
+        if isinstance(child, DictConfig | ListConfig):
+            label = f"{key}.{name}" if isinstance(name, str) else f"{key}[{name}]"
+            _check_tree(child, label, None, untrusted)
+
+
+def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: list[Path]) -> None:
+    """One ``_target_`` of a run folder's config: see :func:`check_run_config`."""
+    import inspect
+    import sys
+
+    from sweeptrainer.config.instantiate import FACTORY_MARK, locate
+    from sweeptrainer.usercode import defined_in_project, import_sources, within
+
+    path = node.get("_target_")
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{key}._target_: expected a dotted import path, got {path!r}")
+
+    def python_itself(top: str) -> bool:
+        return top in sys.stdlib_module_names or top == "builtins"
+
+    if python_itself(path.split(".")[0]):  # refused before anything is imported
+        raise ConfigError(
+            f"{key}._target_: {path!r} is part of Python itself; a run folder's config may "
+            "only name component classes, and it is not imported or called"
+        )
+    inside = [(p, a) for p in import_sources(path) for a in untrusted if within(p, a)]
+    if inside:
+        source, area = inside[-1]
+        raise ConfigError(
+            f"{key}._target_: {path!r} would be imported from {str(source)!r}, inside the "
+            f"results folder {str(area)!r}; a run folder's config never runs code from "
+            "there, and it was not imported"
+        )
+    target = locate(path, key)
+    module = getattr(inspect.getmodule(target), "__name__", None) or ""
+    if python_itself(module.split(".")[0]):  # reached through another module's import
+        raise ConfigError(
+            f"{key}._target_: {path!r} is {module}'s (part of Python itself); a run folder's "
+            "config may only name component classes, and it was not called"
+        )
+    mark = getattr(target, FACTORY_MARK, None)
+    if isinstance(mark, type) and (expected is None or issubclass(mark, expected)):
+        return
+    if inspect.isclass(target) and expected is not None and issubclass(target, expected):
+        return
+    ours = defined_in_project(target, untrusted)
+    known = module.split(".")[0] == "sweeptrainer" or module.startswith(TRANSFORM_MODULES)
+    if expected is None and inspect.isclass(target) and (known or ours):
+        return
+    if expected is None and ours and node.get("_partial_") is True:
+        return  # a function of the project, bound: called on samples, as training calls it
+    if ours and inspect.isfunction(target):
+        kind = "nn.Module" if expected is not None else "object"
+        bound = "" if expected is not None else ", or as a step or loader with _partial_: true"
+        raise ConfigError(
+            f"{key}._target_: {path!r} is a function of your project that would be called while "
+            "the config is built; a run folder's config takes such a factory only when marked "
+            f"with @sweeptrainer.builds({kind}){bound}, so it was not called"
+        )
+    wanted = f"{expected.__name__} class" if expected is not None else "component class"
+    raise ConfigError(
+        f"{key}._target_: {path!r} is not a {wanted} (sweeptrainer's, your project's, or "
+        "one marked with @sweeptrainer.builds); a run folder's config builds only those, so it "
+        "was not called"
+    )
 
 
 def load_best(run_dir: Path, what: str = "RUN_DIR") -> dict[str, Any]:
@@ -92,8 +207,15 @@ def build_model(cfg: DictConfig, info: dict[str, Any], state: dict[str, Any]) ->
     return model.eval()
 
 
-def _split_features(cfg: DictConfig, spec: str) -> tuple[torch.Tensor, Any]:
-    """``NAME:SPLIT`` -> the (already preprocessed) features of that split and the dataset."""
+def _predict_split(
+    cfg: DictConfig, info: dict[str, Any], state: dict[str, Any], spec: str
+) -> pd.DataFrame:
+    """``NAME:SPLIT``: the dataset built from its config (the run's own when NAME is its id,
+    else the current project's option NAME) through its own code, as training builds it;
+    its split's samples batched, collated and given to the model as training does."""
+    from sweeptrainer.data.collate import build_collate, stack
+    from sweeptrainer.training.batch import BatchError, BatchLayout, Inputs
+
     name, _, split = spec.partition(":")
     if split not in ("train", "dev", "test"):
         raise ConfigError(f"INPUT: {spec!r}: expected NAME:SPLIT with SPLIT train, dev or test")
@@ -104,23 +226,146 @@ def _split_features(cfg: DictConfig, spec: str) -> tuple[torch.Tensor, Any]:
         with ConfigSources.find(None, None, Path.cwd()) as sources:
             node = task_config(compose(sources, [f"dataset={name}"])).dataset
     dataset = instantiate(node, "dataset")
-    tensors = getattr(getattr(dataset, split), "tensors", None)
-    if tensors is None:
-        features = torch.stack(
-            [getattr(dataset, split)[i][0] for i in range(len(getattr(dataset, split)))]
+    part = getattr(dataset, split, None)
+    if part is None or not hasattr(part, "__getitem__") or not hasattr(part, "__len__"):
+        raise ConfigError(
+            f"INPUT: {spec!r}: {node.get('_target_')} built no {split!r} split (expected a "
+            f"torch dataset of samples as its attribute {split})"
         )
+    info = {**describe_dataset(dataset), **{k: v for k, v in info.items() if v is not None}}
+    batch: Any = OmegaConf.to_container(node.batch, resolve=True) if node.get("batch") else {}
+    layout = BatchLayout.from_config(batch)
+    collate = build_collate(batch.get("collate")) or stack
+    tensors = getattr(part, "tensors", None)  # a TensorDataset: sliced, not sample by sample
+    if tensors is not None and layout.plain:
+        shape = tuple(tensors[0].shape[1:])
+        if math.prod(shape) != math.prod(info["input_shape"]):
+            raise ConfigError(f"INPUT: features of shape {shape} do not fit the model's "
+                              f"input {tuple(info['input_shape'])}")  # fmt: skip
+    model = build_model(cfg, info, state)
+    size, outputs = int(cfg.inference_batch_size), []
+    for start in range(0, len(part), size):
+        stop = min(start + size, len(part))
+        if tensors is not None and layout.plain:
+            inputs = Inputs((tensors[0][start:stop],), {})
+        else:
+            try:
+                inputs = layout.split(collate([part[i] for i in range(start, stop)]))[0]
+            except (BatchError, ValueError) as err:
+                raise ConfigError(f"INPUT: {spec!r}: {err}") from None
+        outputs.append(_call(model, inputs, spec))
+    return _decode(info, torch.cat(outputs).float())
+
+
+def _call(model: Any, inputs: Any, what: str) -> torch.Tensor:
+    """The model's outputs for one batch; a ConfigError naming the input when it fails."""
+    try:
+        out: torch.Tensor = inputs.call(model)
+    except Exception as err:
+        raise ConfigError(
+            f"INPUT: the run's model cannot take the inputs of {what!r}: "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    return out
+
+
+def _dataset_loader(cfg: DictConfig) -> tuple[str, Any] | None:
+    """(the class's name, its ``load``) when the run's dataset is a class of the user's
+    that defines ``load(path)``: a static or class method is called on the class, a plain
+    method on the dataset built from the run's config. None otherwise."""
+    import inspect
+
+    from sweeptrainer.config.instantiate import locate
+
+    path = cfg.dataset.get("_target_")
+    target = locate(path, "dataset") if isinstance(path, str) and path else None
+    load = getattr(target, "load", None)
+    if not inspect.isclass(target) or not callable(load):
+        return None
+    if isinstance(inspect.getattr_static(target, "load"), staticmethod | classmethod):
+        return path, load  # needs no dataset: none is built
+    return path, instantiate(cfg.dataset, "dataset").load
+
+
+def _predict_loaded(
+    cfg: DictConfig, info: dict[str, Any], state: dict[str, Any], spec: str, loader: Any
+) -> pd.DataFrame:
+    """New files read by the dataset class's own ``load(path)``: one sample's inputs each (a
+    tensor, or a dict of tensors passed to the model by name), batched as the run batched
+    (its ``batch.collate``). A file ``load`` fails on is skipped and named, with why."""
+    from sweeptrainer.data.collate import build_collate, stack
+    from sweeptrainer.training.batch import Inputs
+
+    name, load = loader
+    source = Path(spec)
+    if source.is_dir():
+        root = source
+        names = sorted(
+            str(p.relative_to(source))
+            for p in source.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
+        )
+        if not names:
+            raise ConfigError(f"INPUT: no files in folder {spec!r}")
+    elif source.is_file():
+        root, names = source.parent, [source.name]
     else:
-        features = tensors[0]
-    return features, dataset
+        raise ConfigError(
+            f"INPUT: {spec!r} does not exist; expected a file or a folder of files (read by "
+            f"{name}.load), or NAME:SPLIT"
+        )
+    model = build_model(cfg, info, state)
+    collate = build_collate((cfg.dataset.get("batch") or {}).get("collate")) or stack
+    size, outputs = int(cfg.inference_batch_size), []
+    read: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    pending: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        try:
+            batch = collate([(x, torch.zeros(())) for _, x in pending])[0]
+        except Exception as err:
+            raise ConfigError(f"INPUT: the files of {spec!r} make no batch: {err}") from None
+        inputs = Inputs((), dict(batch)) if isinstance(batch, dict) else Inputs((batch,), {})
+        outputs.append(_call(model, inputs, spec))
+        read.extend(file for file, _ in pending)
+        pending.clear()
+
+    for file in names:
+        try:
+            x = load(root / file)
+            x = x if isinstance(x, dict) else torch.as_tensor(x)
+        except Exception as err:
+            first = (str(err).strip().splitlines() or [""])[0][:80]
+            skipped.append((file, f"{name}.load failed: {type(err).__name__}: {first}"))
+            continue
+        pending.append((file, x))
+        if len(pending) == size:
+            flush()
+    if pending:
+        flush()
+    if not read:
+        file, why = skipped[0]
+        raise ConfigError(f"INPUT: no file of {spec!r} could be read; {file}: {why}")
+    frame = _decode(info, torch.cat(outputs).float())
+    frame.insert(0, "file", read)
+    frame.attrs["skipped"] = skipped  # said, not dropped
+    return frame
+
+
+def _no_reader(cfg: DictConfig, spec: str) -> ConfigError:
+    target, name = cfg.dataset.get("_target_"), cfg.dataset.get("id")
+    return ConfigError(
+        f"INPUT: {spec!r}: this run's dataset ({target}) reads no new files: it is no Files "
+        "dataset, records no feature names and statistics (a table's) and its class "
+        f"defines no load(path). Give a split of it as NAME:SPLIT (e.g. {name}:test), or "
+        f"define a method load(self, path) on {target} that returns one sample's inputs "
+        "read from a file (docs/data.md, Inference)"
+    )
 
 
 def _file_features(info: dict[str, Any], path: str) -> torch.Tensor:
-    names = info.get("feature_names")
-    if not names or info.get("feature_mean") is None:
-        raise ConfigError(
-            "INPUT: this run's dataset does not record its feature names and statistics, so "
-            "it cannot read raw feature files; use INPUT as NAME:SPLIT instead"
-        )
+    names = info["feature_names"]
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"INPUT: file {path!r} does not exist")
@@ -145,9 +390,10 @@ def _file_features(info: dict[str, Any], path: str) -> torch.Tensor:
     return x.reshape(len(x), *info["input_shape"])
 
 
-def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str], list[str]]:
+def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str], list[tuple[str, str]]]:
     """INPUT for a run on files: (root, file names relative to it, the folder's files no
-    loader reads), from a folder (hidden folders such as the cache left out) or a table."""
+    loader reads with why), from a folder (hidden folders such as the cache left out) or a
+    table."""
     from sweeptrainer.data import index as tables
     from sweeptrainer.data.loaders import known
 
@@ -161,7 +407,7 @@ def _new_files(info: dict[str, Any], spec: str) -> tuple[Path, list[str], list[s
         names = [n for n in found if Path(n).suffix.lower() in known()]
         if not names:
             raise ConfigError(f"INPUT: no audio, image, .npy or .pt files in folder {spec!r}")
-        return source, names, [n for n in found if n not in set(names)]
+        return source, names, [(n, "no loader") for n in found if n not in set(names)]
     frame = tables.read_table(source, "INPUT")
     column = info["file_column"]
     if column not in frame.columns:
@@ -183,7 +429,7 @@ def _predict_files(cfg: DictConfig, info: dict[str, Any], spec: str, model: Any)
         raise ConfigError(
             f"INPUT: {len(missing)} listed file(s) do not exist, first {str(root / missing[0])!r}"
         )
-    pipeline = FilePipeline.from_config(cfg.dataset)
+    pipeline = FilePipeline.from_config(cfg.dataset, image_mode=info.get("image_mode"))
     collate = build_collate((cfg.dataset.get("batch") or {}).get("collate")) or stack
     batch, outputs = int(cfg.inference_batch_size), []
     for start in range(0, len(names), batch):
@@ -223,26 +469,28 @@ def check_output(output: Path, run_dir: Path) -> None:
 
 @torch.no_grad()
 def predict(run_dir: str | Path, input_spec: str, output: str | Path) -> pd.DataFrame:
-    """Write predictions for INPUT to OUTPUT; return them."""
+    """Write predictions for INPUT to OUTPUT; return them. ``frame.attrs["skipped"]``: the
+    (file, why) of the files of INPUT that were not predicted."""
     check_output(Path(output), Path(run_dir))
     cfg, state = _load(Path(run_dir))
     info = state.get("dataset") or {}
-    if info.get("file_column") and ":" not in input_spec:  # a run on files: new files
+    if ":" in input_spec and not Path(input_spec).exists():
+        frame = _predict_split(cfg, info, state, input_spec)
+    elif info.get("file_column"):  # a run on files: new files through its pipeline
         frame = _predict_files(cfg, info, input_spec, build_model(cfg, info, state))
-        _write(frame, Path(output))
-        return frame
-    if Path(input_spec).suffix in (".csv", ".parquet", ".pq") or Path(input_spec).exists():
+    elif (loader := _dataset_loader(cfg)) is not None:  # a class of the user's with load()
+        frame = _predict_loaded(cfg, info, state, input_spec, loader)
+    elif info.get("feature_names") and info.get("feature_mean") is not None:  # a table's
         features = _file_features(info, input_spec)
+        if math.prod(features.shape[1:]) != math.prod(info["input_shape"]):
+            raise ConfigError(f"INPUT: features of shape {tuple(features.shape[1:])} do not fit "
+                              f"the model's input {tuple(info['input_shape'])}")  # fmt: skip
+        model = build_model(cfg, info, state)
+        size = int(cfg.inference_batch_size)
+        outputs = [model(features[i : i + size]) for i in range(0, len(features), size)]
+        frame = _decode(info, torch.cat(outputs).float())
     else:
-        features, dataset = _split_features(cfg, input_spec)
-        info = {**describe_dataset(dataset), **{k: v for k, v in info.items() if v is not None}}
-    if math.prod(features.shape[1:]) != math.prod(info["input_shape"]):
-        raise ConfigError(f"INPUT: features of shape {tuple(features.shape[1:])} do not fit the "
-                          f"model's input {tuple(info['input_shape'])}")  # fmt: skip
-    model = build_model(cfg, info, state)
-    batch = int(cfg.inference_batch_size)
-    outputs = torch.cat([model(features[i : i + batch]) for i in range(0, len(features), batch)])
-    frame = _decode(info, outputs.float())
+        raise _no_reader(cfg, input_spec)
     _write(frame, Path(output))
     return frame
 

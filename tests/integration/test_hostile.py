@@ -199,11 +199,12 @@ def test_a_marked_factory_builds_from_a_run_folder(tmp_path):
     """The packaged model factories (torchvision, timm) carry the mark; classes need none."""
     from omegaconf import OmegaConf
 
-    from sweeptrainer.config.instantiate import check_untrusted
+    from sweeptrainer.inference import check_run_config
 
     for target in ("sweeptrainer.components.models.torchvision_model",
                    "sweeptrainer.components.models.FFNN"):  # fmt: skip
-        check_untrusted(OmegaConf.create({"_target_": target}), "model", torch.nn.Module)
+        config = OmegaConf.create({"model": {"_target_": target}})
+        check_run_config(config, tmp_path / "run" / "config.yaml")
 
 
 @pytest.mark.parametrize("link", ["train.log", "states", "run folder"])

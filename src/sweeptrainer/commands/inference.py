@@ -22,6 +22,7 @@ examples:
   trainer inference results/default/training/RUN Digits:test predictions.csv
   trainer inference results/default/training/RUN features.csv predictions.parquet
   trainer inference results/images/training/RUN data/images/seven predictions.csv
+  trainer inference results/default/training/RUN MyData:test predictions.csv
 """,
     )
     parser.add_argument(
@@ -32,9 +33,11 @@ examples:
     parser.add_argument(
         "input",
         metavar="INPUT",
-        help="a CSV/Parquet file with the dataset's feature columns, or NAME:SPLIT (a split of "
-        "a packaged dataset, e.g. Digits:test); for a run on files (audio, images, arrays): a "
-        "folder of new files, or a table listing them",
+        help="NAME:SPLIT (a split of a dataset option, e.g. Digits:test, built as training "
+        "builds it); for a run on files (audio, images, arrays): a folder of new files, or a "
+        "table listing them; for a run of your dataset class that defines load(path): a file "
+        "or a folder of files it reads; for a run on a table: a CSV/Parquet file with the "
+        "dataset's feature columns",
     )
     parser.add_argument(
         "output", metavar="OUTPUT", help="the predictions file to write (.csv or .parquet)"
@@ -46,12 +49,12 @@ def run(args: Sequence[str]) -> int:
     from sweeptrainer.usercode import import_from_cwd
 
     ns = parser().parse_args(args)
-    import_from_cwd()  # a run's own model class, as when it trained
+    import_from_cwd()  # the project's own classes and functions, as when it trained
     from sweeptrainer.inference import predict
 
     frame = predict(ns.run_dir, ns.input, ns.output)
     skipped = frame.attrs.get("skipped") or []
-    shown = ", ".join(f"{name} (no loader)" for name in skipped[:5])
+    shown = ", ".join(f"{name} ({why})" for name, why in skipped[:5])
     more = f", ... ({len(skipped) - 5} more)" if len(skipped) > 5 else ""
     print(
         f"wrote {len(frame)} predictions to {ns.output}"

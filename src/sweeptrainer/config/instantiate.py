@@ -15,9 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -76,78 +74,6 @@ def builds(kind: type) -> Callable[[F], F]:
         return function
 
     return mark
-
-
-def check_untrusted(node: Any, key: str, expected: type | tuple[type, ...] | None = None) -> None:
-    """Refuse, before anything is imported from it or called, a config read from a run folder
-    (``trainer inference``, ``load_run``) whose ``_target_`` could run code: every target in
-    ``node`` must be a class (of ``expected`` at the top, when given) or a function marked
-    with :func:`builds`, and never one of Python's own modules (``os.system``,
-    ``subprocess.Popen``, ...). ``dataset.metrics`` are functions by design; they are not
-    built from a run folder's config, so they are left out."""
-    if isinstance(node, DictConfig) and node.get("_target_") is not None:  # null: nothing built
-        _check_target(node.get("_target_"), key, expected)
-    children: Any = (
-        node.items() if isinstance(node, DictConfig) else enumerate(node)
-        if isinstance(node, ListConfig) else ()
-    )  # fmt: skip
-    for name, child in children:
-        if key == "dataset" and name == "metrics":
-            continue
-        if isinstance(child, DictConfig | ListConfig):
-            check_untrusted(child, f"{key}.{name}" if isinstance(name, str) else f"{key}[{name}]")
-
-
-def _check_target(path: Any, key: str, expected: type | tuple[type, ...] | None) -> None:
-    """One target of a run folder's config: see :func:`check_untrusted`."""
-    if not isinstance(path, str) or not path:
-        raise ConfigError(f"{key}._target_: expected a dotted import path, got {path!r}")
-    if _python_itself(path.split(".")[0]):  # refused before anything is imported
-        raise ConfigError(
-            f"{key}._target_: {path!r} is part of Python itself; a run folder's config may "
-            "only name component classes, and it is not imported or called"
-        )
-    target = locate(path, key)
-    module = getattr(inspect.getmodule(target), "__name__", None) or ""
-    if _python_itself(module.split(".")[0]):  # reached through another module's import
-        raise ConfigError(
-            f"{key}._target_: {path!r} is {module}'s (part of Python itself); a run folder's "
-            "config may only name component classes, and it was not called"
-        )
-    mark = getattr(target, FACTORY_MARK, None)
-    kinds = expected if isinstance(expected, tuple) else (expected,) if expected else ()
-    if isinstance(mark, type) and (not kinds or issubclass(mark, kinds)):
-        return
-    if inspect.isclass(target) and kinds and issubclass(target, kinds):
-        return
-    if inspect.isclass(target) and not kinds and _known_component(target, module):
-        return
-    wanted = " or ".join(k.__name__ for k in kinds) + " class" if kinds else "component class"
-    raise ConfigError(
-        f"{key}._target_: {path!r} is not a {wanted} (sweeptrainer's, your project's, or "
-        "one marked with @sweeptrainer.builds); a run folder's config builds only those, "
-        "so it was not called"
-    )
-
-
-def _python_itself(top: str) -> bool:
-    return top in sys.stdlib_module_names or top == "builtins"
-
-
-# modules whose classes a run folder's nested steps may name besides sweeptrainer's own
-TRANSFORM_MODULES = ("torchvision.transforms", "torchaudio.transforms")
-
-
-def _known_component(target: type, module: str) -> bool:
-    """A class for a node of no fixed kind (a dataset, its loader and steps): sweeptrainer's,
-    a transform of torchvision/torchaudio, or one defined in the current project folder."""
-    if module.split(".")[0] == "sweeptrainer" or module.startswith(TRANSFORM_MODULES):
-        return True
-    try:
-        source = Path(inspect.getfile(target)).resolve()
-    except (TypeError, OSError):
-        return False
-    return source.is_relative_to(Path.cwd().resolve())
 
 
 def constructor_kwargs(node: DictConfig, key: str = "") -> dict[str, Any]:
@@ -222,7 +148,6 @@ def check_node(
 def nested_nodes(node: Any, key: str) -> list[tuple[str, DictConfig]]:
     """Every ``_target_`` node inside ``node`` (not ``node`` itself), with its dotted key:
     ``dataset.transform[0]``, ``augmentation.steps[1]``, ``dataset.loader``."""
-    from omegaconf import ListConfig
 
     found: list[tuple[str, DictConfig]] = []
     if isinstance(node, DictConfig):
