@@ -240,7 +240,7 @@ def _n_trials(value: Any, sampler: Any, params: Sequence[Param]) -> int:
         if n_trials is None:
             raise ConfigError(
                 "hydra.sweeper.n_trials: how many trials the search runs (with "
-                "sampler=grid: the number of combinations unless given)"
+                "hydra.sweeper.sampler=grid: the number of combinations unless given)"
             )
         return n_trials
     continuous = [p.describe() for p in params if not p.discrete]
