@@ -5,12 +5,14 @@ damaged cache is named and ``--rebuild`` mends it."""
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from tests.conftest import snapshot
@@ -146,6 +148,51 @@ def test_a_damaged_cache_is_named_and_rebuild_mends_it(trainer, tmp_path):
     assert "up to date (20 files)" in trainer("preprocess", *ARRAYS).out
     bad = trainer("preprocess", *ARRAYS, "--yes")
     assert bad.code == 2 and "--yes and --dry-run go with --prune" in bad.err
+
+
+def _flip(version: Path) -> None:
+    with open(version / "values.bin", "r+b") as f:  # one bit of the 7th file, same size
+        f.seek(7 * 32 + 5)
+        byte = f.read(1)[0]
+        f.seek(7 * 32 + 5)
+        f.write(bytes([byte ^ 0x10]))
+
+
+def _swap(version: Path) -> None:
+    meta = json.loads((version / "index.json").read_text())
+    a, b = meta["entries"][2], meta["entries"][9]  # two files trade places, a valid index
+    for field in ("name", "stamp"):
+        a[field], b[field] = b[field], a[field]
+    (version / "index.json").write_text(json.dumps(meta))
+
+
+def _truncate(version: Path) -> None:
+    with open(version / "values.bin", "r+b") as f:
+        f.truncate(100)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip, _swap], ids=["truncated", "bit", "swap"])
+def test_damage_is_found_before_training_and_rebuild_restores(trainer, tmp_path, damage):
+    """Issue 34: a truncated, bit-flipped or swapped-index cache is named as damaged before
+    training (exit 2, nothing under results/), and trainer preprocess --rebuild restores
+    it: the run then trains as on the cache first built."""
+    write_arrays(tmp_path / "arrays", n=20)
+    assert trainer("preprocess", *ARRAYS).code == 0
+    (version,) = versions(tmp_path / "arrays")
+    good = (version / "values.bin").read_bytes(), (version / "index.json").read_text()
+    damage(version)
+    result = trainer("iterations=1", *ARRAYS)
+    assert result.code == 2, result.out + result.err
+    assert f"the preprocessing cache {version} is damaged (" in result.err
+    assert "delete it or run trainer preprocess --rebuild" in result.err
+    assert "Traceback" not in result.err and not (tmp_path / "results").exists()
+    assert trainer("preprocess", *ARRAYS, "--rebuild").code == 0
+    assert (version / "values.bin").read_bytes() == good[0]
+    assert (
+        json.loads((version / "index.json").read_text())["entries"]
+        == json.loads(good[1])["entries"]
+    )
+    assert trainer("iterations=1", *ARRAYS).code == 0
 
 
 def test_a_rejected_file_leaves_no_cache_folder(trainer, tmp_path):

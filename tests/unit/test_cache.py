@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from sweeptrainer.data import cache
 from sweeptrainer.data.cache import (
     CacheKey,
     cache_key,
@@ -199,7 +200,17 @@ def test_an_index_that_lists_other_files_is_damage(tmp_path):
         open_cache(tmp_path, _key(), _value)
 
 
-def test_an_entry_is_checked_at_its_first_read(tmp_path):
+def test_every_entry_is_checked_when_a_cache_is_opened(tmp_path):
+    folder = _built(tmp_path)
+    data = bytearray((folder / "values.bin").read_bytes())
+    data[-1] ^= 0x01  # the last file's bytes, same size
+    (folder / "values.bin").write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=DAMAGED.format("the values of '4' do not match")):
+        open_cache(tmp_path, _key(), _value)
+
+
+def test_an_entry_of_a_large_cache_is_checked_at_its_first_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "VERIFY_AT_OPEN", 0)  # a cache too large to check whole
     folder = _built(tmp_path)
     data = bytearray((folder / "values.bin").read_bytes())
     data[-1] ^= 0x01  # the last file's bytes, same size
@@ -213,16 +224,15 @@ def test_an_entry_is_checked_at_its_first_read(tmp_path):
 def test_an_index_with_two_entries_swapped_is_damage(tmp_path):
     """Issue 34 (item 4): a valid index.json whose two files trade places (their names and
     stamps swapped; offsets, shapes and checksums kept) is caught at the first read of
-    either file: the checksum covers the name."""
+    either file (here when the cache is opened): the checksum covers the name."""
     folder = _built(tmp_path)
     meta = json.loads((folder / "index.json").read_text())
     first, second = meta["entries"][1], meta["entries"][3]
     for field in ("name", "stamp"):
         first[field], second[field] = second[field], first[field]
     (folder / "index.json").write_text(json.dumps(meta))
-    store, _ = open_cache(tmp_path, _key(), _value)
     with pytest.raises(ConfigError, match=DAMAGED.format("the values of '3' do not match")):
-        store["3"]
+        open_cache(tmp_path, _key(), _value)
 
 
 def test_rebuilding_computes_every_file_once_per_command(tmp_path):
@@ -252,8 +262,8 @@ def test_unused_caches_are_listed_and_removed_with_their_config_folder(tmp_path)
     listed = {c.folder: c for c in unused}
     assert listed[old].files == 5 and listed[old].grouped and not listed[legacy].grouped
     assert "(5 files, " in listed[old].describe()
-    for cache in unused:
-        remove_cache(cache)
+    for stored in unused:
+        remove_cache(stored)
     assert sorted(p.name for p in tmp_path.iterdir()) == [info.folder.parent.name, "notes"]
     assert [p.name for p in info.folder.parent.iterdir()] == [info.folder.name]
     assert open_cache(tmp_path, _key(changed={"1": 1}), _value)[0]["1"][0, 0] == 1.0
