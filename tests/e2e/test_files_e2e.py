@@ -43,6 +43,36 @@ def test_sigkill_mid_epoch_with_workers_and_augmentation_resumes_bit_for_bit(tmp
     assert_same_run(only_run(tmp_path, "ref"), cut)
 
 
+def test_a_run_is_the_same_whether_it_builds_the_cache_finds_it_or_was_killed_after(tmp_path):
+    """Issue 34 (item 1): building the preprocessing cache (with 2 workers) consumes nothing
+    training uses, so the same run gives identical metrics and results when it builds the
+    cache, when it finds it built, and when it was SIGKILLed right after building it."""
+    import shutil
+
+    write_digit_pngs(tmp_path / "images", n=120)
+    args = (*IMAGES, "dataset.preprocess=[{_target_:sweeptrainer.data.transforms.Resize,size:10}]",
+            "augmentation=RandomCrop", "num_workers=2", "iterations=2")  # fmt: skip
+    cache = tmp_path / "images/.sweeptrainer-cache"
+
+    code, out = run(tmp_path, *args, "experiment_id=builds")
+    assert code == 0, out
+    assert "preprocessing cache: computed" in out, out
+    code, out = run(tmp_path, *args, "experiment_id=finds")
+    assert code == 0 and "preprocessing cache: computed" not in out, out
+
+    shutil.rmtree(cache)
+    proc = start(tmp_path, *args, "experiment_id=killed")
+    wait_for(lambda: any(cache.glob("*/*/index.json")), timeout=120)  # built: kill it now
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    code, out = run(tmp_path, *args, "experiment_id=killed")
+    assert code == 0, out
+    assert "preprocessing cache: computed" not in out, out  # the kill left a complete cache
+    builds = only_run(tmp_path, "builds")
+    assert_same_run(builds, only_run(tmp_path, "finds"))
+    assert_same_run(builds, only_run(tmp_path, "killed"))
+
+
 def _caches(data):
     return [p for p in (data / ".sweeptrainer-cache").iterdir() if not p.name.startswith(".")]
 
