@@ -30,6 +30,8 @@ Rows (targets from the performance issue):
                 same steps as transform (whole processes, bench_cache.py)
   eval          the dev evaluation of a 20 000-sample split split over 2 processes    <= 0.7x
                 (torchrun, gloo, CPU) vs 1 process (bench_eval.py), one thread each
+  table         a Files dataset of 100,000 files in one table, its cache built: the   <= 5 s
+                command's start to its first run
   search        a 16-run grid on Digits (hydra/sweeper=search, sampler=grid) with    <= 0.5x
                 pruner=halving vs the same grid trained to the end: wall time, the
                 evaluations trained, the best dev accuracy and its configuration (same)
@@ -283,6 +285,59 @@ def big_sweep(tmp: Path, repeats: int) -> list[Row]:
     return [first, skip]
 
 
+TABLE_FILES = 100_000
+
+
+def write_table_files(root: Path, n: int = TABLE_FILES) -> None:
+    """``n`` tiny .npy files (2 x 4 values) in folders of 1,000, listed in all.csv with a
+    label: written once and kept (about 20 s), the folder named by ``n``."""
+    import numpy as np
+    import pandas as pd
+
+    if (root / "all.csv").is_file():
+        return
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        name = f"{i // 1000:03d}/{i:06d}.npy"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        np.save(root / name, rng.normal(size=(2, 4)).astype(np.float32))
+        rows.append((name, "ab"[i % 2]))
+    pd.DataFrame(rows, columns=["file", "label"]).to_csv(root / "all.csv.tmp", index=False)
+    os.replace(root / "all.csv.tmp", root / "all.csv")
+
+
+def large_table(tmp: Path, repeats: int) -> list[Row]:
+    """A Files dataset of 100,000 files in one index table, its preprocessing cache built:
+    the command's start to its first run (``train ...``): listing, stat, the header check
+    (recorded beside the cache), the cache's proof, the plan and the model."""
+    row = Row("100,000-file table, cache built: start to the first run", "s", "<= 5 s", limit=5.0)
+    data = Path(tempfile.gettempdir()) / f"sweeptrainer-bench-table-{TABLE_FILES}"
+    write_table_files(data)
+    step = "[{_target_:sweeptrainer.data.transforms.Standardize}]"
+    args = ["dataset=Files", f"dataset.path={data}", "dataset.train=null", "dataset.dev=null",
+            "dataset.test=null", "dataset.index=all.csv", f"dataset.preprocess={step}",
+            *QUIET]  # fmt: skip
+    run([*TRAINER, "preprocess", *args], fresh(tmp / "table"))  # builds what is missing
+    for _ in range(repeats):
+        work = fresh(tmp / "table")
+        start = time.perf_counter()
+        proc = subprocess.Popen([*TRAINER, *args], cwd=work, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        assert proc.stdout is not None
+        started = None
+        for line in proc.stdout:
+            if line.startswith("train "):
+                started = time.perf_counter() - start
+                break
+        proc.kill()
+        proc.wait()
+        if started is None:
+            raise RuntimeError("the 100,000-file run did not start")
+        row.ours.append(Measurement(0, 0, started))
+    return [row]
+
+
 def busy(tmp: Path, repeats: int) -> list[Row]:
     """One Digits run beside two busy processes (a shared machine): training time with the
     default threads (half the cores) against torch's default (all cores). Both sides are
@@ -440,6 +495,7 @@ ROWS: dict[str, Callable[[Path, int], list[Row]]] = {
     "cache": cache,
     "eval": split_eval,
     "search": search,
+    "table": large_table,
 }
 
 

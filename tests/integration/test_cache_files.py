@@ -49,7 +49,7 @@ def built(out: str) -> tuple[int, int, int, float]:
 
 def versions(data: Path) -> list[Path]:
     """The cache versions beside the data: <cache>/<config>/<version>."""
-    return sorted((data / ".sweeptrainer-cache").glob("*/*"))
+    return sorted(p.parent for p in (data / ".sweeptrainer-cache").glob("*/*/index.json"))
 
 
 def test_touching_one_of_300_files_recomputes_one_and_prune_removes_the_orphan(
@@ -160,9 +160,8 @@ def _flip(version: Path) -> None:
 
 def _swap(version: Path) -> None:
     meta = json.loads((version / "index.json").read_text())
-    a, b = meta["entries"][2], meta["entries"][9]  # two files trade places, a valid index
-    for field in ("name", "stamp"):
-        a[field], b[field] = b[field], a[field]
+    for column in ("names", "stamps"):  # two files trade places: a valid index
+        meta[column][2], meta[column][9] = meta[column][9], meta[column][2]
     (version / "index.json").write_text(json.dumps(meta))
 
 
@@ -188,10 +187,7 @@ def test_damage_is_found_before_training_and_rebuild_restores(trainer, tmp_path,
     assert "Traceback" not in result.err and not (tmp_path / "results").exists()
     assert trainer("preprocess", *ARRAYS, "--rebuild").code == 0
     assert (version / "values.bin").read_bytes() == good[0]
-    assert (
-        json.loads((version / "index.json").read_text())["entries"]
-        == json.loads(good[1])["entries"]
-    )
+    assert json.loads((version / "index.json").read_text())["names"] == json.loads(good[1])["names"]
     assert trainer("iterations=1", *ARRAYS).code == 0
 
 
@@ -203,3 +199,27 @@ def test_a_rejected_file_leaves_no_cache_folder(trainer, tmp_path):
     assert result.code == 2 and "dataset.preprocess: '003.npy'" in result.err
     assert not (tmp_path / "arrays/.sweeptrainer-cache").exists()
     assert snapshot(tmp_path / "arrays") == before
+
+
+def test_headers_checked_once_are_not_read_again_until_their_file_changes(tmp_path, monkeypatch):
+    """Issue 34 (item 12): the checks before training are proportionate: the headers a
+    dataset checked are recorded beside its cache with each file's size and mtime, so the
+    next command reads only the headers of files that changed."""
+    from sweeptrainer.data import loaders
+    from sweeptrainer.data.files import Files
+
+    files = write_arrays(tmp_path / "arrays", n=40)
+    read: list[str] = []
+    check = loaders.Array.check
+    monkeypatch.setattr(loaders.Array, "check", lambda self, p: read.append(p) or check(self, p))
+    steps = [{"_target_": "sweeptrainer.data.transforms.Standardize"}]
+    kwargs = dict(path=str(tmp_path / "arrays"), train=None, dev=None, test=None,
+                  index="all.csv", preprocess=steps)  # fmt: skip
+    first = Files(**kwargs)
+    assert len(read) == 40 and len(first.headers) == 40
+    read.clear()
+    again = Files(**kwargs)
+    assert read == [] and again.headers == first.headers
+    os.utime(files[7], ns=(files[7].stat().st_atime_ns, files[7].stat().st_mtime_ns + 10**9))
+    Files(**kwargs)
+    assert [Path(p).name for p in read] == ["007.npy"]

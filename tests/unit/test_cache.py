@@ -190,11 +190,11 @@ def test_an_unreadable_index_is_damage(tmp_path, text, what):
 def test_an_index_that_lists_other_files_is_damage(tmp_path):
     folder = _built(tmp_path)
     meta = json.loads((folder / "index.json").read_text())
-    meta["entries"][1]["name"] = "x"
+    meta["names"][1] = "x"
     (folder / "index.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match=DAMAGED.format("index.json does not list '1'")):
         open_cache(tmp_path, _key(), _value)
-    meta["entries"][1].update(name="1", stamp=[8, 5])
+    meta["names"][1], meta["stamps"][1] = "1", [8, 5]
     (folder / "index.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match=DAMAGED.format("index.json holds another version")):
         open_cache(tmp_path, _key(), _value)
@@ -227,9 +227,8 @@ def test_an_index_with_two_entries_swapped_is_damage(tmp_path):
     either file (here when the cache is opened): the checksum covers the name."""
     folder = _built(tmp_path)
     meta = json.loads((folder / "index.json").read_text())
-    first, second = meta["entries"][1], meta["entries"][3]
-    for field in ("name", "stamp"):
-        first[field], second[field] = second[field], first[field]
+    for column in ("names", "stamps"):
+        meta[column][1], meta[column][3] = meta[column][3], meta[column][1]
     (folder / "index.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match=DAMAGED.format("the values of '3' do not match")):
         open_cache(tmp_path, _key(), _value)

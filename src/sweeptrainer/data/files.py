@@ -14,9 +14,11 @@ the files is found here, before anything trains, and named: the table, the row, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +28,15 @@ from torch.utils.data import Dataset
 
 from sweeptrainer.config.instantiate import instantiate
 from sweeptrainer.data import index as tables
-from sweeptrainer.data.cache import CACHE_DIR, CacheInfo, cache_key, open_cache
+from sweeptrainer.data.cache import (
+    CACHE_DIR,
+    CacheInfo,
+    CacheKey,
+    Stamp,
+    open_cache,
+    read_headers,
+    write_headers,
+)
 from sweeptrainer.data.loaders import Auto, Header, Image, channels, covering_mode, known
 from sweeptrainer.data.pipeline import Pipeline, fingerprint
 from sweeptrainer.errors import ConfigError
@@ -35,6 +45,12 @@ if TYPE_CHECKING:  # pandas is imported when a table is read (0.7 s)
     import pandas as pd
 
 log = logging.getLogger("sweeptrainer")
+
+
+def _chunks(names: list[str], size: int = 512) -> Iterator[list[str]]:
+    """``names`` in runs of ``size``: one thread-pool task each, not one per file."""
+    for start in range(0, len(names), size):
+        yield names[start : start + size]
 
 
 class SampleError(RuntimeError):
@@ -114,7 +130,7 @@ class FilesSplit(Dataset):
     def __init__(self, source: Files, split: str, part: tables.Part, targets: np.ndarray):
         self.source, self.split = source, split
         self.names: list[str] = part.frame[source.file_column].astype(str).tolist()
-        self.rows = [part.row(i) for i in range(len(part.frame))]
+        self.rows = (part.frame.index.to_numpy() + 1).tolist()  # as Part.row numbers them
         self.where = part.where
         self.frame = part.frame.reset_index(drop=True)
         dtype = torch.int64 if targets.dtype == np.int64 else torch.float32
@@ -199,6 +215,7 @@ class Files:
         self.class_names, self.target_names = encoded.class_names, encoded.names
         self.pipeline = FilePipeline(loader, sample_rate, mono, image_mode, preprocess, transform)
         self.headers: dict[str, Header] = {}
+        self.cache_root = Path(cache_dir).resolve() if cache_dir else self.root / CACHE_DIR
         self._check_files(parts, check_files)
         self.image_mode = self._resolve_image_mode(parts["train"])
         if sample_rate is None:
@@ -206,7 +223,7 @@ class Files:
         self.cache: Any = None
         self.cache_info: CacheInfo | None = None
         if len(self.pipeline.preprocess):
-            self._open_cache(cache_dir, num_workers, progress_bar, rebuilt_caches)
+            self._open_cache(num_workers, progress_bar, rebuilt_caches)
         values = self._scaled(encoded.values, scale_target)
         for split, part in parts.items():
             setattr(self, split, FilesSplit(self, split, part, values[split]))
@@ -253,9 +270,17 @@ class Files:
         }
 
     # -- files --------------------------------------------------------------------------
-    def _check_files(self, parts: dict[str, tables.Part], read_headers: bool) -> None:
+    def _check_files(self, parts: dict[str, tables.Part], check_headers: bool) -> None:
         """Every listed file exists (and, with ``check_files``, its header reads)."""
-        listed: dict[str, tuple[str, int]] = {}  # file -> (table, row) of its first mention
+        self._listed = self._list(parts)
+        self.stamps = self._stat(self._listed)
+        check = getattr(self.pipeline.loader, "check", None)
+        if check_headers and check is not None:
+            self._check_headers(check)
+
+    def _list(self, parts: dict[str, tables.Part]) -> dict[str, tuple[str, int]]:
+        """Each listed file -> (table, row) of its first mention."""
+        listed: dict[str, tuple[str, int]] = {}
         for part in parts.values():
             column = part.frame[self.file_column]
             if column.isna().any():
@@ -264,33 +289,84 @@ class Files:
                     f"dataset.file_column: {part.where} row {part.row(position)} "
                     f"has no file in column {self.file_column!r}"
                 )
-            for position, name in enumerate(column.astype(str)):
-                listed.setdefault(name, (part.where, part.row(position)))
-        self._listed = listed
-        missing = [name for name in listed if not (self.root / name).is_file()]
+            rows = (part.frame.index.to_numpy() + 1).tolist()  # as Part.row numbers them
+            for name, row in zip(column.astype(str), rows, strict=True):
+                listed.setdefault(name, (part.where, row))
+        return listed
+
+    def _check_headers(self, check: Callable[[Path], Header | None]) -> None:
+        """Every file's header reads (``check_files``); what it says is kept in ``headers``."""
+        listed = self._listed
+        # the headers checked for these very files (names, sizes, mtimes) and loader, when a
+        # preprocessing cache folder keeps them: a check proportionate to what changed
+        record = self._header_record()
+        known = read_headers(*record) if record else {}
+        todo = [name for name in listed if name not in known]
+
+        def problems(names: list[str]) -> list[Header | str | None]:
+            out: list[Header | str | None] = []
+            for name in names:
+                try:
+                    out.append(check(self.root / name))
+                except Exception as err:
+                    out.append(f"{type(err).__name__}: {err}")
+            return out
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for names, results in zip(
+                _chunks(todo), pool.map(problems, _chunks(todo)), strict=True
+            ):
+                for name, result in zip(names, results, strict=True):
+                    if isinstance(result, str):
+                        raise ConfigError(f"dataset: cannot read {self.describe(name)}: {result}")
+                    if isinstance(result, Header):
+                        known[name] = result
+        self.headers = {name: known[name] for name in listed if name in known}
+        if record and todo:
+            write_headers(*record, self.headers)
+
+    def _stat(self, listed: dict[str, tuple[str, int]]) -> dict[str, Stamp]:
+        """Every listed file's (size, mtime): the cache's key; a missing one is named."""
+        root = str(self.root)
+
+        def stamps(names: list[str]) -> list[Stamp | None]:
+            out: list[Stamp | None] = []
+            for name in names:
+                try:
+                    stat = os.stat(os.path.join(root, name))
+                except OSError:
+                    out.append(None)
+                    continue
+                out.append((stat.st_size, stat.st_mtime_ns) if S_ISREG(stat.st_mode) else None)
+            return out
+
+        found: dict[str, Stamp] = {}
+        missing: list[str] = []
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            names = list(listed)
+            for chunk, results in zip(
+                _chunks(names), pool.map(stamps, _chunks(names)), strict=True
+            ):
+                for name, stamp in zip(chunk, results, strict=True):
+                    if stamp is None:
+                        missing.append(name)
+                    else:
+                        found[name] = stamp
         if missing:
             where, row = listed[missing[0]]
             raise ConfigError(
                 f"dataset: {len(missing)} listed file(s) do not exist under {str(self.root)!r}, "
                 f"first {missing[0]!r} ({where} row {row})"
             )
-        check = getattr(self.pipeline.loader, "check", None)
-        if not read_headers or check is None:
-            return
+        return found
 
-        def problem(name: str) -> Header | str | None:
-            try:
-                header: Header | None = check(self.root / name)
-            except Exception as err:
-                return f"{type(err).__name__}: {err}"
-            return header
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for name, result in zip(listed, pool.map(problem, listed), strict=True):
-                if isinstance(result, str):
-                    raise ConfigError(f"dataset: cannot read {self.describe(name)}: {result}")
-                if isinstance(result, Header):
-                    self.headers[name] = result
+    def _header_record(self) -> tuple[Path, Mapping[str, Stamp], str] | None:
+        """Where the checked headers of these files are kept: beside the preprocessing
+        cache (a dataset with preprocess steps keeps one anyway), for the packaged loader
+        (whose settings its repr says), or nowhere."""
+        if not len(self.pipeline.preprocess) or not isinstance(self.pipeline.loader, Auto):
+            return None
+        return self.cache_root, self.stamps, repr(self.pipeline.loader)
 
     def _resolve_image_mode(self, train: tables.Part) -> str | None:
         """``image_mode: auto``: the mode that covers the training split's images (palette
@@ -300,7 +376,7 @@ class Files:
             return self.pipeline.image_mode
         kinds = known()
         names = train.frame[self.file_column].astype(str)
-        images = [n for n in names if kinds.get(Path(n).suffix.lower()) == "image"]
+        images = [n for n in names if kinds.get(os.path.splitext(n)[1].lower()) == "image"]
         if not images:
             return None
         check = loader.loaders["image"].check
@@ -354,14 +430,10 @@ class Files:
         where, row = self._listed.get(name, ("?", 0))
         return f"{name!r} ({where} row {row})"
 
-    def _open_cache(
-        self, cache_dir: str | None, workers: int, progress: bool, rebuilt: set[Path] | None
-    ) -> None:
-        names = list(self._listed)
-        folder = Path(cache_dir).resolve() if cache_dir else self.root / CACHE_DIR
-        key = cache_key(self.pipeline.cache_config, self.root, names)
+    def _open_cache(self, workers: int, progress: bool, rebuilt: set[Path] | None) -> None:
+        key = CacheKey(self.pipeline.cache_config, self.stamps)
         self.cache, self.cache_info = open_cache(
-            folder,
+            self.cache_root,
             key,
             lambda name: self.pipeline.load(self.root / name),
             workers=workers,
