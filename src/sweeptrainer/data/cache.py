@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -115,9 +115,9 @@ def damaged(folder: Path, what: str) -> ConfigError:
     )
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One file's values in ``values.bin``: ``offset`` and size count values, not bytes."""
+class Entry(NamedTuple):
+    """One file's values in ``values.bin``: ``offset`` and size count values, not bytes (a
+    named tuple: a 100,000-file index makes 100,000 of them at every open)."""
 
     name: str
     stamp: Stamp
@@ -132,11 +132,26 @@ class Entry:
 
 @dataclass
 class Index:
-    """A version's ``index.json``."""
+    """A version's ``index.json``, column by column (a 100,000-file index is read at every
+    open: lists, not an object per file)."""
 
     dtype: np.dtype
     values: int  # how many values values.bin holds
-    entries: list[Entry]
+    names: list[str]
+    stamps: list[Stamp]
+    offsets: list[int]
+    shapes: list[tuple[int, ...]]
+    crcs: list[int]
+
+    @classmethod
+    def of(cls, dtype: np.dtype, values: int, entries: Sequence[Entry]) -> Index:
+        columns = [list(column) for column in zip(*entries, strict=True)] or [[]] * 5
+        return cls(dtype, values, *columns)
+
+    @property
+    def entries(self) -> list[Entry]:
+        columns = (self.names, self.stamps, self.offsets, self.shapes, self.crcs)
+        return [Entry(*row) for row in zip(*columns, strict=True)]
 
     @classmethod
     def read(cls, folder: Path) -> Index:
@@ -154,24 +169,23 @@ class Index:
             if len({len(c) for c in columns}) != 1:
                 raise ValueError("its columns differ in length")
             names, stamps, offsets, shapes, crcs = columns
-            entries = [
-                Entry(name, (stamp[0], stamp[1]), offset, tuple(shape), crc)
-                for name, stamp, offset, shape, crc in zip(*columns, strict=True)
-            ]
-            ints = [v for stamp in stamps for v in stamp] + offsets + crcs
-            ints += [n for shape in shapes for n in shape]
-            if not all(type(n) is int for n in ints) or not all(type(n) is str for n in names):
-                raise ValueError("a name that is not text or a number that is not an integer")
-            index = cls(np.dtype(meta["dtype"]), int(meta["values"]), entries)
+            flat = [v for stamp in stamps for v in stamp] + offsets + crcs
+            flat += [n for shape in shapes for n in shape]
+            if not all(type(n) is str for n in names) or not all(
+                type(n) is int and n >= 0 for n in flat
+            ):
+                raise ValueError("a name that is not text, or a number that is not an integer >= 0")
+            stamps = [(stamp[0], stamp[1]) for stamp in stamps]
+            shapes = [tuple(shape) for shape in shapes]
+            index = cls(np.dtype(meta["dtype"]), int(meta["values"]), names, stamps, offsets,
+                        shapes, crcs)  # fmt: skip
         except ConfigError:
             raise
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise damaged(folder, f"{INDEX} is not an index: {type(err).__name__}: {err}") from None
-        if min(offsets, default=0) < 0 or min(ints, default=0) < 0:
-            raise damaged(folder, f"{INDEX}: a negative offset, shape or stamp")
-        for entry in entries:
-            if entry.offset + entry.size > index.values:
-                raise damaged(folder, f"{INDEX}: {entry.name!r} ends past the last value")
+        for name, offset, shape in zip(names, offsets, shapes, strict=True):
+            if offset + math.prod(shape) > index.values:
+                raise damaged(folder, f"{INDEX}: {name!r} ends past the last value")
         return index
 
     def write(self, folder: Path) -> None:
@@ -179,12 +193,11 @@ class Index:
             "format": FORMAT,
             "dtype": str(self.dtype),
             "values": self.values,
-            # column by column: a 100,000-file index parses in a fraction of the time
-            "names": [e.name for e in self.entries],
-            "stamps": [list(e.stamp) for e in self.entries],
-            "offsets": [e.offset for e in self.entries],
-            "shapes": [list(e.shape) for e in self.entries],
-            "crc32": [e.crc32 for e in self.entries],
+            "names": self.names,
+            "stamps": [list(stamp) for stamp in self.stamps],
+            "offsets": self.offsets,
+            "shapes": [list(shape) for shape in self.shapes],
+            "crc32": self.crcs,
         }
         (folder / INDEX).write_text(json.dumps(meta), encoding="utf-8")
 
@@ -192,21 +205,23 @@ class Index:
 class FeatureStore:
     """The read side of a built cache: ``store[name]`` is that file's preprocessed tensor.
 
-    Opening checks ``values.bin``'s size against the index and (given ``stamps``) that the
-    index lists exactly those files with those stamps; an entry's checksum is checked the
-    first time this process reads it.
+    Opening checks ``values.bin``'s size against the index, (given ``stamps``) that the
+    index lists exactly those files with those stamps, and, up to ``VERIFY_AT_OPEN``, every
+    entry's checksum; a larger cache's entry is checked the first time this process reads
+    it.
     """
 
     def __init__(self, folder: Path, stamps: Mapping[str, Stamp] | None = None) -> None:
         self.folder = folder
         index = Index.read(folder)
         self.dtype = index.dtype
-        self.entries = index.entries
-        self.rows = {entry.name: i for i, entry in enumerate(self.entries)}
-        if len(self.rows) != len(self.entries):
+        self.names, self.offsets, self.shapes = index.names, index.offsets, index.shapes
+        self.crcs = index.crcs
+        self.rows = {name: i for i, name in enumerate(index.names)}
+        if len(self.rows) != len(index.names):
             raise damaged(folder, f"{INDEX} lists a file twice")
         if stamps is not None:
-            _check_names(folder, self.entries, stamps)
+            _check_names(folder, index, stamps)
         try:
             size = (folder / VALUES).stat().st_size
         except OSError as err:
@@ -220,18 +235,23 @@ class FeatureStore:
         if size <= VERIFY_AT_OPEN:
             self.verify()
 
+    def _entry(self, i: int) -> tuple[np.ndarray, tuple[int, ...]]:
+        """Entry ``i``'s values (a view of the memory map), checked at its first read."""
+        offset, shape = self.offsets[i], self.shapes[i]
+        values = self._map()[offset : offset + math.prod(shape)]
+        if i not in self._checked:
+            if checksum(self.names[i], values.data) != self.crcs[i]:
+                raise damaged(
+                    self.folder, f"the values of {self.names[i]!r} do not match their checksum"
+                )
+            self._checked.add(i)
+        return values, shape
+
     def verify(self) -> None:
         """Check every entry's checksum now (not at its first read), so damage is found
         before training starts: about 0.4 s per GB of values held in the page cache."""
-        values = self._map()
-        for i, entry in enumerate(self.entries):
-            if i not in self._checked:
-                data = values[entry.offset : entry.offset + entry.size].data
-                if checksum(entry.name, data) != entry.crc32:
-                    raise damaged(
-                        self.folder, f"the values of {entry.name!r} do not match their checksum"
-                    )
-                self._checked.add(i)
+        for i in range(len(self.names)):
+            self._entry(i)
 
     def _map(self) -> np.ndarray:
         if self._values is None:
@@ -248,22 +268,16 @@ class FeatureStore:
         return len(self.rows)
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        i = self.rows[name]
-        entry = self.entries[i]
-        values = self._map()[entry.offset : entry.offset + entry.size]
-        if i not in self._checked:
-            if checksum(name, values.data) != entry.crc32:
-                raise damaged(self.folder, f"the values of {name!r} do not match their checksum")
-            self._checked.add(i)
-        return torch.from_numpy(np.array(values).reshape(entry.shape))
+        values, shape = self._entry(self.rows[name])
+        return torch.from_numpy(np.array(values).reshape(shape))
 
     def __getstate__(self) -> dict[str, Any]:  # workers started by spawn map it themselves
         return {**self.__dict__, "_values": None}
 
 
-def _check_names(folder: Path, entries: Sequence[Entry], stamps: Mapping[str, Stamp]) -> None:
+def _check_names(folder: Path, index: Index, stamps: Mapping[str, Stamp]) -> None:
     """The index lists exactly the requested files, each with its requested stamp."""
-    listed = {entry.name: entry.stamp for entry in entries}
+    listed = dict(zip(index.names, index.stamps, strict=True))
     for name, stamp in stamps.items():
         if name not in listed:
             raise damaged(folder, f"{INDEX} does not list {name!r}")
@@ -466,7 +480,7 @@ def _build(
                 bar.close()
         out.flush()
         os.fsync(out.fileno())
-    Index(writer.dtype or np.dtype("float32"), writer.values, writer.entries).write(folder)
+    Index.of(writer.dtype or np.dtype("float32"), writer.values, writer.entries).write(folder)
     return len(todo), len(copied)
 
 
@@ -633,18 +647,23 @@ def read_headers(cache_root: Path, stamps: Mapping[str, Stamp], loader: str) -> 
     columns = _header_rows(_headers_file(cache_root, loader))
     if not columns:
         return found
+    made: dict[Any, Header] = {}  # files mostly share a header: one object for each kind
     for name, size, mtime, shape, mode, transparent, rate in zip(
         *(columns[key] for key in COLUMNS), strict=True
     ):
         if stamps.get(name) != (size, mtime):
             continue
         try:
-            found[name] = Header(
-                None if shape is None else tuple(int(n) for n in shape),
-                None if mode is None else str(mode),
-                bool(transparent),
-                None if rate is None else int(rate),
-            )
+            kind = (None if shape is None else tuple(shape), mode, transparent, rate)
+            header = made.get(kind)
+            if header is None:
+                header = made[kind] = Header(
+                    None if shape is None else tuple(int(n) for n in shape),
+                    None if mode is None else str(mode),
+                    bool(transparent),
+                    None if rate is None else int(rate),
+                )
+            found[name] = header
         except (TypeError, ValueError):
             continue
     return found
