@@ -159,6 +159,29 @@ def test_two_ctrl_c_at_a_terminal_with_dataloader_workers_are_as_quiet(tmp_path)
     assert code == 0 and "resume (killed)" in out, out
 
 
+def test_a_sigterm_to_the_group_with_dataloader_workers_interrupts_and_resumes(tmp_path):
+    """A cluster cancelling a job signals every process of it: the DataLoader workers end
+    (SIGTERM is theirs to die of: a worker deaf to it would hang its parent's exit), and
+    the run is interrupted at its last step, not failed; the same command resumes it."""
+    from tests.files_data import IMAGES, write_digit_pngs
+
+    write_digit_pngs(tmp_path / "images", n=120)
+    args = (*IMAGES, "batch_size=8", "num_workers=2", "iterations=5", *PAUSE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeptrainer", *args], cwd=tmp_path, env=_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    wait_for((tmp_path / "paused").exists)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out, out
+    cut = only_run(tmp_path, "default")
+    assert status(cut)["state"] == "interrupted", out
+    code, out = run(tmp_path, *args)
+    assert code == 0 and "resume (interrupted)" in out, out
+
+
 def test_a_second_process_never_trains_a_locked_run(tmp_path):
     first = start(tmp_path, *BASE, *PAUSE)
     wait_for((tmp_path / "paused").exists)

@@ -183,14 +183,28 @@ class BatchSource:
         self._sampler.order, self._sampler.start = order.tolist(), start
         self._sampler.shard, self._sampler.token = shard, token
         batches = iter(self._loader)
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except Exception as err:  # a worker's, re-raised by the DataLoader
-                raise worker_error(err) from None
-            yield to_device(batch, self.device)
+        try:
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                except Exception as err:  # a worker's, re-raised by the DataLoader
+                    _end_workers(batches)  # the traceback holds the iterator: not by it
+                    raise worker_error(err) from None
+                yield to_device(batch, self.device)
+        finally:
+            del batches  # the workers end with it (its finaliser tells them)
+
+
+def _end_workers(batches: Any) -> None:
+    """End a DataLoader iterator's workers now. Its finaliser would, but an exception's
+    traceback keeps the iterator alive, and workers ignore the stop signals
+    (:mod:`sweeptrainer.data.workers`): left running, they would keep the process waiting
+    for them at exit."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # PyTorch's own clean-up
+    if callable(shutdown):
+        shutdown()
 
 
 def worker_error(err: Exception) -> Exception:
