@@ -18,6 +18,7 @@ from sweeptrainer.errors import ConfigError, DamagedRunError, did_you_mean
 from sweeptrainer.io.lease import STALE, activity
 from sweeptrainer.io.lock import RunLock
 from sweeptrainer.io.run_dir import RunDir
+from sweeptrainer.io.sweep_record import SweepRecord
 from sweeptrainer.maintenance import experiment_runs
 
 
@@ -69,25 +70,32 @@ def progress(run: RunDir) -> RunProgress:
 
 
 def _progress(run: RunDir) -> RunProgress:
+    import pandas as pd
+
     # the direction by the metric's name: nothing a run folder names is imported
     from sweeptrainer.components.metrics import higher_is_better
+    from sweeptrainer.io.untrusted import finite
 
+    # every file through the run folder's readers (io/untrusted.py): anything of a shape
+    # they do not expect is a DamagedRunError, listed as damaged
     status = run.read_status() or {}
     state = status.get("state", "unknown")
     if state == "finished" and (problem := run.finished_problem()):
         raise DamagedRunError(problem)
     state, host, pid, note = _liveness(run, state, status)
     config = run.read_config() or {}
-    metric = (config.get("dataset") or {}).get("tracking_metric")
+    metric = config.get("dataset", {}).get("tracking_metric")
     iteration, value, elapsed = 0, None, None
     metrics = run.read_metrics()
     if metrics is not None and len(metrics):
-        last = metrics.iloc[-1]
-        iteration, elapsed = int(last["iteration"]), float(last["elapsed_s"])
+        last = metrics.iloc[-1]  # its iteration a whole number: the reader checked
+        iteration = int(last["iteration"])
+        elapsed = finite(last["elapsed_s"]) if "elapsed_s" in metrics.columns else None
         column = "dev_loss" if metric == "loss" else f"dev_{metric}"
-        if column in metrics.columns and metrics[column].notna().any():
-            scores = metrics[column].astype(float)
-            value = float(scores.max() if higher_is_better(str(metric)) else scores.min())
+        if column in metrics.columns:
+            scores = pd.to_numeric(metrics[column], errors="coerce")
+            best = scores.max() if higher_is_better(str(metric)) else scores.min()
+            value = finite(best)
     total = status.get("iterations", config.get("iterations"))
     world = status.get("world", 1)
     return RunProgress(run.name, state, iteration, total, metric, value, elapsed, host, pid,
@@ -113,27 +121,33 @@ def _liveness(
     return "running", status.get("host"), status.get("pid"), None
 
 
-def pending(experiment_dir: str | Path, present: set[str]) -> list[RunProgress]:
-    """The runs the experiment's newest sweep listed that have no folder yet."""
-    from sweeptrainer.io import sweep_record
-
-    record = sweep_record.latest(Path(experiment_dir))
-    if record is None:
-        return []
-    return [
-        RunProgress(name, "pending", 0, None, None, None, None, None, None)
-        for name in record.runs
-        if name not in present
-    ]
+PENDING_SHOWN = 20  # pending rows listed; the others are counted (a sweep may list 100,000)
 
 
-def _order(experiment_dir: str | Path, rows: list[RunProgress]) -> list[RunProgress]:
-    """The newest sweep's runs in its order first, then the experiment's other runs."""
-    from sweeptrainer.io import sweep_record
+def _pending(name: str) -> RunProgress:
+    return RunProgress(name, "pending", 0, None, None, None, None, None, None)
 
-    record = sweep_record.latest(Path(experiment_dir))
-    place = {name: i for i, name in enumerate(record.runs)} if record is not None else {}
-    return sorted(rows, key=lambda r: (place.get(r.name, len(place)), r.name))
+
+def _ordered(rows: list[RunProgress], record: SweepRecord | None) -> tuple[list[RunProgress], int]:
+    """The rows to list and the number of pending runs left out: the newest sweep's runs in
+    its order (those without a folder yet as pending, the first :data:`PENDING_SHOWN`
+    listed), then the experiment's other runs."""
+    by_name = {r.name: r for r in rows}
+    listed: list[RunProgress] = []
+    shown, left_out, seen = 0, 0, set()
+    for name in record.runs if record is not None else ():
+        if name in seen:  # named twice (two runs of one folder): listed once
+            continue
+        seen.add(name)
+        row = by_name.pop(name, None)
+        if row is not None:
+            listed.append(row)
+        elif shown < PENDING_SHOWN:
+            listed.append(_pending(name))
+            shown += 1
+        else:
+            left_out += 1
+    return listed + sorted(by_name.values(), key=lambda r: r.name), left_out
 
 
 def duration(seconds: float | None) -> str:
@@ -148,8 +162,12 @@ def duration(seconds: float | None) -> str:
 def status_table(experiment_dir: str | Path) -> str:
     """Every run of the experiment, and those its newest sweep has not started yet: state,
     progress, the best dev score of the tracking metric so far, elapsed time and ETA."""
+    from sweeptrainer.io import sweep_record
+
     rows = [progress(run) for run in experiment_runs(experiment_dir)]
-    rows = _order(experiment_dir, rows + pending(experiment_dir, {r.name for r in rows}))
+    problems: list[str] = []  # a damaged runs.yaml: said, and the table goes on without it
+    record = sweep_record.latest(Path(experiment_dir), problems)  # read once
+    rows, left_out = _ordered(rows, record)
     header = ("run", "state", "progress", "best dev", "elapsed", "eta", "host:pid")
     lines = [header]
     for r in rows:
@@ -169,11 +187,16 @@ def status_table(experiment_dir: str | Path) -> str:
         "  ".join(f"{cell:{w}}" for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
+    if left_out:
+        text.append(f"... {left_out:,} more pending")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
+    if left_out:
+        counts["pending"] = counts.get("pending", 0) + left_out
     text.append(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     text += [f"damaged: {r.name}: {r.problem}" for r in rows if r.problem]
+    text += [f"damaged: {problem}" for problem in problems]
     from sweeptrainer.study import study_lines
 
     text += study_lines(Path(experiment_dir))  # a search's progress: trials done of N, best

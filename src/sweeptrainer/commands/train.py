@@ -9,6 +9,7 @@ tally (:mod:`~sweeptrainer.sweep.outcome`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -96,7 +97,8 @@ def _train(sources: ConfigSources, hargs: HydraArgs, typed: str) -> int:
     provenance = Provenance(typed, sources=sources, token=token).prepare()
     stop_file = plan.sweep_dir / STOP_FILE if plan.sweep_dir is not None else None
     if stop_file is not None:  # an earlier command's stop of this sweep folder
-        stop_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder, or not ours: ignored when read
+            stop_file.unlink(missing_ok=True)
     try:
         with StopSignals(stop_file) as signals:
             job = RunJob(signals, provenance, check)

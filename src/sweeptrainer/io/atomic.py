@@ -74,25 +74,32 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """safe_dump's dumper, without anchors and aliases: an object used twice is written
+    twice, so readers may refuse aliases beyond a bound (a "billion laughs" file)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def atomic_write_yaml(path: Path, data: object) -> None:
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-
-
-# libyaml's loader when PyYAML was built with it: ~10x faster on many small files
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    text = yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
+    atomic_write_text(path, text)
 
 
 def read_yaml(path: Path) -> object:
-    """A YAML file with the safe loader (no ``!!python/...`` objects are ever built); a
-    ConfigError naming the file when it is damaged or not plain YAML."""
-    from sweeptrainer.errors import ConfigError
+    """A YAML file with the safe loader (no ``!!python/...`` objects are ever built), as a
+    results folder's files are read (:mod:`sweeptrainer.io.untrusted`: a regular file of
+    at most 1 MiB, links followed; its nesting and aliases bounded); a ConfigError naming
+    the file when it is missing, damaged or not plain YAML."""
+    from sweeptrainer.errors import ConfigError, DamagedRunError
+    from sweeptrainer.io.untrusted import YAML_BYTES
+    from sweeptrainer.io.untrusted import read_yaml as read
 
     try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_LOADER)
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:  # OSError: no permission
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            f"{path}: not a readable YAML file ({first}); it is damaged or was not written "
-            "by sweeptrainer: remove it (or its run folder) and run again"
-        ) from None
+        data = read(Path(path), YAML_BYTES, follow=True)
+    except DamagedRunError as err:
+        raise ConfigError(str(err)) from None
+    if data is None:
+        raise ConfigError(f"{path}: not there")
+    return data

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from sweeptrainer.errors import DamagedRunError
+from sweeptrainer.io import untrusted
 from sweeptrainer.io.atomic import (
     atomic_write,
     atomic_write_text,
     atomic_write_yaml,
-    read_yaml,
     storage_fault,
 )
+from sweeptrainer.io.untrusted import STATES
 
 TRAINING_DIR = "training"
-STATES = ("running", "interrupted", "finished", "failed", "pruned")
 
 
 def training_dir(results_dir: str | Path, experiment_id: str) -> Path:
@@ -107,18 +107,9 @@ class RunDir:
     # -- status ---------------------------------------------------------------------
     def read_status(self) -> dict[str, Any] | None:
         """The status dict, or None when the run folder has no status yet; a
-        DamagedRunError naming the file and what is wrong when it cannot be trusted."""
-        if not self.status_file.is_file():
-            return None
-        data = _read_run_yaml(self.status_file)
-        problem = _status_problem(data)
-        if problem:
-            raise DamagedRunError(
-                f"{self.status_file}: {problem}; it is damaged or was not written by "
-                "sweeptrainer: remove the run folder (or restore the file) to train it again"
-            )
-        assert isinstance(data, dict)  # _status_problem checked it is one
-        return data
+        DamagedRunError naming the file and what is wrong when it cannot be trusted (every
+        file of a run folder is read through :mod:`sweeptrainer.io.untrusted`)."""
+        return untrusted.read_status(self.status_file)
 
     def finished_problem(self) -> str:
         """Why a run marked finished cannot be trusted as finished ("" when it can): its
@@ -186,26 +177,16 @@ class RunDir:
         atomic_write_yaml(self.results, results)
 
     def read_results(self) -> dict[str, Any] | None:
-        return _read_mapping(self.results, "results")
+        return untrusted.read_results(self.results)
 
     def read_config(self) -> dict[str, Any] | None:
-        return _read_mapping(self.config, "config keys")
+        """The run's config.yaml (None when there is none): its dataset and model, and the
+        keys readers use, typed."""
+        return untrusted.read_config(self.config)
 
     def read_metrics(self) -> Any:
         """``metrics.csv`` as a DataFrame, or None when there is none (yet)."""
-        import pandas as pd
-
-        if not self.metrics.is_file():
-            return None
-        try:
-            frame = pd.read_csv(self.metrics)
-        except ValueError as err:  # parser errors, no columns, bytes that are not UTF-8
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise DamagedRunError(f"{self.metrics}: not a readable table ({first})") from None
-        numbers = ["iteration"] + [c for c in ("elapsed_s",) if c in frame.columns]
-        if not all(c in frame.columns and pd.api.types.is_numeric_dtype(frame[c]) for c in numbers):
-            raise DamagedRunError(f"{self.metrics}: expected numbers in {', '.join(numbers)}")
-        return frame
+        return untrusted.read_metrics(self.metrics)
 
     def missing_rows(self, metrics: Any) -> str:
         """Why a finished run's ``metrics.csv`` is short of its evaluations ("" when it is
@@ -225,11 +206,10 @@ class RunDir:
             )
         return ""
 
-    def read_output(self, split: str) -> Any:
-        import pandas as pd
-
-        path = self.output(split)
-        return pd.read_csv(path) if path.is_file() else None
+    def read_output(self, split: str, **options: Any) -> Any:
+        """``outputs/<split>.csv`` as a DataFrame (``options``: pandas.read_csv's), None
+        when there is none."""
+        return untrusted.read_table(self.output(split), **options)
 
     def write_metrics(self, rows: list[dict[str, float]], durable: bool = True) -> None:
         """All rows so far. A row that follows the ones this object wrote, with the same
@@ -299,51 +279,3 @@ class RunDir:
         import torch
 
         return torch.load(self.state(name), map_location=map_location, weights_only=True)
-
-
-def _read_run_yaml(path: Path) -> object:
-    """A run folder's YAML file; damage is the run's problem (DamagedRunError), not the
-    command's input."""
-    from sweeptrainer.errors import ConfigError
-
-    try:
-        return read_yaml(path)
-    except ConfigError as err:
-        raise DamagedRunError(str(err)) from None
-
-
-def _read_mapping(path: Path, what: str) -> dict[str, Any] | None:
-    """A run folder's YAML mapping, None when the file is not there; a DamagedRunError when
-    it is unreadable or not a mapping."""
-    if not path.is_file():
-        return None
-    data = _read_run_yaml(path)
-    if not isinstance(data, dict):
-        raise DamagedRunError(f"{path}: not a mapping of {what}; it is damaged")
-    return data
-
-
-def _status_problem(data: object) -> str:
-    """What makes a status unusable ("" when nothing): the fields plans rely on, typed."""
-    if not isinstance(data, dict):
-        return f"expected a mapping of status fields, got {type(data).__name__}"
-    if data.get("state") not in STATES:
-        return f"state: expected one of {', '.join(STATES)}, got {data.get('state')!r}"
-    if not isinstance(data.get("config_hash"), str):
-        return f"config_hash: expected a text, got {data.get('config_hash')!r}"
-    for key, least in (("attempt", 1), ("iterations", 1), ("pid", 2), ("pruned_at", 1),
-                       ("world", 1)):  # fmt: skip
-        value = data.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < least
-        ):
-            return f"{key}: expected a whole number of at least {least}, got {value!r}"
-    if data.get("base_hash") is not None and not isinstance(data["base_hash"], str):
-        return f"base_hash: expected a text, got {data['base_hash']!r}"
-    fingerprint = data.get("fingerprint")
-    if fingerprint is not None and not (
-        isinstance(fingerprint, dict)
-        and all(isinstance(v, dict | str | type(None)) for v in fingerprint.values())
-    ):
-        return "fingerprint: expected a mapping of files to their hashes"
-    return ""

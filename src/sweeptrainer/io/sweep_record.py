@@ -4,8 +4,10 @@ the first run starts.
 It names the swept keys (the overrides with several values, and the sweeper's declared
 ``params``) and, for Hydra's basic sweeper, every run in launch order. `trainer status`
 lists the runs that have not started yet from it, the TensorBoard logger names its runs
-after the swept values, and each run's header says ``[run 3/8]``. A sweep folder is
-untrusted input: a damaged or missing record reads as None.
+after the swept values, and each run's header says ``[run 3/8]``. It is written as JSON,
+which YAML reads as it is, one run a line. A sweep folder is untrusted input: the record is
+read through :mod:`sweeptrainer.io.untrusted` (bounded, its shape checked); a damaged one
+is a DamagedRunError for `trainer status` to say, and reads as None elsewhere.
 """
 
 from __future__ import annotations
@@ -45,57 +47,77 @@ def swept_keys(overrides: list[str], declared: dict[str, Any] | None = None) -> 
 
 
 def write(sweep_dir: Path, swept: list[str], runs: list[tuple[str, list[str]]]) -> None:
+    """The record, as JSON (which YAML reads as it is): one run a line, read back with json
+    (a 10,000-run record in 30 ms, where YAML takes seconds)."""
     from sweeptrainer.io.atomic import atomic_write_text
 
-    data = {
-        "swept": list(swept),
-        "runs": [{"name": name, "overrides": list(o)} for name, o in runs],
-    }
-    import yaml
+    lines = [
+        "  " + _json({"name": name, "overrides": [str(o) for o in overrides]})
+        for name, overrides in runs
+    ]
+    text = f'{{"swept": {_json([str(k) for k in swept])},\n "runs": [\n'
+    text += ",\n".join(lines) + ("\n" if lines else "") + " ]}\n"
+    atomic_write_text(Path(sweep_dir) / RECORD, text)
 
-    atomic_write_text(Path(sweep_dir) / RECORD, yaml.safe_dump(data, sort_keys=False))
+
+# characters JSON leaves as they are that YAML reads as line breaks
+_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False).translate(_BREAKS)
+
+
+def load(sweep_dir: Path) -> SweepRecord | None:
+    """The record of a sweep folder, None when there is none; a DamagedRunError naming the
+    file and what is wrong when it is damaged or not one we wrote."""
+    from sweeptrainer.io.untrusted import read_record
+
+    found = read_record(Path(sweep_dir) / RECORD)
+    return None if found is None else SweepRecord(*found)
 
 
 def read(sweep_dir: Path | None) -> SweepRecord | None:
-    """The record of a sweep folder; None when there is none or it is not one we wrote."""
+    """The record of a sweep folder; None when there is none or it is damaged (the sweep
+    goes on without it: no ``[run k/n]``, no pending runs)."""
+    from sweeptrainer.errors import DamagedRunError
+
     if sweep_dir is None:
         return None
-    path = Path(sweep_dir) / RECORD
-    if path.is_symlink() or not path.is_file():
-        return None
-    from sweeptrainer.errors import ConfigError
-    from sweeptrainer.io.atomic import read_yaml
-
     try:
-        data = read_yaml(path)  # libyaml when there: a 200-run record in ms, not 0.25 s
-    except (OSError, ConfigError):
+        return load(sweep_dir)
+    except DamagedRunError:
         return None
-    if not isinstance(data, dict):
-        return None
-    swept, runs = data.get("swept"), data.get("runs") or []
-    if not isinstance(swept, list) or not isinstance(runs, list):
-        return None
-    names, overrides = [], []
-    for run in runs:
-        if not (isinstance(run, dict) and isinstance(run.get("name"), str)):
-            return None
-        if not isinstance(run.get("overrides") or [], list):
-            return None
-        names.append(run["name"])
-        overrides.append([str(o) for o in run.get("overrides") or []])
-    return SweepRecord([str(k) for k in swept], names, overrides)
 
 
-def latest(experiment_dir: Path) -> SweepRecord | None:
-    """The record of the experiment's newest sweep (the newest record written), or None."""
+def latest(experiment_dir: Path, problems: list[str] | None = None) -> SweepRecord | None:
+    """The record of the experiment's newest sweep (the newest record that reads), or None;
+    what is wrong with a newer one that does not is added to ``problems``."""
+    import os
+    import stat
+
+    from sweeptrainer.errors import DamagedRunError
+
     sweeps = Path(experiment_dir) / "sweeps"
     if sweeps.is_symlink() or not sweeps.is_dir():
         return None
-    records = [p / RECORD for p in sweeps.iterdir() if p.is_dir() and not p.is_symlink()]
-    found = sorted((r.stat().st_mtime, r.parent.name, r.parent) for r in records if r.is_file())
-    folders = [folder for _, _, folder in found]
-    for folder in reversed(folders):
-        record = read(folder)
+    found = []
+    for folder in sweeps.iterdir():
+        try:  # the record itself: read as a regular file only, whatever it is
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                continue
+            found.append((os.lstat(folder / RECORD).st_mtime, folder.name, folder))
+        except OSError:
+            continue
+    for _, _, folder in sorted(found, reverse=True):
+        try:
+            record = load(folder)
+        except DamagedRunError as err:
+            if problems is not None:
+                problems.append(str(err))
+            continue
         if record is not None:
             return record
     return None

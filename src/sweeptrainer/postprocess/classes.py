@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sweeptrainer.errors import DamagedRunError
 from sweeptrainer.postprocess.collect import Experiment, inside
 from sweeptrainer.postprocess.plots import Figure, short
+
+LABELS = {"target": str, "prediction": str}  # read as text: class names, or "0 1 1"
 
 
 @dataclass
@@ -32,12 +35,14 @@ def class_report(experiment: Experiment, run: str | None) -> ClassReport | None:
     labels from the classes its scores name (regression, multilabel)."""
     if run is None or run not in experiment.run_dirs:
         return None
-    path = experiment.run_dirs[run].output("test")
-    if not path.is_file() or not inside(path, experiment.root):
-        return None  # no outputs, or a symbolic link out of the experiment
-    try:
-        outputs = pd.read_csv(path, dtype={"target": str, "prediction": str})
-    except (ValueError, OSError, pd.errors.ParserError):
+    folder = experiment.run_dirs[run].output("test").parent
+    if not inside(folder, experiment.root):
+        return None  # no outputs, or outputs/ a symbolic link out of the experiment
+    try:  # a regular file only: a symbolic link is not followed
+        outputs = experiment.run_dirs[run].read_output("test", dtype=LABELS)
+    except DamagedRunError:
+        return None
+    if outputs is None:
         return None
     labels = [c.removeprefix("score_") for c in outputs.columns if c.startswith("score_")]
     if not labels or not {"target", "prediction"} <= set(outputs.columns):

@@ -62,12 +62,6 @@ def flatten(data: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if isinstance(v, list) else v for k, v in leaves(data).items()}
 
 
-def _read(path: Path, read: Any, root: Path) -> Any:
-    """``read()`` when ``path`` is a file inside the experiment, else None (missing, or a
-    symbolic link out of it)."""
-    return read() if path.is_file() and inside(path, root) else None
-
-
 def _state(run: RunDir, status: dict[str, Any]) -> str:
     state = status.get("state", "unknown")
     if state == "running" and not activity(run.path).running:
@@ -75,13 +69,11 @@ def _state(run: RunDir, status: dict[str, Any]) -> str:
     return state
 
 
-def _run_row(
-    run: RunDir, results: dict[str, Any], root: Path
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    status = _read(run.status_file, run.read_status, root) or {}
+def _run_row(run: RunDir, results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    status = run.read_status() or {}
     config = {
         k: v
-        for k, v in flatten(_read(run.config, run.read_config, root) or {}).items()
+        for k, v in flatten(run.read_config() or {}).items()
         if not k.endswith("_target_") and k.split(".")[0] not in IGNORED
     }
     row: dict[str, Any] = {"run": run.name, "status": _state(run, status)}
@@ -100,15 +92,16 @@ def _run_row(
 
 
 def _read_run(
-    run: RunDir, root: Path
+    run: RunDir,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Any]:
     """(results, runs-table row, flat config, metrics) of one run; a DamagedRunError when a
     file cannot be trusted: a damaged status, results or metrics file, a finished run
-    without results.yaml or with a metrics.csv cut short."""
-    results = _read(run.results, run.read_results, root)
-    results = results if isinstance(results, dict) else {}
-    row, config = _run_row(run, results, root)
-    metrics = _read(run.metrics, run.read_metrics, root)
+    without results.yaml or with a metrics.csv cut short. Every file is read through the
+    run folder's readers (io/untrusted.py): a regular file only (a symbolic link is not
+    followed), bounded, of the shape the tables rely on, else a DamagedRunError."""
+    results = run.read_results() or {}
+    row, config = _run_row(run, results)
+    metrics = run.read_metrics()
     if row["status"] == "finished":
         problem = run.finished_problem() or (
             run.missing_rows(metrics) if metrics is not None else f"{run.metrics}: missing"
@@ -206,7 +199,7 @@ def collect(experiment_dir: str | Path) -> Experiment:
     pruned: dict[str, Any] = {}  # run -> metrics, of the pruned runs
     for run in runs:
         try:
-            results, row, config, metrics = _read_run(run, root)
+            results, row, config, metrics = _read_run(run)
         except DamagedRunError as err:  # listed as damaged; the others are collected
             results, config, metrics = {}, {}, None
             row = {"run": run.name, "status": "damaged", "error": str(err)}

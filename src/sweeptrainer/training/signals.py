@@ -145,11 +145,24 @@ class StopSignals:
             raise Interrupted(signum)
 
 
+_ODD_STOPS: set[Path] = set()  # stop files that are no regular file: warned about once
+
+
 def _read_stop(stop_file: Path) -> int | None:
-    """The signal written to a sweep's stop file, if it is there (SIGTERM if unrecognised)."""
+    """The signal written to a sweep's stop file, if it is there (SIGTERM if unrecognised).
+    Read as a regular file only, a few bytes at most: a folder, a FIFO (which would block
+    the sweep), a device or a symbolic link (to /dev/zero) is ignored, with one warning."""
+    from sweeptrainer.errors import DamagedRunError
+    from sweeptrainer.io.untrusted import read_stop
+
     try:
-        text = stop_file.read_text(errors="replace").strip()
-    except OSError:  # not there; or a passing error of a network file system: look again
+        text = read_stop(stop_file)
+    except DamagedRunError as err:  # not written by sweeptrainer: not a stop
+        if stop_file not in _ODD_STOPS:
+            _ODD_STOPS.add(stop_file)
+            log.warning(f"warning: {err}; ignored (not a stop of the sweep)")
+        return None
+    if text is None:  # not there; or a passing error of a network file system: look again
         return None
     name = text if text in {s.name for s in SWEEP_STOPS} else "SIGTERM"
     return int(signal.Signals[name])
