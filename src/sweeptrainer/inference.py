@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -37,17 +37,24 @@ from sweeptrainer.training.checkpoint import CorruptStateError, describe_dataset
 
 
 def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
-    """A run's resolved ``config.yaml``; ConfigError naming ``what`` when it is no run."""
+    """A run's resolved ``config.yaml``; ConfigError naming ``what`` when it is no run, or
+    holds a symbolic link (:func:`check_links`)."""
     run = RunDir(run_dir)
+    check_links(run_dir, what)
     if not run.config.is_file():
         raise ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
-    from sweeptrainer.io.atomic import read_yaml
+    from sweeptrainer.errors import DamagedRunError
+    from sweeptrainer.io.untrusted import require
 
-    data = read_yaml(run.config)  # the safe loader: no tags that build objects
-    if not isinstance(data, dict):
-        raise ConfigError(f"RUN_DIR: {str(run.config)!r} is not a mapping of config keys")
-    cfg = OmegaConf.create(data)
-    check_run_config(cfg, run.config)
+    try:  # the safe loader (no tags that build objects), bounded, its shape checked
+        data = run.read_config()
+        if data is None:
+            raise ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
+        cfg = OmegaConf.create(data)
+        check_run_config(cfg, run.config)  # first: a target that would run code is said so
+        require(data, run.config, ("dataset.id", "model.id", "inference_batch_size"))
+    except DamagedRunError as err:
+        raise ConfigError(f"damaged: {err}") from None
     return cfg
 
 
@@ -61,14 +68,17 @@ def check_run_config(cfg: DictConfig, path: Path) -> None:
     untrusted input, and may have been edited to run code. The other groups (optimizer,
     callbacks, loggers, ...) are never built from a run folder's config.
 
-    A target may be, at the top of the model, a ``torch.nn.Module`` class; for the dataset
-    and every nested node (a loader, a step, a collate function), a class of sweeptrainer's,
-    a torchvision/torchaudio transform or a class of the user's project (the current folder;
-    links inside it followed, none out of it), or a function of the project given with
-    ``_partial_: true`` (bound, then called on samples as training calls it); anywhere, a
-    function or class marked with :func:`sweeptrainer.builds` of the expected kind. Never
-    anything of Python's own library, nor a module under the results folder the run lies
-    in (checked before it is imported: importing runs a module's code)."""
+    A target may be, anywhere, a class or function marked with :func:`sweeptrainer.builds`
+    of the expected kind (sweeptrainer's packaged components carry the mark: its datasets,
+    models, transforms, loaders, collate and augmentation classes); at the top of the model,
+    a ``torch.nn.Module`` class; for the dataset and every nested node (a loader, a step, a
+    collate function), a torchvision/torchaudio transform or a class of the user's project
+    (the current folder; links inside it followed, none out of it), or a function of the
+    project given with ``_partial_: true`` (bound, then called on samples as training calls
+    it). Never anything of Python's own library, nor a module under the results folder the
+    run lies in (checked before it is imported: importing runs a module's code), nor any
+    other class or function of sweeptrainer's (some have side effects when built: a log
+    file handler opens its file): nothing is called before its kind is known."""
     untrusted = results_areas(path.parent)
     try:
         for key, kind in (("model", torch.nn.Module), ("dataset", None)):
@@ -112,22 +122,24 @@ def _check_tree(node: Any, key: str, expected: type | None, untrusted: list[Path
             _check_tree(child, label, None, untrusted)
 
 
-def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: list[Path]) -> None:
-    """One ``_target_`` of a run folder's config: see :func:`check_run_config`."""
-    import inspect
+def _python_itself(module: str) -> bool:
     import sys
 
-    from sweeptrainer.config.instantiate import FACTORY_MARK, locate
-    from sweeptrainer.usercode import defined_in_project, import_sources, within
+    top = module.split(".")[0]
+    return top in sys.stdlib_module_names or top == "builtins"
 
-    path = node.get("_target_")
+
+def _located(path: Any, key: str, untrusted: list[Path]) -> Any:
+    """The target ``path`` names, imported only after its modules were found to be neither
+    Python's own nor under a results folder of ``untrusted`` (importing runs a module)."""
+    import inspect
+
+    from sweeptrainer.config.instantiate import locate
+    from sweeptrainer.usercode import import_sources, within
+
     if not isinstance(path, str) or not path:
         raise ConfigError(f"{key}._target_: expected a dotted import path, got {path!r}")
-
-    def python_itself(top: str) -> bool:
-        return top in sys.stdlib_module_names or top == "builtins"
-
-    if python_itself(path.split(".")[0]):  # refused before anything is imported
+    if _python_itself(path):  # refused before anything is imported
         raise ConfigError(
             f"{key}._target_: {path!r} is part of Python itself; a run folder's config may "
             "only name component classes, and it is not imported or called"
@@ -142,19 +154,41 @@ def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: 
         )
     target = locate(path, key)
     module = getattr(inspect.getmodule(target), "__name__", None) or ""
-    if python_itself(module.split(".")[0]):  # reached through another module's import
+    if _python_itself(module):  # reached through another module's import
         raise ConfigError(
             f"{key}._target_: {path!r} is {module}'s (part of Python itself); a run folder's "
             "config may only name component classes, and it was not called"
         )
-    mark = getattr(target, FACTORY_MARK, None)
-    if isinstance(mark, type) and (expected is None or issubclass(mark, expected)):
+    return target
+
+
+def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: list[Path]) -> None:
+    """One ``_target_`` of a run folder's config: see :func:`check_run_config`."""
+    import inspect
+
+    from sweeptrainer.config.instantiate import build_mark
+    from sweeptrainer.usercode import defined_in_project
+
+    path = node.get("_target_")
+    target = _located(path, key, untrusted)
+    module = getattr(inspect.getmodule(target), "__name__", None) or ""
+    mark = build_mark(target)
+    if mark is not None and (expected is None or issubclass(mark, expected)):
         return
+    if module.split(".")[0] == "sweeptrainer":  # only what is meant to be built from a config
+        if mark is None:
+            what = "class" if inspect.isclass(target) else "function"
+            raise ConfigError(
+                f"{key}._target_: {path!r} is a {what} of sweeptrainer's that is not one of "
+                "its components (those carry @sweeptrainer.builds); a run folder's config "
+                "builds only components, so it was not called"
+            )
+        _refuse(key, path, expected)  # a component of another kind (a dataset as the model)
     if inspect.isclass(target) and expected is not None and issubclass(target, expected):
         return
     ours = defined_in_project(target, untrusted)
-    known = module.split(".")[0] == "sweeptrainer" or module.startswith(TRANSFORM_MODULES)
-    if expected is None and inspect.isclass(target) and (known or ours):
+    transform = module.startswith(TRANSFORM_MODULES)
+    if expected is None and inspect.isclass(target) and (ours or transform):
         return
     if expected is None and ours and node.get("_partial_") is True:
         return  # a function of the project, bound: called on samples, as training calls it
@@ -166,6 +200,10 @@ def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: 
             "the config is built; a run folder's config takes such a factory only when marked "
             f"with @sweeptrainer.builds({kind}){bound}, so it was not called"
         )
+    _refuse(key, path, expected)
+
+
+def _refuse(key: str, path: str, expected: type | None) -> NoReturn:
     wanted = f"{expected.__name__} class" if expected is not None else "component class"
     raise ConfigError(
         f"{key}._target_: {path!r} is not a {wanted} (sweeptrainer's, your project's, or "
@@ -174,19 +212,82 @@ def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: 
     )
 
 
-def load_best(run_dir: Path, what: str = "RUN_DIR") -> dict[str, Any]:
-    """A run's best state (``weights_only``); ConfigError when it has none or it is damaged."""
+def check_links(run_dir: Path, what: str = "RUN_DIR") -> None:
+    """A ConfigError when the run folder holds a symbolic link (its ``config.yaml``, its
+    ``states/`` or ``best.pt``, ...): sweeptrainer never makes one there, and reading
+    through it could read another run's (or anyone's) file; a resume refuses such a run
+    folder too. The run folder itself may be given through a link (its config's targets
+    are then checked against where it leads too: :func:`results_areas`)."""
+    for root, dirs, files in os.walk(run_dir):  # links inside not followed
+        where = next((Path(root, n) for n in (*dirs, *files) if Path(root, n).is_symlink()), None)
+        if where is not None:
+            raise ConfigError(
+                f"{what}: {str(where)!r} is a symbolic link (to {os.readlink(where)!r}), which "
+                "sweeptrainer never makes in a run folder; inference reads nothing through "
+                "it: remove the link, or copy the run folder without it"
+            )
+
+
+def load_best(
+    run_dir: Path, what: str = "RUN_DIR", cfg: DictConfig | None = None
+) -> dict[str, Any]:
+    """A run's best state (``weights_only``); ConfigError when it has none, it is damaged, or
+    it is the state of another config than the run's (:func:`run_hashes`): a ``best.pt``
+    copied in from another run, which a resume refuses too. ``cfg``: the run's config.yaml,
+    read when not given."""
+    from sweeptrainer.training.checkpoint import belongs
+
+    cfg = load_config(run_dir, what) if cfg is None else cfg
     run = RunDir(run_dir)
     if not run.state("best").is_file():
         raise ConfigError(f"{what}: {str(run_dir)!r} has no states/best.pt (did it train?)")
     try:
-        return load_state_file(run.state("best"))
+        state = load_state_file(run.state("best"))
     except CorruptStateError as err:
         raise ConfigError(f"{what}: states/best.pt is unreadable: {err}") from None
+    hashes = run_hashes(run, cfg)
+    if not any(belongs(state, "config_hash", expected) for expected in hashes):
+        raise ConfigError(
+            f"{what}: {str(run.state('best'))!r} is the state of another config (hash "
+            f"{state.get('config_hash')}; the run's {' and '.join(dict.fromkeys(hashes))}): "
+            "copied in from another run? Not used, as a resume would not use it; predict "
+            "with the run it comes from"
+        )
+    return state
+
+
+def run_hashes(run: RunDir, cfg: DictConfig) -> list[str]:
+    """The config hashes a state of the run may record: the one its ``status.yaml`` records
+    (what a resume compares a state with), and that of its ``config.yaml`` as it is now (a
+    run folder without a status, or one whose config was edited by hand). A ConfigError
+    when there is neither (no status, and a config whose interpolations do not resolve)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sweeptrainer.config.naming import config_hash
+    from sweeptrainer.errors import DamagedRunError
+
+    hashes = []
+    try:
+        recorded = (run.read_status() or {}).get("config_hash")
+    except DamagedRunError:  # its config.yaml's hash then
+        recorded = None
+    if isinstance(recorded, str):
+        hashes.append(recorded)
+    try:
+        hashes.append(config_hash(cfg))
+    except OmegaConfBaseException as err:  # a key of it that does not resolve
+        if not hashes:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(
+                f"{run.config}: {first}; no status.yaml either: states/best.pt cannot be "
+                "checked to be this run's, so it is not used"
+            ) from None
+    return hashes
 
 
 def _load(run_dir: Path) -> tuple[DictConfig, dict[str, Any]]:
-    return load_config(run_dir), load_best(run_dir)
+    cfg = load_config(run_dir)
+    return cfg, load_best(run_dir, cfg=cfg)
 
 
 def dataset_info(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.errors import ConfigError
 
 
+@builds(nn.Module)
 class CrossEntropy(nn.CrossEntropyLoss):
     """Cross-entropy; ``class_weights`` is null, ``balanced`` (inverse class frequency in
     the training split, from the dataset) or one weight per class."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.data.files import Files  # the dataset over files on disk
 from sweeptrainer.data.index import TASKS
 from sweeptrainer.errors import ConfigError
@@ -133,6 +134,7 @@ def _sklearn(
     }
 
 
+@builds(object)
 class Digits(ArrayDataset):
     """scikit-learn's 8x8 handwritten digits, as 1x8x8 images (FFNN flattens them)."""
 
@@ -145,6 +147,7 @@ class Digits(ArrayDataset):
         )
 
 
+@builds(object)
 class Wine(ArrayDataset):
     """scikit-learn's wine recognition data: 13 features, 3 cultivars."""
 
@@ -156,6 +159,7 @@ class Wine(ArrayDataset):
         )
 
 
+@builds(object)
 class BreastCancer(ArrayDataset):
     """scikit-learn's Wisconsin breast cancer data: 30 features, malignant or benign."""
 
@@ -169,6 +173,7 @@ class BreastCancer(ArrayDataset):
         )
 
 
+@builds(object)
 class Diabetes(ArrayDataset):
     """scikit-learn's diabetes progression data: 10 features, a continuous target."""
 
@@ -185,6 +190,7 @@ class Diabetes(ArrayDataset):
         )
 
 
+@builds(object)
 class MultiLabel(ArrayDataset):
     """A seeded multi-label set from scikit-learn's ``make_multilabel_classification``:
     ``n_samples`` x ``n_features``, ``n_labels`` labels, about ``labels_per_sample`` each."""
@@ -214,6 +220,7 @@ class MultiLabel(ArrayDataset):
         super().__init__(splits, "multilabel", [f"label_{i}" for i in range(n_labels)])
 
 
+@builds(object)
 class Table(ArrayDataset):
     """The user's own CSV/Parquet files: feature columns and one or more target columns.
 

@@ -32,6 +32,7 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+@builds(nn.Module)
 class FFNN(nn.Module):
     """A feed-forward network over the flattened input."""
 
@@ -60,6 +61,7 @@ class FFNN(nn.Module):
         return self.net(x)
 
 
+@builds(nn.Module)
 class CNN(nn.Module):
     """A small CNN for C x H x W input: conv blocks (each halving the size), a linear head."""
 
@@ -98,6 +100,7 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
+@builds(nn.Module)
 class AudioCNN(nn.Module):
     """A small CNN for (log-mel) spectrograms, ``(channels, mel bins, frames)`` or
     ``(mel bins, frames)``: conv blocks with batch norm, each halving both axes, then the

@@ -63,17 +63,31 @@ FACTORY_MARK = "__sweeptrainer_builds__"
 
 
 def builds(kind: type) -> Callable[[F], F]:
-    """Mark a function as a factory of ``kind`` (``@builds(nn.Module)`` on a function that
-    returns a model): a config read from a run folder may then name it as a ``_target_``
-    of that kind. Classes of the expected kind, sweeptrainer's and your project's need no
-    mark; a class of an installed package used as a dataset or step does
-    (``@builds(object)``)."""
+    """Mark a class or function as meant to be built from a config, making a ``kind``
+    (``@builds(nn.Module)`` on a function that returns a model): a config read from a run
+    folder may then name it as a ``_target_`` of that kind. Classes of the expected kind
+    and your project's need no mark; sweeptrainer's own classes and functions are taken
+    from a run folder only with it (the packaged components carry it: others, a log file
+    handler say, have side effects when built), and so are a factory function of your
+    project and a class of an installed package used as a dataset or step
+    (``@builds(object)``). A mark is the class's own: a subclass is not marked by it."""
 
     def mark(function: F) -> F:
         setattr(function, FACTORY_MARK, kind)
         return function
 
     return mark
+
+
+def build_mark(target: Any) -> type | None:
+    """The kind ``target`` is marked to build (:func:`builds`), or None: a class's own mark
+    only (one set on a base class does not vouch for what derives from it)."""
+    try:
+        own = vars(target)  # a class's own attributes, a function's: never inherited
+    except TypeError:  # no __dict__ of its own
+        return None
+    found = own.get(FACTORY_MARK)
+    return found if isinstance(found, type) else None
 
 
 def constructor_kwargs(node: DictConfig, key: str = "") -> dict[str, Any]:

@@ -20,9 +20,11 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.data.pipeline import Pipeline, StepError
 
 
+@builds(object)
 class Augmentation:
     """Per-sample ``steps`` and ``batch_steps``, each a list of ``_target_`` callables."""
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.errors import ConfigError
 
 
@@ -41,6 +42,7 @@ def _inputs(sample: Any) -> torch.Tensor | None:
     return first if isinstance(first, torch.Tensor) else None
 
 
+@builds(object)
 class Pad:
     """Pad every sample's inputs (the first element) along ``axis`` to the longest of the
     batch with ``value``, then stack; the rest of each sample is collated as usual."""

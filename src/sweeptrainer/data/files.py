@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
-from sweeptrainer.config.instantiate import instantiate
+from sweeptrainer.config.instantiate import builds, instantiate
 from sweeptrainer.data import index as tables
 from sweeptrainer.data.cache import (
     CACHE_DIR,
@@ -157,6 +157,7 @@ class FilesSplit(Dataset):
         return x, self.targets[i]
 
 
+@builds(object)  # a component a run folder's config may name
 class Files:
     """Files on disk listed in index tables, with their targets.
 

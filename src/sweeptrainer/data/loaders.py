@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.errors import ConfigError
 
 # the extensions of the formats ``loader: auto`` reads, where the installed libsndfile
@@ -55,6 +56,7 @@ def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
+@builds(object)
 class Audio:
     """An audio file through soundfile (libsndfile: WAV, FLAC, OGG, MP3, AIFF ...);
     resampled to ``sample_rate`` Hz when given, averaged to one channel with ``mono: true``."""
@@ -125,6 +127,7 @@ def channels(mode: str) -> int:
         ) from None
 
 
+@builds(object)
 class Image:
     """An image through Pillow (PNG, JPEG, WebP, BMP, TIFF ...), as float32 in [0, 1].
 
@@ -186,6 +189,7 @@ def _grey(image: Any, mode: str) -> np.ndarray:
     return np.stack(layers, axis=-1) if len(layers) > 1 else array
 
 
+@builds(object)
 class Array:
     """A ``.npy`` file (never unpickled: object arrays are refused)."""
 
@@ -200,6 +204,7 @@ class Array:
         return "Array()"
 
 
+@builds(object)
 class Tensor:
     """A ``.pt`` file holding one tensor, loaded with ``weights_only=True``."""
 
@@ -238,6 +243,7 @@ def known() -> dict[str, str]:
     }
 
 
+@builds(object)
 class Auto:
     """Picks the loader by extension (:func:`known`): audio (wav, flac, ogg, mp3, aiff ...
     as libsndfile reads them), image (png, jpg, webp, bmp, tiff), array (npy), tensor

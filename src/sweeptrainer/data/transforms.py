@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from sweeptrainer.config.instantiate import builds
 from sweeptrainer.errors import ParamError
 
 
@@ -74,6 +75,7 @@ def mel_filterbank(
     return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
 
 
+@builds(object)
 class MelSpectrogram:
     """A (log-)mel spectrogram of a waveform: ``(channels, samples)`` ->
     ``(channels, n_mels, frames)``. ``log``: natural log of the power plus 1e-6."""
@@ -136,6 +138,7 @@ class MelSpectrogram:
         return f"MelSpectrogram({', '.join(f'{k}={v}' for k, v in self.args.items())})"
 
 
+@builds(object)
 class FixedLength:
     """Crop or zero-pad the last axis to ``length`` (samples or frames). ``position``:
     keep the ``start`` or the ``center`` of longer inputs."""
@@ -157,6 +160,7 @@ class FixedLength:
         return f"FixedLength({self.length}, position={self.position!r})"
 
 
+@builds(object)
 class AddNoise:
     """Augmentation: white noise at a signal-to-noise ratio drawn from
     [min_snr_db, max_snr_db], with probability ``p``."""
@@ -202,6 +206,7 @@ class _Masking:
         return f"{type(self).__name__}(max_width={self.max_width}, count={self.count})"
 
 
+@builds(object)
 class TimeMasking(_Masking):
     """Augmentation: ``count`` bands of up to ``max_width`` frames (last axis) set to the
     spectrogram's mean (``fill``), as in SpecAugment."""
@@ -209,6 +214,7 @@ class TimeMasking(_Masking):
     axis = -1
 
 
+@builds(object)
 class FrequencyMasking(_Masking):
     """Augmentation: ``count`` bands of up to ``max_width`` mel bins (second-last axis) set
     to the spectrogram's mean (``fill``), as in SpecAugment."""
@@ -228,6 +234,7 @@ def _pair(size: object, param: str = "size") -> tuple[int, int]:
     raise ParamError(param, "a positive integer or [height, width]", size)
 
 
+@builds(object)
 class Resize:
     """Resize the last two axes (an image's height and width) to ``size`` (an int: a
     square), bilinear with antialiasing."""
@@ -246,6 +253,7 @@ class Resize:
         return f"Resize({list(self.size)})"
 
 
+@builds(object)
 class Normalize:
     """``(x - mean) / std`` per channel (first axis); one value each applies to all."""
 
@@ -269,6 +277,7 @@ class Normalize:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
 
 
+@builds(object)
 class Standardize:
     """Each sample to zero mean and unit variance (over all its values)."""
 
@@ -280,6 +289,7 @@ class Standardize:
         return "Standardize()"
 
 
+@builds(object)
 class RandomCrop:
     """Augmentation: pad the last two axes by ``padding`` (zeros), then crop a random
     window of ``size`` (default: the input's own size, i.e. a random shift)."""
@@ -313,6 +323,7 @@ class RandomCrop:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
 
 
+@builds(object)
 class RandomHorizontalFlip:
     """Augmentation: flip the last axis with probability ``p``."""
 
@@ -329,6 +340,7 @@ class RandomHorizontalFlip:
 # ----------------------------------------------------------------- batch steps
 
 
+@builds(object)
 class MixUp:
     """Batch step: mix each sample with another of the batch, inputs and targets alike,
     by a weight drawn from Beta(alpha, alpha). Class indices become one-hot probabilities

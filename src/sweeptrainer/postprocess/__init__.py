@@ -32,10 +32,11 @@ def postprocess(
 ) -> Summary:
     """Collect, aggregate, write tables, plots and ``report.html``; return a summary."""
     from sweeptrainer.postprocess.aggregate import aggregate
-    from sweeptrainer.postprocess.collect import collect
+    from sweeptrainer.postprocess.collect import OUT_DIR, collect
     from sweeptrainer.postprocess.search import read_searches
-    from sweeptrainer.postprocess.write import write_all
+    from sweeptrainer.postprocess.write import check_out_dir, write_all
 
+    check_out_dir(Path(experiment_dir) / OUT_DIR)  # before the runs are read: refused at once
     experiment = collect(experiment_dir)
     aggregated = aggregate(experiment, aggregate_by)
     searches = read_searches(experiment)
@@ -47,10 +48,17 @@ def postprocess(
 
 
 def run_postprocess(experiment_dir: str | Path, aggregate_by: Sequence[str], plots: bool) -> int:
-    """Postprocess and print what was found (the verb, and the end of a sweep)."""
-    summary = postprocess(
-        experiment_dir, tuple(k.strip() for k in aggregate_by if k.strip()), plots
-    )
+    """Postprocess and print what was found (the verb, and the end of a sweep); what it
+    refuses (a ``postprocessing/`` that is a link out) is one line, exit code 2."""
+    from sweeptrainer.errors import ConfigError
+
+    try:
+        summary = postprocess(
+            experiment_dir, tuple(k.strip() for k in aggregate_by if k.strip()), plots
+        )
+    except ConfigError as err:  # as the command line says it, also at the end of a sweep
+        print(f"trainer: error: {err}", file=sys.stderr)
+        return 2
     for note in summary.notes:
         print(f"warning: {note}", file=sys.stderr)
     pruned = f", {summary.pruned} pruned" if summary.pruned else ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
+from sweeptrainer.errors import ConfigError
 from sweeptrainer.io.atomic import atomic_write, atomic_write_text
 from sweeptrainer.postprocess import plots as plotting
 from sweeptrainer.postprocess.aggregate import Aggregated, aggregate_stratified
@@ -70,6 +72,20 @@ def _tables(name: str, frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def check_out_dir(out: Path) -> None:
+    """``postprocessing/`` is written only as a folder of the experiment's own: never
+    through a symbolic link, which would have the tables and figures written (and older
+    figures removed) in the folder it leads to, outside the experiment. Its files are each
+    replaced by a rename, never written into: a link or another name of one stays as it was."""
+    if out.is_symlink():
+        raise ConfigError(
+            f"{out} is a symbolic link (to {os.readlink(out)!r}): postprocess writes nothing "
+            "through it; remove the link, and postprocessing/ is written anew"
+        )
+    if os.path.lexists(out) and not out.is_dir():
+        raise ConfigError(f"{out} is not a folder: postprocess writes nothing there; remove it")
+
+
 def write_all(
     experiment: Experiment,
     agg: Aggregated,
@@ -79,6 +95,7 @@ def write_all(
     """Tables, figures (unless ``with_plots`` is false) and ``report.html``; their paths."""
     searches = searches or Searches()
     out = experiment.out_dir
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     best_run = _best_run(experiment)
     classes = _class_report(experiment)
