@@ -1,15 +1,18 @@
 """Library models from YAML alone: torchvision and timm networks on image files.
 
-torchvision's wheels need a torch of their own (2.14.1 here), so these tests run `trainer`
-from a second environment, made by `make install-vision` (`.venv-vision`, or the Python
-named by SWEEPTRAINER_VISION_PYTHON); without one they are skipped.
+They run `trainer` with the Python of the venv that runs pytest, which needs torchvision
+built for its torch (and timm): `make install VISION=1` installs the matching pair and the
+vision extra; without them, or with a torchvision built for another torch, they are skipped
+with the reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +24,31 @@ from tests.conftest import SUBPROCESS_TIMEOUT
 from tests.files_data import write_digit_pngs
 
 ROOT = Path(__file__).resolve().parents[2]
-VISION = Path(os.environ.get("SWEEPTRAINER_VISION_PYTHON", ROOT / ".venv-vision/bin/python"))
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not VISION.exists(), reason="no torchvision environment (make install-vision)"
-    ),
-]
+pytestmark = pytest.mark.slow
+
+
+def _why_no_torchvision() -> str | None:
+    """Why torchvision cannot run in this venv, or None; imported in a child process, so
+    that a torchvision of another torch fails there, not in the test process."""
+    if importlib.util.find_spec("torchvision") is None:
+        return f"no torchvision in this venv ({sys.prefix}): make install VISION=1"
+    check = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True,
+                           text=True, timeout=SUBPROCESS_TIMEOUT)  # fmt: skip
+    if check.returncode != 0:
+        error = (check.stderr.strip().splitlines() or ["no message"])[-1]
+        return (f"torchvision does not load beside this venv's torch ({error}): "
+                "make install VISION=1 installs a matching pair")  # fmt: skip
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torchvision() -> None:
+    """Checked when a test of this file first runs, not at collection: `make test`, which
+    deselects them, starts no child process for it."""
+    why = _why_no_torchvision()
+    if why is not None:
+        pytest.skip(why)
+
 
 # 8x8 digit PNGs resized once (cached) to 32x32; ResNet-18 with random weights.
 IMAGES = (
@@ -39,7 +60,7 @@ IMAGES = (
 def trainer(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([str(VISION), "-m", "sweeptrainer", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "sweeptrainer", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)  # fmt: skip
 
 
@@ -103,12 +124,14 @@ num_classes: 4
 
 
 def test_timm_and_local_pretrained_weights(tmp_path):
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("no timm in this venv: make install VISION=1")
     write_digit_pngs(tmp_path / "images", n=80)
     result = trainer(tmp_path, *IMAGES, "model=Timm", "model.name=resnet18", "iterations=1")
     assert result.returncode == 0, result.stdout + result.stderr
     # ImageNet-shaped weights (3 channels, 1000 classes) into a grey 4-class network
     made = subprocess.run(
-        [str(VISION), "-c", "import torch, torchvision; "
+        [sys.executable, "-c", "import torch, torchvision; "
          "torch.save(torchvision.models.resnet18().state_dict(), 'imagenet_like.pt')"],
         cwd=tmp_path, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
     )  # fmt: skip
