@@ -216,8 +216,13 @@ def check_links(run_dir: Path, what: str = "RUN_DIR") -> None:
     """A ConfigError when the run folder holds a symbolic link (its ``config.yaml``, its
     ``states/`` or ``best.pt``, ...): sweeptrainer never makes one there, and reading
     through it could read another run's (or anyone's) file; a resume refuses such a run
-    folder too. The run folder itself may be given through a link (its config's targets
-    are then checked against where it leads too: :func:`results_areas`)."""
+    folder too, and a run folder that is itself a link."""
+    if run_dir.is_symlink():
+        raise ConfigError(
+            f"{what}: {str(run_dir)!r} is a symbolic link (to {os.readlink(run_dir)!r}); "
+            "inference reads a run folder as a resume does, never through a link: give the "
+            "folder it leads to, or copy it"
+        )
     for root, dirs, files in os.walk(run_dir):  # links inside not followed
         where = next((Path(root, n) for n in (*dirs, *files) if Path(root, n).is_symlink()), None)
         if where is not None:

@@ -254,6 +254,7 @@ def test_a_stop_file_that_is_no_file_is_ignored_with_one_warning(tmp_path, kind)
     assert StopSignals(stop.parent / "stop2").look() == signal.SIGINT
 
 
+@pytest.mark.slow  # real sweeps in child processes, 6-8 s each
 @pytest.mark.parametrize(("kind", "then_stop"), [("folder", False), ("fifo", True)])
 def test_a_sweep_with_an_odd_stop_file_runs_and_still_stops(tmp_path, kind, then_stop):
     """A whole sweep: the stop file planted as a folder (present when the command starts
