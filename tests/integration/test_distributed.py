@@ -30,6 +30,7 @@ def trainer(cwd: Path, *args: str, processes: int = 1) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+@pytest.mark.slow  # torchrun starts two processes (about 14 s)
 def test_two_processes_split_the_evaluation_and_score_as_one(tmp_path):
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()

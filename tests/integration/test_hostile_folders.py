@@ -112,12 +112,14 @@ def _plant(path: Path, used: str) -> None:
 @pytest.mark.parametrize(
     ("file", "used", "command"),
     [
-        ("config.yaml", "", "status"),
-        ("config.yaml", "", "postprocess"),
+        # each a command in a child process with bounded memory: one of them in the fast
+        # suite (inference, which hung), the others slow
+        pytest.param("config.yaml", "", "status", marks=pytest.mark.slow),
+        pytest.param("config.yaml", "", "postprocess", marks=pytest.mark.slow),
         ("config.yaml", "", "inference"),
-        ("results.yaml", "summary: *l9\n", "status"),
-        ("results.yaml", "summary: *l9\n", "postprocess"),
-        ("runs.yaml", "", "status"),
+        pytest.param("results.yaml", "summary: *l9\n", "status", marks=pytest.mark.slow),
+        pytest.param("results.yaml", "summary: *l9\n", "postprocess", marks=pytest.mark.slow),
+        pytest.param("runs.yaml", "", "status", marks=pytest.mark.slow),
     ],
 )
 def test_a_yaml_alias_bomb_is_damaged_not_expanded(tmp_path, sweep, file, used, command):

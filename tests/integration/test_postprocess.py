@@ -151,6 +151,7 @@ def rendered(browser: str, report: Path, width: int, clicks: list[str], profile:
     return {k: html.unescape(v) for k, v in re.findall(r'data-([a-z-]+)="([^"]*)"', body[1])}
 
 
+@pytest.mark.slow  # headless Chromium renders the report (about 6 s)
 def test_report_in_headless_chromium(trainer, tmp_path):
     """A 2x2 sweep's report, moved with its experiment: both tables sort by a click on a
     header, every image loads, nothing sticks out of the window at 1000 and 1600 px, and

@@ -146,6 +146,7 @@ def test_bad_search_input_is_one_line_exit_2_and_nothing_written(trainer, tmp_pa
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow  # joblib's worker processes (about 5 s)
 def test_joblib_jobs_share_one_study(trainer, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     result = trainer(*SEARCH, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

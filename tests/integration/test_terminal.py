@@ -13,6 +13,8 @@ import subprocess
 import sys
 import termios
 
+import pytest
+
 from sweeptrainer.training.progress import Progress, evaluation_line
 from tests.conftest import SUBPROCESS_TIMEOUT
 
@@ -44,6 +46,7 @@ def _in_a_terminal(args: list[str], cwd) -> tuple[int, str]:
     return code, b"".join(chunks).decode("utf-8", errors="replace")
 
 
+@pytest.mark.slow  # a sweep in a pseudo-terminal, in a child process (about 7 s)
 def test_a_sweep_in_a_terminal_shows_batch_bars_with_the_loss_and_its_place(tmp_path):
     code, text = _in_a_terminal(["-m", "seed=1,2", "iterations=1", "batch_size=8"], tmp_path)
     assert code == 0, text

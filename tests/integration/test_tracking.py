@@ -92,6 +92,7 @@ def test_a_single_run_is_named_by_its_overrides_and_log_every_is_checked(trainer
     assert bad.code == 2 and "loggers.tensorboard.log_every_n_steps" in bad.err
 
 
+@pytest.mark.slow  # two MLflow sweeps (about 7 s)
 @pytest.mark.parametrize("store", ["sqlite", "file"])
 def test_mlflow_sweep_nests_its_runs_under_one_parent(
     trainer, tmp_path, monkeypatch, mlflow_uri, store
