@@ -398,3 +398,12 @@ def test_a_damaged_metrics_line_is_damaged_in_status(trainer, tmp_path, sweep, l
     assert f"{second.name}  finished" in status.out
     post = trainer("postprocess", experiment, "--no-plots")
     assert post.code == 0, post.err
+
+
+def test_an_empty_or_scalar_yaml_file_parses_without_a_walk(tmp_path):
+    """An empty status.yaml (a crash between create and write, a truncation) is YAML's null:
+    the bound walk has nothing to walk, and the readers then call it damaged or absent."""
+    from sweeptrainer.io.untrusted import parse_yaml
+
+    assert parse_yaml(b"", tmp_path / "status.yaml") is None
+    assert parse_yaml(b"3\n", tmp_path / "status.yaml") == 3

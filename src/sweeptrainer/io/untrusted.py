@@ -159,6 +159,8 @@ def graph_problem(root: object) -> str:
     more than :data:`ALIAS_NODES` nodes. An alias is one shared object, so the walk visits
     each object once (linear in what the file holds) and adds up, for each, the nodes it
     stands for where it is used."""
+    if not isinstance(root, _CONTAINERS):
+        return ""  # an empty file (None) or one scalar: nothing to walk
     expanded: dict[int, int] = {}  # id -> the nodes a container stands for, aliases expanded
     written = 1  # the nodes as written: the root, and each entry of each container once
     open_: set[int] = set()  # the containers being walked: the path from the root
