@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import socket
-import stat
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,8 +31,10 @@ from typing import Any
 
 import yaml
 
+from sweeptrainer.errors import DamagedRunError
 from sweeptrainer.io.atomic import atomic_write
 from sweeptrainer.io.lock import RunLock
+from sweeptrainer.io.untrusted import read_yaml
 
 LEASE = "lease.yaml"
 STALE_INTERVALS = 3  # heartbeats a lease may miss before it is stale
@@ -46,7 +47,6 @@ STALE = "stale"
 IDLE = "idle"
 
 UTC = timezone.utc  # datetime.UTC from Python 3.11 on
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 log = logging.getLogger("sweeptrainer")
 
 
@@ -119,9 +119,9 @@ def activity(run_path: str | Path, now: datetime | None = None) -> Activity:
 def read_lease(run_path: str | Path) -> Lease | None:
     """The run's lease; None when there is none, or it is damaged, a symbolic link or not a
     plain file (read as no lease: the lock decides then, as for runs from before leases)."""
-    try:
-        data = yaml.load(_read_plain(lease_path(run_path)), Loader=_LOADER)
-    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8, too big
+    try:  # a run folder's file: regular, not followed, bounded (io/untrusted.py)
+        data = read_yaml(lease_path(run_path), MAX_BYTES)
+    except DamagedRunError:
         return None
     if not isinstance(data, dict):
         return None
@@ -136,19 +136,6 @@ def read_lease(run_path: str | Path) -> Lease | None:
     if not (math.isfinite(interval) and interval > 0) or started is None or heartbeat is None:
         return None
     return Lease(host, pid, started, heartbeat, float(interval))
-
-
-def _read_plain(path: Path) -> bytes:
-    """The bytes of ``path`` if it is a plain file (not a link, a FIFO, a device)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO does not wait for a writer
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise ValueError(f"{path}: not a plain file")
-        data = f.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise ValueError(f"{path}: too big for a lease")
-    return data
 
 
 def _time(value: Any) -> datetime | None:
