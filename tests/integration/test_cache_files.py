@@ -223,3 +223,57 @@ def test_headers_checked_once_are_not_read_again_until_their_file_changes(tmp_pa
     os.utime(files[7], ns=(files[7].stat().st_atime_ns, files[7].stat().st_mtime_ns + 10**9))
     Files(**kwargs)
     assert [Path(p).name for p in read] == ["007.npy"]
+
+
+def test_a_header_record_of_another_layout_is_read_again_and_rewritten(tmp_path, monkeypatch):
+    """The record is a cache of checks, not a source of truth: one in an older layout, or
+    naming a header it does not hold, counts as none for those files."""
+    from sweeptrainer.data import loaders
+    from sweeptrainer.data.files import Files
+
+    write_arrays(tmp_path / "arrays", n=20)
+    steps = [{"_target_": "sweeptrainer.data.transforms.Standardize"}]
+    kwargs = dict(path=str(tmp_path / "arrays"), train=None, dev=None, test=None,
+                  index="all.csv", preprocess=steps)  # fmt: skip
+    Files(**kwargs)
+    (record,) = (tmp_path / "arrays/.sweeptrainer-cache/.headers").glob("*.json")
+    data = json.loads(record.read_text())
+    assert data["headers"] == [[[2, 4], None, False, None]] and data["kinds"] == [0] * 20
+    read: list[str] = []
+    check = loaders.Array.check
+    monkeypatch.setattr(loaders.Array, "check", lambda self, p: read.append(p) or check(self, p))
+    data["kinds"][2] = 5  # a header the record does not hold
+    record.write_text(json.dumps(data))
+    assert Files(**kwargs).headers and [Path(p).name for p in read] == ["002.npy"]
+    read.clear()
+    old = {"names": data["names"], "sizes": data["sizes"], "mtimes": data["mtimes"],
+           "shapes": [[2, 4]] * 20, "modes": [None] * 20, "transparent": [False] * 20,
+           "rates": [None] * 20}  # fmt: skip
+    record.write_text(json.dumps(old))  # the layout before
+    Files(**kwargs)
+    assert len(read) == 20 and json.loads(record.read_text())["kinds"] == [0] * 20
+
+
+def test_files_are_stat_in_this_thread_unless_the_calls_wait(monkeypatch):
+    """The first files, timed, choose: CPU-bound calls stay in this thread (threads only
+    take turns at the interpreter); calls that wait (a network file system) go to a pool.
+    Either way every chunk comes back with its results, in order."""
+    import threading
+    import time
+
+    from sweeptrainer.data import files
+
+    monkeypatch.setattr(files, "PROBE_FILES", 4)
+    names = [str(i) for i in range(40)]
+    for wait, pooled in [(0.0, False), (0.002, True)]:
+        threads: set[str] = set()
+
+        def work(chunk, wait=wait, threads=threads):
+            threads.add(threading.current_thread().name)
+            time.sleep(wait * len(chunk))
+            return [int(n) * 2 for n in chunk]
+
+        done = list(files._over_files(work, names))
+        assert [n for chunk, _ in done for n in chunk] == names
+        assert [r for _, results in done for r in results] == [i * 2 for i in range(40)]
+        assert (len(threads) > 1) is pooled

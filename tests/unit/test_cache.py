@@ -187,6 +187,42 @@ def test_an_unreadable_index_is_damage(tmp_path, text, what):
         open_cache(tmp_path, _key(), _value)
 
 
+@pytest.mark.parametrize(
+    ("column", "row", "value"),
+    [
+        ("stamps", 2, [8, 1000.5]),  # a fraction
+        ("stamps", 2, [8]),  # not a pair
+        ("offsets", 0, -6),  # negative
+        ("offsets", 1, True),  # a boolean is not a number here
+        ("shapes", 3, [2, "3"]),  # text
+        ("crc32", 4, None),
+        ("names", 0, 7),
+    ],
+)
+def test_an_index_column_of_the_wrong_kind_is_damage(tmp_path, column, row, value):
+    """The columns are checked in numpy, not number by number (a 100,000-file index is read
+    at every open): every kind of wrong value is still refused, naming the index."""
+    folder = _built(tmp_path)
+    meta = json.loads((folder / "index.json").read_text())
+    meta[column][row] = value
+    (folder / "index.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=DAMAGED.format("index.json is not an index")):
+        open_cache(tmp_path, _key(), _value)
+
+
+def test_an_index_of_files_of_several_ranks_reads_and_one_past_the_end_is_damage(tmp_path):
+    key = CacheKey("steps", {"1": (1, 0), "2": (1, 0)})
+    ranks = {"1": np.arange(3, dtype=np.float32), "2": np.ones((2, 2, 2), np.float32)}
+    store, _ = open_cache(tmp_path, key, ranks.__getitem__)
+    store, _ = open_cache(tmp_path, key, ranks.__getitem__)  # read back from its index
+    assert store["1"].tolist() == [0, 1, 2] and store["2"].shape == (2, 2, 2)
+    meta = json.loads((store.folder / "index.json").read_text())
+    meta["shapes"][1] = [2, 2, 3]
+    (store.folder / "index.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=DAMAGED.format("index.json: '2' ends past the last")):
+        open_cache(tmp_path, key, ranks.__getitem__)
+
+
 def test_an_index_that_lists_other_files_is_damage(tmp_path):
     folder = _built(tmp_path)
     meta = json.loads((folder / "index.json").read_text())

@@ -61,6 +61,26 @@ def test_images_arrays_and_tensors(tmp_path):
         auto(tmp_path / "notes.txt")
 
 
+def test_an_npy_header_is_read_alone_and_checked_against_the_file(tmp_path):
+    """Array.check reads the header through numpy's .npy reader (every version), refuses
+    object arrays (never unpickled) and a file shorter than its header says."""
+    array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    for version in [(1, 0), (2, 0), (3, 0)]:
+        with open(tmp_path / f"v{version[0]}.npy", "wb") as f:
+            np.lib.format.write_array(f, array, version=version)
+        assert loaders.Array().check(tmp_path / f"v{version[0]}.npy").shape == (2, 3, 4)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        loaders.Array().check(tmp_path / "objects.npy")
+    whole = (tmp_path / "v1.npy").read_bytes()
+    (tmp_path / "short.npy").write_bytes(whole[:-1])
+    with pytest.raises(ValueError, match="shorter than its header says"):
+        loaders.Array().check(tmp_path / "short.npy")
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(ValueError):
+        loaders.Array().check(tmp_path / "text.npy")
+
+
 # ----------------------------------------------------------------- transforms
 
 

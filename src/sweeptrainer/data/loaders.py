@@ -12,9 +12,10 @@ Audio comes as ``(channels, samples)`` float32 in [-1, 1]; images as
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from math import gcd
+from math import gcd, prod
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +198,23 @@ class Array:
         return torch.from_numpy(np.load(path, allow_pickle=False))
 
     def check(self, path: str | Path) -> Header:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header only
-        return Header(tuple(array.shape))
+        """The header alone, through numpy's public .npy reader (a memory map per file
+        cost 0.3 ms: 30 s for 100,000 files), and the file's size against it."""
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:  # 3.0 (field names beyond latin-1): numpy's loader reads its header
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                return Header(tuple(array.shape))
+            if dtype.hasobject:
+                raise ValueError("it holds Python objects (refused: never unpickled)")
+            size = os.fstat(f.fileno()).st_size
+            if size < f.tell() + prod(shape) * dtype.itemsize:
+                raise ValueError(f"it is shorter than its header says ({size} bytes)")
+        return Header(tuple(shape))
 
     def __repr__(self) -> str:
         return "Array()"
