@@ -107,10 +107,26 @@ def installed_packages() -> tuple[str, ...]:
     next kernel on."""
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist)
         if name:
-            found.setdefault(name.lower().replace("_", "-"), f"{name}=={dist.version}")
+            found.setdefault(name.lower().replace("_", "-"), f"{name}=={version}")
     return tuple(sorted(found.values(), key=str.lower))
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """A distribution's Name and Version from the head of its metadata file: what
+    ``dist.metadata`` gives after parsing the whole file as e-mail (0.13 s for 130
+    packages, against 0.01 s for the head)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name = version = None
+    for line in text.splitlines():
+        if not line:  # the headers end at the first blank line
+            break
+        if name is None and line.startswith("Name:"):
+            name = line[len("Name:") :].strip()
+        elif version is None and line.startswith("Version:"):
+            version = line[len("Version:") :].strip()
+    return name, version
 
 
 def versions() -> dict[str, Any]:

@@ -116,3 +116,19 @@ def test_snapshot_records_sources_command_versions_packages_hardware_and_git(tra
     assert "+changed again" in (note / "git.diff").read_text()
     assert _yaml(note / "git.yaml")["untracked"] == ["results/"]
     assert not (note / "requirements.txt").exists() and not (note / "conf").exists()
+
+
+def test_installed_packages_are_the_ones_importlib_metadata_parses():
+    """The packages list reads only the head of each metadata file: the same names and
+    versions as importlib.metadata's full parse of every installed distribution."""
+    import importlib.metadata
+
+    from sweeptrainer.snapshot import installed_packages
+
+    parsed: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            parsed.setdefault(name.lower().replace("_", "-"), f"{name}=={dist.version}")
+    assert installed_packages() == tuple(sorted(parsed.values(), key=str.lower))
+    assert any(p.startswith("torch==") for p in installed_packages())
