@@ -185,6 +185,16 @@ def _label_text(value: Any) -> str:
     return str(value)
 
 
+def _label_texts(column: pd.Series) -> pd.Series:
+    """Every label of ``column`` as text, each distinct value made text once (a 100,000-row
+    table has a few labels)."""
+    import pandas as pd
+
+    codes, distinct = pd.factorize(column, use_na_sentinel=False)
+    texts = np.array([_label_text(value) for value in distinct], dtype=object)
+    return pd.Series(texts[codes], index=column.index, dtype=object)
+
+
 @dataclass
 class Targets:
     """Encoded targets per split, and what they mean."""
@@ -250,12 +260,12 @@ def encode_targets(
 
 
 def _encode_classes(parts: dict[str, Part], column: str, key: str) -> Targets:
-    train = parts["train"].frame[column].map(_label_text)
+    train = _label_texts(parts["train"].frame[column])
     names = _sort_labels(set(train))
     index = {name: i for i, name in enumerate(names)}
     values = {}
     for split, part in parts.items():
-        labels = part.frame[column].map(_label_text)
+        labels = _label_texts(part.frame[column])
         known = labels.isin(index).to_numpy()
         if not known.all():
             position = int(np.flatnonzero(~known)[0])
