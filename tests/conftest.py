@@ -58,3 +58,12 @@ def trainer(tmp_path, monkeypatch, capsys):
 
 def run_dirs(root: Path, experiment: str = "default") -> list[Path]:
     return sorted((root / "results" / experiment / "training").iterdir())
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory):
+    """A finished 2-run sweep (``-m seed=1,2`` of TINY), trained once for the session in a
+    folder of its own: tests copy its results folder and never change it."""
+    from tests.helpers import train_in
+
+    return train_in(tmp_path_factory.mktemp("swept"), "-m", "seed=1,2", *TINY)

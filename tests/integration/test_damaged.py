@@ -10,16 +10,9 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import run_dirs, snapshot
-from tests.helpers import train_in
+from tests.conftest import TINY, run_dirs, snapshot
 
-RUNS = ("iterations=2", "progress_bar=false")
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """A finished 2-run sweep, trained once for the module (in a folder of its own)."""
-    return train_in(tmp_path_factory.mktemp("swept"), "-m", "seed=1,2", *RUNS)
+RUNS = TINY  # what the shared `swept` fixture trained: its runs are found again
 
 
 @pytest.fixture

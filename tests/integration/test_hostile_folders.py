@@ -20,19 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_dirs, snapshot
-from tests.helpers import train_in
+from tests.conftest import TINY, run_dirs, snapshot
 
-RUNS = ("iterations=2", "progress_bar=false")
+RUNS = TINY  # what the shared `swept` fixture trained: its runs are found again
 WALL_S = 60  # a child still running then hangs: killed, and the test fails
 CPU_S = 10  # the most CPU time a child may spend on a hostile folder
 RSS_MB = 500  # its most memory
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """A finished 2-run sweep, trained once for the module."""
-    return train_in(tmp_path_factory.mktemp("swept"), "-m", "seed=1,2", *RUNS)
 
 
 @pytest.fixture
