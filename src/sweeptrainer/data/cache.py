@@ -168,9 +168,9 @@ def _sizes(shapes: Any) -> np.ndarray:
     """How many values each shape holds (float64: a bound check, not arithmetic)."""
     if not isinstance(shapes, list) or set(map(type, shapes)) - {list}:
         raise ValueError("expected shapes as lists of integers")
-    ndims = set(map(len, shapes))
     if not shapes:
         return np.zeros(0)
+    ndims = set(map(len, shapes))
     if len(ndims) == 1:  # one rank for every file: one matrix
         return _naturals(shapes, ndims.pop()).prod(axis=1)
     return np.array([_naturals(shape).prod() for shape in shapes], dtype=np.float64)
@@ -272,7 +272,7 @@ class FeatureStore:
         if len(self.rows) != len(index.names):
             raise damaged(folder, f"{INDEX} lists a file twice")
         if stamps is not None:
-            _check_names(folder, index, stamps)
+            _check_names(folder, index, self.rows, stamps)
         try:
             size = (folder / VALUES).stat().st_size
         except OSError as err:
@@ -333,16 +333,19 @@ class FeatureStore:
         return {**self.__dict__, "_values": None}
 
 
-def _check_names(folder: Path, index: Index, stamps: Mapping[str, Stamp]) -> None:
-    """The index lists exactly the requested files, each with its requested stamp."""
-    listed = dict(zip(index.names, index.stamps, strict=True))
+def _check_names(
+    folder: Path, index: Index, rows: Mapping[str, int], stamps: Mapping[str, Stamp]
+) -> None:
+    """The index lists exactly the requested files (``rows``: its names' positions), each
+    with its requested stamp."""
     for name, stamp in stamps.items():
-        if name not in listed:
+        row = rows.get(name)
+        if row is None:
             raise damaged(folder, f"{INDEX} does not list {name!r}")
-        if tuple(listed[name]) != tuple(stamp):
+        if index.stamps[row] != tuple(stamp):
             raise damaged(folder, f"{INDEX} holds another version of {name!r}")
-    if len(listed) != len(stamps):
-        extra = next(name for name in listed if name not in stamps)
+    if len(rows) != len(stamps):
+        extra = next(name for name in rows if name not in stamps)
         raise damaged(folder, f"{INDEX} lists {extra!r}, which was not asked for")
 
 

@@ -74,8 +74,7 @@ def _over_files(
     if not rest:
         return
     if not waited:
-        for chunk in _chunks(rest, 8192):
-            yield chunk, work(chunk)
+        yield rest, work(rest)
         return
     with ThreadPoolExecutor(max_workers=8) as pool:
         yield from zip(_chunks(rest), pool.map(work, _chunks(rest)), strict=True)
