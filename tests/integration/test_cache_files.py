@@ -257,15 +257,17 @@ def test_a_header_record_of_another_layout_is_read_again_and_rewritten(tmp_path,
 def test_files_are_stat_in_this_thread_unless_the_calls_wait(monkeypatch):
     """The first files, timed, choose: CPU-bound calls stay in this thread (threads only
     take turns at the interpreter); calls that wait (a network file system) go to a pool.
-    Either way every chunk comes back with its results, in order."""
+    Either way every chunk comes back with its results, in order. A stall of this thread
+    (a busy machine) shorter than MIN_WAIT_S is not taken for a slow file system."""
     import threading
     import time
 
     from sweeptrainer.data import files
 
     monkeypatch.setattr(files, "PROBE_FILES", 4)
-    names = [str(i) for i in range(40)]
-    for wait, pooled in [(0.0, False), (0.002, True)]:
+    names = [str(i) for i in range(16)]
+    assert files.MIN_WAIT_S <= 0.05  # 4 files of 0.02 s wait 0.08 s
+    for wait, pooled in [(0.0, False), (0.0025, False), (0.02, True)]:  # 0.01 s: a stall
         threads: set[str] = set()
 
         def work(chunk, wait=wait, threads=threads):
@@ -275,5 +277,5 @@ def test_files_are_stat_in_this_thread_unless_the_calls_wait(monkeypatch):
 
         done = list(files._over_files(work, names))
         assert [n for chunk, _ in done for n in chunk] == names
-        assert [r for _, results in done for r in results] == [i * 2 for i in range(40)]
+        assert [r for _, results in done for r in results] == [i * 2 for i in range(16)]
         assert (len(threads) > 1) is pooled

@@ -51,6 +51,9 @@ log = logging.getLogger("sweeptrainer")
 
 # how many files are done in this thread first, timed, to choose how the rest are done
 PROBE_FILES = 1000
+# The first files must have waited this long in all before a pool is worth it: a busy
+# machine can stall this thread for milliseconds, and a stall is not a slow file system.
+MIN_WAIT_S = 0.05
 
 R = TypeVar("R")
 
@@ -63,12 +66,14 @@ def _over_files(
     Stat calls and header reads on a local disk are CPU work, and threads only take turns
     at the interpreter (100,000 stats: 0.3 s in this thread, 1 s in eight); on a network
     file system or a cold disk each call waits, and threads overlap the waits. The first
-    ``PROBE_FILES`` tell which: when they took twice the CPU time they used, the rest go
-    to a pool of 8 threads."""
+    ``PROBE_FILES`` tell which: when they waited twice the CPU time they used, and at least
+    ``MIN_WAIT_S``, the rest go to a pool of 8 threads."""
     first = names[:PROBE_FILES]
     wall, cpu = time.perf_counter(), time.thread_time()
     done = work(first)
-    waited = time.perf_counter() - wall > 2 * (time.thread_time() - cpu)
+    used = time.thread_time() - cpu
+    wait = time.perf_counter() - wall - used
+    waited = wait > max(2 * used, MIN_WAIT_S)
     yield first, done
     rest = names[PROBE_FILES:]
     if not rest:
