@@ -49,6 +49,7 @@ import yaml
 from sweeptrainer.data.loaders import Header
 from sweeptrainer.data.workers import ignore_stop_signals
 from sweeptrainer.errors import ConfigError
+from sweeptrainer.io.atomic import atomic_write_text
 
 log = logging.getLogger("sweeptrainer")
 
@@ -752,11 +753,8 @@ def write_headers(
         "kinds": [kinds[row[2]] for row in rows.values()],
         "headers": [[h.shape, h.mode, h.transparent, h.rate] for h in kinds],
     }
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table), encoding="utf-8")
-        os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # StorageError too: it is an OSError
+        atomic_write_text(path, json.dumps(table))
 
 
 # ----------------------------------------------------------------- pruning

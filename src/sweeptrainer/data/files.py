@@ -168,7 +168,7 @@ class FilesSplit(Dataset):
     def __init__(self, source: Files, split: str, part: tables.Part, targets: np.ndarray):
         self.source, self.split = source, split
         self.names: list[str] = part.frame[source.file_column].astype(str).tolist()
-        self.rows = (part.frame.index.to_numpy() + 1).tolist()  # as Part.row numbers them
+        self.rows = part.rows()
         self.where = part.where
         self.frame = part.frame.reset_index(drop=True)
         dtype = torch.int64 if targets.dtype == np.int64 else torch.float32
@@ -329,8 +329,7 @@ class Files:
                     f"dataset.file_column: {part.where} row {part.row(position)} "
                     f"has no file in column {self.file_column!r}"
                 )
-            rows = (part.frame.index.to_numpy() + 1).tolist()  # as Part.row numbers them
-            for name, row in zip(column.astype(str).tolist(), rows, strict=True):
+            for name, row in zip(column.astype(str).tolist(), part.rows(), strict=True):
                 listed.setdefault(name, (part.where, row))
         return listed
 

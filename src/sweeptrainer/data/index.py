@@ -79,6 +79,10 @@ class Part:
         """The 1-based row number in the source table of the sample at ``position``."""
         return int(self.frame.index[position]) + 1
 
+    def rows(self) -> list[int]:
+        """Every sample's row number, as :meth:`row` gives them (one numpy step)."""
+        return (self.frame.index.to_numpy() + 1).tolist()
+
 
 def split_by_column(frame: pd.DataFrame, column: str, name: str, key: str) -> dict[str, Part]:
     """The rows whose ``column`` says train, dev or test."""
