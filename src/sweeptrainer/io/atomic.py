@@ -24,7 +24,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        # the temp file's name is predictable: a link planted there (a run folder is
+        # untrusted) is removed, never written through
+        tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with open(os.open(tmp, flags, 0o666), "wb") as f:
             write(f)
             f.flush()
             if durable:

@@ -39,7 +39,6 @@ from sweeptrainer.io.untrusted import read_yaml
 LEASE = "lease.yaml"
 STALE_INTERVALS = 3  # heartbeats a lease may miss before it is stale
 GRACE_S = 2.0  # on top: a slow write, a busy file server, clocks a little apart
-MAX_BYTES = 64 * 1024  # a lease is a few lines; anything bigger is not one
 
 RUNNING_HERE = "running-here"
 RUNNING_ELSEWHERE = "running-elsewhere"
@@ -120,7 +119,7 @@ def read_lease(run_path: str | Path) -> Lease | None:
     """The run's lease; None when there is none, or it is damaged, a symbolic link or not a
     plain file (read as no lease: the lock decides then, as for runs from before leases)."""
     try:  # a run folder's file: regular, not followed, bounded (io/untrusted.py)
-        data = read_yaml(lease_path(run_path), MAX_BYTES)
+        data = read_yaml(lease_path(run_path))
     except DamagedRunError:
         return None
     if not isinstance(data, dict):
@@ -260,10 +259,6 @@ class Heartbeat:
                 return
             text = self._text()
             try:
-                # the temp file's name is predictable: never write through a link planted there
-                tmp = self.path.with_name(f".{self.path.name}.{self.pid}.tmp")
-                if tmp.is_symlink():
-                    tmp.unlink()
                 atomic_write(self.path, lambda f: f.write(text), durable=False)
             except Exception as err:  # training goes on; other nodes may think it killed
                 if not self._warned:

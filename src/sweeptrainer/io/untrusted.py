@@ -13,8 +13,8 @@ here, and only so:
 - then the shape the readers rely on: the keys they use, of the types they expect.
 
 Whatever does not fit is a :class:`~sweeptrainer.errors.DamagedRunError` ``<file>: <what>``,
-which the verbs report as ``damaged`` while they go on with the other runs. (A run's
-``lease.yaml`` has its own bounded reader, in ``lease.py``; a search's journal is Optuna's.)
+which the verbs report as ``damaged`` while they go on with the other runs. (A search's
+journal is Optuna's.)
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ LIMITS: dict[str, int] = {
     "metrics.csv": 256 * MiB,  # one row an evaluation (~150 bytes): over a million
     "outputs": 256 * MiB,  # outputs/<split>.csv: one row a sample
     "stop": 64,  # the name of a signal
+    "lease.yaml": 64 * KiB,  # a few lines; anything bigger is not a lease
 }
 ALIAS_NODES = 100_000  # nodes that aliases may add to a YAML file's own
 DEPTH = 100  # levels of nesting (a config nests a handful)
@@ -465,9 +466,10 @@ def read_stop(path: Path) -> str | None:
 
 
 def finite(value: object) -> float | None:
-    """A number of a table as a float, None when it is none (NaN, infinite, text)."""
+    """A number of a table or journal as a float, None when it is none (NaN, infinite, too
+    big for a float, text)."""
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None

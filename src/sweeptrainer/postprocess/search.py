@@ -9,7 +9,6 @@ experiment, is not read, and a journal Optuna cannot read is skipped with a note
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sweeptrainer.io.untrusted import finite
 from sweeptrainer.postprocess.collect import Experiment, inside
 from sweeptrainer.postprocess.curves import unit
 from sweeptrainer.postprocess.plots import Figure, file_name, log_axis, short
@@ -73,15 +73,6 @@ def _xy(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     return array[:, 0], array[:, 1]
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, else None (a journal is untrusted: any JSON may stand there)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _journals(root: Path, notes: list[str]) -> list[Path]:
     """The study journals that may be read: no symbolic link on the way, inside ``root``."""
     folder = root / SEARCH_DIR
@@ -123,14 +114,14 @@ def _trial(frozen: Any, experiment: Experiment) -> Trial:
     """An Optuna FrozenTrial as the figures draw it."""
     points = sorted(
         (step, value)
-        for step, value in ((_number(k), _number(v)) for k, v in frozen.intermediate_values.items())
+        for step, value in ((finite(k), finite(v)) for k, v in frozen.intermediate_values.items())
         if step is not None and value is not None
     )
     run = frozen.user_attrs.get(RUN_ATTR)
     run = run if isinstance(run, str) else None
     steps, values = _xy(points) if points else _run_curve(run, experiment)
     state = frozen.state.name.lower()
-    value = _number(frozen.value) if state == "complete" else None
+    value = finite(frozen.value) if state == "complete" else None
     if state == "pruned" and len(values):
         value = float(values[-1])
     return Trial(frozen.number + 1, state, value, steps, values, run, dict(frozen.params))

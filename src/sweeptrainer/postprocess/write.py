@@ -94,8 +94,7 @@ def write_all(
 ) -> list[Path]:
     """Tables, figures (unless ``with_plots`` is false) and ``report.html``; their paths."""
     searches = searches or Searches()
-    out = experiment.out_dir
-    check_out_dir(out)
+    out = experiment.out_dir  # check_out_dir'ed by postprocess before the runs were read
     out.mkdir(parents=True, exist_ok=True)
     best_run = _best_run(experiment)
     classes = _class_report(experiment)
