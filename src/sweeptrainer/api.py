@@ -275,7 +275,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", with_model: bool = True) 
     config = load_config(path, "run_dir")
     model = None
     if with_model:
-        state = load_best(path, "run_dir")
+        state = load_best(path, config, "run_dir")
         model = build_model(config, dataset_info(config, state), state).to(device)
     run = RunDir(path)
     metrics = run.read_metrics()

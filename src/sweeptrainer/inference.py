@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeptrainer.config.instantiate import instantiate
-from sweeptrainer.errors import ConfigError
+from sweeptrainer.errors import ConfigError, DamagedRunError
 from sweeptrainer.io.atomic import atomic_write
 from sweeptrainer.io.run_dir import RunDir
 from sweeptrainer.training.checkpoint import CorruptStateError, describe_dataset, load_state_file
@@ -40,16 +40,18 @@ def load_config(run_dir: Path, what: str = "RUN_DIR") -> DictConfig:
     """A run's resolved ``config.yaml``; ConfigError naming ``what`` when it is no run, or
     holds a symbolic link (:func:`check_links`)."""
     run = RunDir(run_dir)
+    no_run = ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
+    if not run_dir.is_symlink() and not (run.config.is_file() or run.config.is_symlink()):
+        raise no_run  # before walking what may be a whole results folder for links
     check_links(run_dir, what)
     if not run.config.is_file():
-        raise ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
-    from sweeptrainer.errors import DamagedRunError
+        raise no_run
     from sweeptrainer.io.untrusted import require
 
     try:  # the safe loader (no tags that build objects), bounded, its shape checked
         data = run.read_config()
-        if data is None:
-            raise ConfigError(f"{what}: {str(run_dir)!r} is not a run folder (no config.yaml)")
+        if data is None:  # gone since
+            raise no_run
         cfg = OmegaConf.create(data)
         check_run_config(cfg, run.config)  # first: a target that would run code is said so
         require(data, run.config, ("dataset.id", "model.id", "inference_batch_size"))
@@ -129,9 +131,10 @@ def _python_itself(module: str) -> bool:
     return top in sys.stdlib_module_names or top == "builtins"
 
 
-def _located(path: Any, key: str, untrusted: list[Path]) -> Any:
-    """The target ``path`` names, imported only after its modules were found to be neither
-    Python's own nor under a results folder of ``untrusted`` (importing runs a module)."""
+def _located(path: Any, key: str, untrusted: list[Path]) -> tuple[Any, str]:
+    """The target ``path`` names, and its module; imported only after its modules were found
+    to be neither Python's own nor under a results folder of ``untrusted`` (importing runs a
+    module)."""
     import inspect
 
     from sweeptrainer.config.instantiate import locate
@@ -159,7 +162,7 @@ def _located(path: Any, key: str, untrusted: list[Path]) -> Any:
             f"{key}._target_: {path!r} is {module}'s (part of Python itself); a run folder's "
             "config may only name component classes, and it was not called"
         )
-    return target
+    return target, module
 
 
 def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: list[Path]) -> None:
@@ -170,8 +173,7 @@ def _check_target(node: DictConfig, key: str, expected: type | None, untrusted: 
     from sweeptrainer.usercode import defined_in_project
 
     path = node.get("_target_")
-    target = _located(path, key, untrusted)
-    module = getattr(inspect.getmodule(target), "__name__", None) or ""
+    target, module = _located(path, key, untrusted)
     mark = build_mark(target)
     if mark is not None and (expected is None or issubclass(mark, expected)):
         return
@@ -223,26 +225,22 @@ def check_links(run_dir: Path, what: str = "RUN_DIR") -> None:
             "inference reads a run folder as a resume does, never through a link: give the "
             "folder it leads to, or copy it"
         )
-    for root, dirs, files in os.walk(run_dir):  # links inside not followed
-        where = next((Path(root, n) for n in (*dirs, *files) if Path(root, n).is_symlink()), None)
-        if where is not None:
-            raise ConfigError(
-                f"{what}: {str(where)!r} is a symbolic link (to {os.readlink(where)!r}), which "
-                "sweeptrainer never makes in a run folder; inference reads nothing through "
-                "it: remove the link, or copy the run folder without it"
-            )
+    where = RunDir(run_dir).first_link()
+    if where is not None:
+        raise ConfigError(
+            f"{what}: {str(where)!r} is a symbolic link (to {os.readlink(where)!r}), which "
+            "sweeptrainer never makes in a run folder; inference reads nothing through "
+            "it: remove the link, or copy the run folder without it"
+        )
 
 
-def load_best(
-    run_dir: Path, what: str = "RUN_DIR", cfg: DictConfig | None = None
-) -> dict[str, Any]:
+def load_best(run_dir: Path, cfg: DictConfig, what: str = "RUN_DIR") -> dict[str, Any]:
     """A run's best state (``weights_only``); ConfigError when it has none, it is damaged, or
     it is the state of another config than the run's (:func:`run_hashes`): a ``best.pt``
-    copied in from another run, which a resume refuses too. ``cfg``: the run's config.yaml,
-    read when not given."""
+    copied in from another run, which a resume refuses too. ``cfg``: the run's config.yaml
+    (:func:`load_config`)."""
     from sweeptrainer.training.checkpoint import belongs
 
-    cfg = load_config(run_dir, what) if cfg is None else cfg
     run = RunDir(run_dir)
     if not run.state("best").is_file():
         raise ConfigError(f"{what}: {str(run_dir)!r} has no states/best.pt (did it train?)")
@@ -254,7 +252,7 @@ def load_best(
     if not any(belongs(state, "config_hash", expected) for expected in hashes):
         raise ConfigError(
             f"{what}: {str(run.state('best'))!r} is the state of another config (hash "
-            f"{state.get('config_hash')}; the run's {' and '.join(dict.fromkeys(hashes))}): "
+            f"{state.get('config_hash')}; the run's {' and '.join(hashes)}): "
             "copied in from another run? Not used, as a resume would not use it; predict "
             "with the run it comes from"
         )
@@ -269,7 +267,6 @@ def run_hashes(run: RunDir, cfg: DictConfig) -> list[str]:
     from omegaconf.errors import OmegaConfBaseException
 
     from sweeptrainer.config.naming import config_hash
-    from sweeptrainer.errors import DamagedRunError
 
     hashes = []
     try:
@@ -287,12 +284,12 @@ def run_hashes(run: RunDir, cfg: DictConfig) -> list[str]:
                 f"{run.config}: {first}; no status.yaml either: states/best.pt cannot be "
                 "checked to be this run's, so it is not used"
             ) from None
-    return hashes
+    return list(dict.fromkeys(hashes))  # one, when the status records the config's own
 
 
 def _load(run_dir: Path) -> tuple[DictConfig, dict[str, Any]]:
     cfg = load_config(run_dir)
-    return cfg, load_best(run_dir, cfg=cfg)
+    return cfg, load_best(run_dir, cfg)
 
 
 def dataset_info(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any]:

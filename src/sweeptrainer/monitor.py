@@ -97,9 +97,9 @@ def _progress(run: RunDir) -> RunProgress:
             best = scores.max() if higher_is_better(str(metric)) else scores.min()
             value = finite(best)
     total = status.get("iterations", config.get("iterations"))
-    world = status.get("world", 1)
+    # the status's world is checked when read: a whole number >= 1, or none
     return RunProgress(run.name, state, iteration, total, metric, value, elapsed, host, pid,
-                       note=note, world=world if isinstance(world, int) else 1)  # fmt: skip
+                       note=note, world=status.get("world") or 1)  # fmt: skip
 
 
 def _liveness(
@@ -134,11 +134,9 @@ def _ordered(rows: list[RunProgress], record: SweepRecord | None) -> tuple[list[
     listed), then the experiment's other runs."""
     by_name = {r.name: r for r in rows}
     listed: list[RunProgress] = []
-    shown, left_out, seen = 0, 0, set()
-    for name in record.runs if record is not None else ():
-        if name in seen:  # named twice (two runs of one folder): listed once
-            continue
-        seen.add(name)
+    shown, left_out = 0, 0
+    # a name twice (two runs of one folder): listed once
+    for name in dict.fromkeys(record.runs if record is not None else ()):
         row = by_name.pop(name, None)
         if row is not None:
             listed.append(row)

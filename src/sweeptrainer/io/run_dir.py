@@ -116,24 +116,31 @@ class RunDir:
         results.yaml is missing or damaged."""
         try:
             if self.read_results() is None:
-                return f"{self.results}: missing, though status.yaml says finished"
+                return self.no_results()
         except DamagedRunError as err:
             return str(err)
         return ""
+
+    def no_results(self) -> str:
+        return f"{self.results}: missing, though status.yaml says finished"
+
+    def first_link(self) -> Path | None:
+        """The first symbolic link inside the run folder (walked without following links)."""
+        for root, dirs, files in os.walk(self.path):
+            for name in (*dirs, *files):
+                if Path(root, name).is_symlink():
+                    return Path(root, name)
+        return None
 
     def link_problem(self) -> str:
         """A symbolic link in the run folder, or the folder being one ("" when none).
         sweeptrainer never makes one there, and resuming through it (appending to train.log,
         writing states/, reading last.pt) would reach outside the experiment."""
-        where = ""
         if self.path.is_symlink():
             where = str(self.path)
-        for root, dirs, files in os.walk(self.path) if not where else ():  # links not followed
-            links = [Path(root, n) for n in (*dirs, *files) if Path(root, n).is_symlink()]
-            if links:
-                where = f"{links[0]} (to {os.readlink(links[0])})"
-                break
-        if not where:
+        elif (link := self.first_link()) is not None:
+            where = f"{link} (to {os.readlink(link)})"
+        else:
             return ""
         return (
             f"{where} is a symbolic link, which sweeptrainer never makes in a run folder: "
@@ -188,14 +195,16 @@ class RunDir:
         """``metrics.csv`` as a DataFrame, or None when there is none (yet)."""
         return untrusted.read_metrics(self.metrics)
 
-    def missing_rows(self, metrics: Any) -> str:
+    def missing_rows(
+        self, metrics: Any, status: dict[str, Any], config: dict[str, Any], results: dict[str, Any]
+    ) -> str:
         """Why a finished run's ``metrics.csv`` is short of its evaluations ("" when it is
-        not): cut off, or rows removed. Runs stopped early by a callback are not checked."""
-        status, config = self.read_status() or {}, self.read_config() or {}
+        not): cut off, or rows removed. Runs stopped early by a callback are not checked.
+        The run's other files as the caller read them (each read once)."""
         total, every = status.get("iterations"), config.get("eval_frequency")
         if not (isinstance(total, int) and isinstance(every, int) and every > 0):
             return ""
-        if (self.read_results() or {}).get("stopped_early"):
+        if results.get("stopped_early"):
             return ""
         expected = -(-total // every)
         complete = metrics.dropna(subset=[c for c in ("iteration", "elapsed_s") if c in metrics])

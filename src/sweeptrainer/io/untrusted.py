@@ -55,6 +55,7 @@ LIMITS: dict[str, int] = {
     "stop": 64,  # the name of a signal
     "lease.yaml": 64 * KiB,  # a few lines; anything bigger is not a lease
 }
+NOT_OURS = "; it is damaged or was not written by sweeptrainer"  # after what is wrong
 ALIAS_NODES = 100_000  # nodes that aliases may add to a YAML file's own
 DEPTH = 100  # levels of nesting (a config nests a handful)
 
@@ -143,7 +144,7 @@ def parse_yaml(data: bytes, path: Path) -> object:
                             "run again") from None  # fmt: skip
     problem = graph_problem(value)
     if problem:
-        raise damaged(path, f"{problem}; it is damaged or was not written by sweeptrainer")
+        raise damaged(path, f"{problem}{NOT_OURS}")
     return value
 
 
@@ -335,13 +336,12 @@ def require(data: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is None:
-            raise damaged(path, f"{key}: missing; it is damaged or was not written by "
-                                "sweeptrainer")  # fmt: skip
+            raise damaged(path, f"{key}: missing{NOT_OURS}")
 
 
-def _checked(path: Path, data: object, problem: str) -> Any:
+def _checked(path: Path, data: object, problem: str, hint: str = "") -> Any:
     if problem:
-        raise damaged(path, f"{problem}; it is damaged or was not written by sweeptrainer")
+        raise damaged(path, f"{problem}{NOT_OURS}{hint}")
     return data
 
 
@@ -350,15 +350,8 @@ def read_status(path: Path) -> dict[str, Any] | None:
     data = read_yaml(path)
     if data is None:
         return None
-    problem = status_problem(data)
-    if problem:
-        raise damaged(
-            path,
-            f"{problem}; it is damaged or was not written by sweeptrainer: "
-            "remove the run folder (or restore the file) to train it again",
-        )
-    assert isinstance(data, dict)
-    return data
+    hint = ": remove the run folder (or restore the file) to train it again"
+    return _checked(path, data, status_problem(data), hint)
 
 
 def read_results(path: Path) -> dict[str, Any] | None:
@@ -453,8 +446,7 @@ def read_record(path: Path) -> tuple[list[str], list[str], list[list[str]]] | No
             raise damaged(path, f"runs[{i}]: expected a name and a list of overrides, got "
                                 f"{shown(run)}")  # fmt: skip
         names.append(run["name"])
-        overrides.append(own if own and all(isinstance(o, str) for o in own)
-                         else [str(o) for o in own or []])  # fmt: skip
+        overrides.append([str(o) for o in own or []])
     return [str(k) for k in swept], names, overrides
 
 

@@ -69,11 +69,12 @@ def _state(run: RunDir, status: dict[str, Any]) -> str:
     return state
 
 
-def _run_row(run: RunDir, results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    status = run.read_status() or {}
+def _run_row(
+    run: RunDir, results: dict[str, Any], status: dict[str, Any], saved: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     config = {
         k: v
-        for k, v in flatten(run.read_config() or {}).items()
+        for k, v in flatten(saved).items()
         if not k.endswith("_target_") and k.split(".")[0] not in IGNORED
     }
     row: dict[str, Any] = {"run": run.name, "status": _state(run, status)}
@@ -99,14 +100,16 @@ def _read_run(
     without results.yaml or with a metrics.csv cut short. Every file is read through the
     run folder's readers (io/untrusted.py): a regular file only (a symbolic link is not
     followed), bounded, of the shape the tables rely on, else a DamagedRunError."""
-    results = run.read_results() or {}
-    row, config = _run_row(run, results)
+    found = run.read_results()  # each file read once
+    results, status, saved = found or {}, run.read_status() or {}, run.read_config() or {}
+    row, config = _run_row(run, results, status, saved)
     metrics = run.read_metrics()
     if row["status"] == "finished":
-        problem = run.finished_problem() or (
-            run.missing_rows(metrics) if metrics is not None else f"{run.metrics}: missing"
-        )
-        if problem:
+        if found is None:
+            raise DamagedRunError(run.no_results())
+        if metrics is None:
+            raise DamagedRunError(f"{run.metrics}: missing")
+        if problem := run.missing_rows(metrics, status, saved, results):
             raise DamagedRunError(problem)
     return results, row, config, metrics
 

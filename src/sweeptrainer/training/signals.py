@@ -157,12 +157,12 @@ def _read_stop(stop_file: Path) -> int | None:
 
     try:
         text = read_stop(stop_file)
-    except DamagedRunError as err:  # not written by sweeptrainer: not a stop
+    except DamagedRunError as err:  # not a regular file, or unreadable: not a stop (warned once)
         if stop_file not in _ODD_STOPS:
             _ODD_STOPS.add(stop_file)
             log.warning(f"warning: {err}; ignored (not a stop of the sweep)")
         return None
-    if text is None:  # not there; or a passing error of a network file system: look again
+    if text is None:  # not there (yet): looked for again at the next check
         return None
     name = text if text in {s.name for s in SWEEP_STOPS} else "SIGTERM"
     return int(signal.Signals[name])
