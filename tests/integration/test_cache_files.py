@@ -258,24 +258,30 @@ def test_files_are_stat_in_this_thread_unless_the_calls_wait(monkeypatch):
     """The first files, timed, choose: CPU-bound calls stay in this thread (threads only
     take turns at the interpreter); calls that wait (a network file system) go to a pool.
     Either way every chunk comes back with its results, in order. A stall of this thread
-    (a busy machine) shorter than MIN_WAIT_S is not taken for a slow file system."""
+    (a busy machine) shorter than MIN_WAIT_S is not taken for a slow file system. The
+    clocks are the test's (each call says what it used and waited): no timing here."""
     import threading
-    import time
+    from types import SimpleNamespace
 
     from sweeptrainer.data import files
 
+    wall, cpu = [0.0], [0.0]
+    clocks = SimpleNamespace(perf_counter=lambda: wall[0], thread_time=lambda: cpu[0])
+    monkeypatch.setattr(files, "time", clocks)
     monkeypatch.setattr(files, "PROBE_FILES", 4)
     names = [str(i) for i in range(16)]
-    assert files.MIN_WAIT_S <= 0.05  # 4 files of 0.02 s wait 0.08 s
-    for wait, pooled in [(0.0, False), (0.0025, False), (0.02, True)]:  # 0.01 s: a stall
+    assert files.MIN_WAIT_S <= 0.05  # 4 files that wait 0.02 s each wait 0.08 s
+    cases = [(0.0, 0.0, False), (0.0, 0.0025, False), (0.02, 0.02, False), (0.0, 0.02, True)]
+    for used, wait, pooled in cases:  # per file: CPU time, time waited; a pool?
         threads: set[str] = set()
 
-        def work(chunk, wait=wait, threads=threads):
+        def work(chunk, used=used, wait=wait, threads=threads):
             threads.add(threading.current_thread().name)
-            time.sleep(wait * len(chunk))
+            cpu[0] += used * len(chunk)
+            wall[0] += (used + wait) * len(chunk)
             return [int(n) * 2 for n in chunk]
 
         done = list(files._over_files(work, names))
         assert [n for chunk, _ in done for n in chunk] == names
         assert [r for _, results in done for r in results] == [i * 2 for i in range(16)]
-        assert (len(threads) > 1) is pooled
+        assert (len(threads) > 1) is pooled, (used, wait)

@@ -176,10 +176,10 @@ def test_yaml_the_trainer_writes_has_no_aliases_and_a_few_are_read(tmp_path):
 
 # -- item 18: the stop file -------------------------------------------------------------------
 PLANT = '''
-"""A callback that makes the sweep's stop file something else than a file while the sweep
-runs (the command removes a stop file left by an earlier one before it starts), then waits
-until the trainer looks at it again; built for a later run, with ``then_stop``, it sends its
-own process SIGTERM, which must still stop the sweep."""
+"""A callback that makes the sweep's stop file a FIFO while the sweep runs (the command
+removes a stop file left by an earlier one before it starts), then waits until the trainer
+looks at it again; built for a later run (the FIFO, or a folder left by someone, is there),
+with ``then_stop``, it sends its own process SIGTERM, which must still stop the sweep."""
 
 import os
 import signal
@@ -188,20 +188,15 @@ from pathlib import Path
 
 
 class PlantStop:
-    def __init__(self, stop, kind, victim="", then_stop=False):
+    def __init__(self, stop, then_stop=False):
         from sweeptrainer.training.signals import LOOK_EVERY_S
 
         path = Path(stop)
-        if path.exists() or path.is_symlink():
+        if path.exists():
             if then_stop:
                 os.kill(os.getpid(), signal.SIGTERM)
             return
-        if kind == "folder":
-            path.mkdir()
-        elif kind == "fifo":
-            os.mkfifo(path)
-        else:
-            path.symlink_to(victim or "/dev/zero")
+        os.mkfifo(path)
         time.sleep(LOOK_EVERY_S + 0.1)  # the next step looks at the stop file
 
     def cb_on_train_begin(self):
@@ -263,7 +258,6 @@ def test_a_sweep_with_an_odd_stop_file_runs_and_still_stops(tmp_path, kind, then
     plant = (
         "+callbacks.plant._target_=plant.PlantStop",
         f"+callbacks.plant.stop={folder / 'stop'}",
-        f"+callbacks.plant.kind={kind}",
         f"+callbacks.plant.then_stop={then_stop}",
     )
     result = child(tmp_path, "-m", "seed=1,2", *RUNS, f"hydra.sweep.dir={folder}", *plant)
